@@ -1,0 +1,216 @@
+package engine
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+)
+
+const (
+	// blockTargetBytes caps the encoded size of a block. It is a Go allocator size class, and
+	// a block is sealed when its next record would not fit, so a sealed block wastes less than
+	// one record of its allocation. 8 KiB keeps the copy-on-write cost of an out-of-order
+	// insert small while the per-block index entry (48 bytes) stays well under 1 byte/record.
+	blockTargetBytes = 8192
+
+	// blockMaxRecords caps the records of a block, so that scanning inside one block (Latest
+	// below the newest record, Range start) is bounded and reverse iteration fits a stack
+	// array. Tiny payloads fill a block by count before they fill it by bytes.
+	blockMaxRecords = 256
+)
+
+// growSteps are the capacities the last (open) block of a document grows through. They are
+// Go size classes, so the allocator adds no slack of its own, and above 2 KiB each step is
+// at most 1.5x the previous one: 10,000 documents each holding a half-full open block is the
+// steady state, and doubling would waste up to half of it.
+var growSteps = [...]int{64, 128, 256, 512, 1024, 2048, 3072, 4096, 5376, 6784, blockTargetBytes}
+
+// growCap returns the capacity to allocate for an open block that needs need bytes. Above
+// blockTargetBytes (one oversized record) the allocation is exact.
+func growCap(need int) int {
+	for _, s := range growSteps {
+		if s >= need {
+			return s
+		}
+	}
+	return need
+}
+
+// block is an immutable run of records of one document in ascending ts order.
+//
+// Encoding of data, per record: uvarint(ts - previous ts) (the first record's delta is 0,
+// relative to minTS), uvarint(len(payload)), payload. Timestamps are strictly ascending, so
+// every delta after the first is > 0 and fits a uint64 even across the full int64 range.
+//
+// data[:len(data)] never changes once written. The last block of a document may be extended
+// in place beyond len(data) (appending writes only bytes no reader can see); every other
+// change builds new blocks. That is what lets Export hold block values without locks.
+// A block holds no pointer except data, so the GC sees one pointer per block, not per record.
+type block struct {
+	data    []byte
+	minTS   int64
+	maxTS   int64
+	count   int32
+	lastOff int32 // offset of the newest record, so Latest at or after maxTS is O(1)
+}
+
+// uvarintLen is the encoded length of binary.AppendUvarint(nil, v).
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// recSize is the encoded size of one record with the given delta and payload length.
+func recSize(delta uint64, n int) int {
+	return uvarintLen(delta) + uvarintLen(uint64(n)) + n
+}
+
+// appendRec appends the encoding of one record to dst.
+func appendRec(dst []byte, delta uint64, payload []byte) []byte {
+	dst = binary.AppendUvarint(dst, delta)
+	dst = binary.AppendUvarint(dst, uint64(len(payload)))
+	return append(dst, payload...)
+}
+
+// readRec decodes the record at data[off:] whose predecessor has timestamp prev. It returns
+// the offset of the next record; ok is false at the end of data or on malformed input.
+func readRec(data []byte, off int, prev int64) (ts int64, payload []byte, next int, ok bool) {
+	if off >= len(data) {
+		return 0, nil, off, false
+	}
+	delta, n := binary.Uvarint(data[off:])
+	if n <= 0 {
+		return 0, nil, off, false
+	}
+	off += n
+	l, n := binary.Uvarint(data[off:])
+	if n <= 0 {
+		return 0, nil, off, false
+	}
+	off += n
+	if l > uint64(len(data)-off) {
+		return 0, nil, off, false
+	}
+	end := off + int(l)
+	return int64(uint64(prev) + delta), data[off:end:end], end, true
+}
+
+// payloadAt returns the payload of the record encoded at data[off:].
+func payloadAt(data []byte, off int32) []byte {
+	_, p, _, _ := readRec(data, int(off), 0)
+	return p
+}
+
+// errBadBlock reports a block encoding that decodeBlock rejects.
+var errBadBlock = errors.New("engine: malformed block")
+
+// decodeBlock validates and walks an encoded block whose first record has timestamp base,
+// calling fn for every record. Unlike the hot-path readers it checks everything (truncation,
+// non-ascending or overflowing timestamps), so it is the decoder the fuzz target exercises.
+func decodeBlock(base int64, data []byte, fn func(ts int64, payload []byte)) (count int, err error) {
+	prev := base
+	for off := 0; off < len(data); count++ {
+		delta, n := binary.Uvarint(data[off:])
+		if n <= 0 {
+			return count, fmt.Errorf("record %d at offset %d: bad ts delta: %w", count, off, errBadBlock)
+		}
+		if count == 0 && delta != 0 {
+			return count, fmt.Errorf("record 0: delta %d, want 0: %w", delta, errBadBlock)
+		}
+		if count > 0 && (delta == 0 || delta > uint64(math.MaxInt64)-uint64(prev)) {
+			return count, fmt.Errorf("record %d at offset %d: ts delta %d out of range: %w", count, off, delta, errBadBlock)
+		}
+		l, m := binary.Uvarint(data[off+n:])
+		if m <= 0 || l > uint64(len(data)-off-n-m) {
+			return count, fmt.Errorf("record %d at offset %d: bad payload length: %w", count, off, errBadBlock)
+		}
+		start := off + n + m
+		end := start + int(l)
+		ts := int64(uint64(prev) + delta)
+		fn(ts, data[start:end:end])
+		prev, off = ts, end
+	}
+	return count, nil
+}
+
+// entry is a decoded record used while rebuilding blocks (never stored).
+type entry struct {
+	ts   int64
+	data []byte
+}
+
+// appendEntries decodes every record of b onto dst.
+func appendEntries(dst []entry, b *block) []entry {
+	prev := b.minTS
+	for off := 0; ; {
+		ts, p, next, ok := readRec(b.data, off, prev)
+		if !ok {
+			return dst
+		}
+		dst = append(dst, entry{ts, p})
+		prev, off = ts, next
+	}
+}
+
+// encodeBlock builds one exactly-sized block from ascending, unique entries (len > 0).
+func encodeBlock(es []entry) block {
+	size := 0
+	prev := es[0].ts
+	for _, e := range es {
+		size += recSize(uint64(e.ts)-uint64(prev), len(e.data))
+		prev = e.ts
+	}
+	buf := make([]byte, 0, size)
+	prev = es[0].ts
+	var last int
+	for _, e := range es {
+		last = len(buf)
+		buf = appendRec(buf, uint64(e.ts)-uint64(prev), e.data)
+		prev = e.ts
+	}
+	return block{data: buf, minTS: es[0].ts, maxTS: prev, count: int32(len(es)), lastOff: int32(last)}
+}
+
+// appendBlocks encodes ascending, unique entries as one or more blocks appended to dst. It
+// splits into evenly sized blocks within blockTargetBytes/blockMaxRecords, so a rebuilt block
+// that overflows becomes two half-full blocks rather than a full one and a sliver.
+func appendBlocks(dst []block, es []entry) []block {
+	if len(es) == 0 {
+		return dst
+	}
+	total := 0
+	prev := es[0].ts
+	for _, e := range es {
+		total += recSize(uint64(e.ts)-uint64(prev), len(e.data))
+		prev = e.ts
+	}
+	chunks := max((total+blockTargetBytes-1)/blockTargetBytes, (len(es)+blockMaxRecords-1)/blockMaxRecords)
+	if chunks <= 1 && total <= blockTargetBytes {
+		return append(dst, encodeBlock(es))
+	}
+	target := min((total+chunks-1)/chunks, blockTargetBytes)
+	perChunk := (len(es) + chunks - 1) / chunks
+	for len(es) > 0 {
+		size, n := 0, 0
+		for n < len(es) && n < perChunk {
+			delta := uint64(0)
+			if n > 0 {
+				delta = uint64(es[n].ts) - uint64(es[n-1].ts)
+			}
+			rs := recSize(delta, len(es[n].data))
+			if n > 0 && size+rs > target {
+				break
+			}
+			size += rs
+			n++
+		}
+		dst = append(dst, encodeBlock(es[:n]))
+		es = es[n:]
+	}
+	return dst
+}

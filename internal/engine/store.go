@@ -1,0 +1,453 @@
+package engine
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Record is one insert input. Data is copied into the store.
+type Record struct {
+	Collection, Doc string
+	TS              int64
+	Data            []byte
+}
+
+// RecordKey names one record for deletion.
+type RecordKey struct {
+	Collection, Doc string
+	TS              int64
+}
+
+// Stats are cheap counters, maintained incrementally.
+type Stats struct{ Collections, Documents, Records, PayloadBytes, KVEntries int64 }
+
+// Store holds every collection. Safe for concurrent use.
+//
+// Lock order: Store.mu before collection.mu. Store.mu only guards the collection map and is
+// held briefly; every document and KV operation runs under its collection's lock alone, so
+// readers of one collection never wait on writers of another.
+type Store struct {
+	mu   sync.RWMutex
+	cols map[string]*collection
+
+	nCols, nDocs, nRecs, nBytes, nKV atomic.Int64
+}
+
+// collection is a set of documents and KV entries under one lock.
+type collection struct {
+	name string
+
+	mu   sync.RWMutex
+	docs map[string]*document
+	kv   map[string]string
+	// dead is set (under Store.mu and mu) when the collection was removed from the map; a
+	// writer that looked it up before must look it up again.
+	dead bool
+	// live mirrors "holds documents or KV entries" so Collections needs no collection lock.
+	live atomic.Bool
+}
+
+// New returns an empty Store.
+func New() *Store {
+	return &Store{cols: make(map[string]*collection)}
+}
+
+// lookup returns the collection or nil, without locking the collection.
+func (s *Store) lookup(name string) *collection {
+	s.mu.RLock()
+	c := s.cols[name]
+	s.mu.RUnlock()
+	return c
+}
+
+// lockExisting returns the collection write-locked, or nil when it does not exist.
+func (s *Store) lockExisting(name string) *collection {
+	for {
+		c := s.lookup(name)
+		if c == nil {
+			return nil
+		}
+		c.mu.Lock()
+		if !c.dead {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// lockOrCreate returns the collection write-locked, creating it when missing.
+func (s *Store) lockOrCreate(name string) *collection {
+	for {
+		c := s.lookup(name)
+		if c == nil {
+			s.mu.Lock()
+			if c = s.cols[name]; c == nil {
+				c = &collection{
+					name: strings.Clone(name),
+					docs: make(map[string]*document),
+					kv:   make(map[string]string),
+				}
+				s.cols[c.name] = c
+			}
+			s.mu.Unlock()
+		}
+		c.mu.Lock()
+		if !c.dead {
+			return c
+		}
+		c.mu.Unlock()
+	}
+}
+
+// unlock releases a collection after a mutation: it publishes whether the collection is
+// live and removes it from the map when it holds nothing.
+func (s *Store) unlock(c *collection) {
+	live := len(c.docs) > 0 || len(c.kv) > 0
+	if live != c.live.Load() {
+		c.live.Store(live)
+		if live {
+			s.nCols.Add(1)
+		} else {
+			s.nCols.Add(-1)
+		}
+	}
+	c.mu.Unlock()
+	if !live {
+		s.dropIfEmpty(c)
+	}
+}
+
+// dropIfEmpty removes c from the map if it is (still) empty. An empty collection is
+// invisible either way; dropping it just frees the memory.
+func (s *Store) dropIfEmpty(c *collection) {
+	s.mu.Lock()
+	c.mu.Lock()
+	if !c.dead && len(c.docs) == 0 && len(c.kv) == 0 && s.cols[c.name] == c {
+		c.dead = true
+		delete(s.cols, c.name)
+	}
+	c.mu.Unlock()
+	s.mu.Unlock()
+}
+
+// rlock returns the collection read-locked, or nil when missing.
+func (s *Store) rlock(name string) *collection {
+	c := s.lookup(name)
+	if c == nil {
+		return nil
+	}
+	c.mu.RLock()
+	return c
+}
+
+// pending is an insert that does not extend its document and is merged at the end of a run.
+type pending struct {
+	doc *document
+	ts  int64
+	seq int // index in the Insert batch; the later one wins on equal ts
+}
+
+// insertScratch is per-Insert working space, pooled so steady-state inserts allocate nothing.
+type insertScratch struct {
+	pend    []pending
+	recs    []entry
+	decoded []entry
+}
+
+var insertPool = sync.Pool{New: func() any { return new(insertScratch) }}
+
+// Insert adds records; the same (collection, doc, ts) replaces, and within one call the later
+// element wins. Collections/documents are created on demand.
+//
+// Records newer than their document's newest are appended to the document's open block
+// (amortised O(1), no allocation per record). Others are collected and merged, per document,
+// once per run of records of the same collection, so an out-of-order batch rebuilds each
+// touched block once. A run of one collection is applied under one lock acquisition, so
+// readers see it whole.
+func (s *Store) Insert(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	sc := insertPool.Get().(*insertScratch)
+	for i := 0; i < len(recs); {
+		c := s.lockOrCreate(recs[i].Collection)
+		var (
+			d          *document
+			docs, adds int
+			bytes      int64
+			sawPending bool
+		)
+		j := i
+		for ; j < len(recs) && recs[j].Collection == c.name; j++ {
+			r := &recs[j]
+			if d == nil || d.name != r.Doc {
+				d = c.docs[r.Doc]
+				if d == nil {
+					d = &document{name: strings.Clone(r.Doc)}
+					c.docs[d.name] = d
+					docs++
+				}
+			}
+			if d.count == 0 || r.TS > d.maxTS() {
+				d.appendNewest(r.TS, r.Data)
+				adds++
+				bytes += int64(len(r.Data))
+				continue
+			}
+			sc.pend = append(sc.pend, pending{d, r.TS, j})
+			sawPending = true
+		}
+		if sawPending {
+			a, b := s.flushPending(sc, recs)
+			adds += a
+			bytes += b
+		}
+		s.nDocs.Add(int64(docs))
+		s.nRecs.Add(int64(adds))
+		s.nBytes.Add(bytes)
+		s.unlock(c)
+		i = j
+	}
+	insertPool.Put(sc)
+}
+
+// flushPending merges the collected out-of-order records into their documents.
+func (s *Store) flushPending(sc *insertScratch, recs []Record) (adds int, bytes int64) {
+	p := sc.pend
+	// Group by document (names are unique within the collection), then ts, then batch order.
+	slices.SortFunc(p, func(a, b pending) int {
+		if c := strings.Compare(a.doc.name, b.doc.name); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.ts, b.ts); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.seq, b.seq)
+	})
+	for i := 0; i < len(p); {
+		d := p[i].doc
+		sc.recs = sc.recs[:0]
+		for ; i < len(p) && p[i].doc == d; i++ {
+			if i+1 < len(p) && p[i+1].doc == d && p[i+1].ts == p[i].ts {
+				continue // a later element of the batch has the same ts
+			}
+			sc.recs = append(sc.recs, entry{p[i].ts, recs[p[i].seq].Data})
+		}
+		var a int
+		var b int64
+		a, b, sc.decoded = d.merge(sc.recs, sc.decoded)
+		adds += a
+		bytes += b
+	}
+	clear(sc.pend)
+	sc.pend = sc.pend[:0]
+	clear(sc.recs)
+	sc.recs = sc.recs[:0]
+	return adds, bytes
+}
+
+// LatestQuery selects the latest record per document at or before TS.
+type LatestQuery struct {
+	TS       int64                  // inclusive upper bound
+	From     int64                  // drop the doc if its latest record's ts < From (0 = no bound)
+	Doc      string                 // exact document name; "" = all documents (unless DocMatch set)
+	DocMatch func(doc string) bool  // when non-nil, documents whose name matches; Doc ignored
+	Keep     func(data []byte) bool // predicate on the chosen record; nil = keep all; no fallback
+}
+
+// Latest calls fn for every selected document (order unspecified) with its newest record at
+// or before q.TS. fn runs under the collection's read lock: it must not call back into the
+// Store, and data is only valid during the call. Missing collection: no calls.
+// Cost O(N log n) for N documents of n records (O(1) per document when q.TS is at or after
+// its newest record).
+func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts int64, data []byte)) {
+	c := s.rlock(collection)
+	if c == nil {
+		return
+	}
+	defer c.mu.RUnlock()
+	visit := func(d *document) {
+		ts, data, ok := d.latest(q.TS)
+		if !ok || (q.From != 0 && ts < q.From) || (q.Keep != nil && !q.Keep(data)) {
+			return
+		}
+		fn(d.name, ts, data)
+	}
+	switch {
+	case q.DocMatch != nil:
+		for name, d := range c.docs {
+			if q.DocMatch(name) {
+				visit(d)
+			}
+		}
+	case q.Doc != "":
+		if d := c.docs[q.Doc]; d != nil {
+			visit(d)
+		}
+	default:
+		for _, d := range c.docs {
+			visit(d)
+		}
+	}
+}
+
+// RangeQuery selects records of one document with From <= ts <= To.
+type RangeQuery struct {
+	From, To int64
+	Reverse  bool                   // descending
+	Limit    int                    // <= 0 = unlimited; applied after ordering and Keep
+	Keep     func(data []byte) bool // nil = keep all
+}
+
+// Range calls fn for each selected record in order, under the read lock (same rules as
+// Latest). Cost O(log n + k), plus at most one block scanned to find the start.
+func (s *Store) Range(collection, doc string, q RangeQuery, fn func(ts int64, data []byte)) {
+	c := s.rlock(collection)
+	if c == nil {
+		return
+	}
+	defer c.mu.RUnlock()
+	if d := c.docs[doc]; d != nil {
+		d.scan(q, fn)
+	}
+}
+
+// Collections returns the names of collections that hold documents or KV entries.
+func (s *Store) Collections() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	names := make([]string, 0, len(s.cols))
+	for name, c := range s.cols {
+		if c.live.Load() {
+			names = append(names, name)
+		}
+	}
+	return names
+}
+
+// DeleteDoc removes a document. collection "" removes it from every collection. A collection
+// left with no documents and no KV entries disappears; one that still holds KV entries stays.
+func (s *Store) DeleteDoc(collection, doc string) {
+	if collection != "" {
+		if c := s.lockExisting(collection); c != nil {
+			s.deleteDocLocked(c, doc)
+			s.unlock(c)
+		}
+		return
+	}
+	s.mu.RLock()
+	names := make([]string, 0, len(s.cols))
+	for name := range s.cols {
+		names = append(names, name)
+	}
+	s.mu.RUnlock()
+	for _, name := range names {
+		s.DeleteDoc(name, doc)
+	}
+}
+
+func (s *Store) deleteDocLocked(c *collection, doc string) {
+	d := c.docs[doc]
+	if d == nil {
+		return
+	}
+	delete(c.docs, doc)
+	s.nDocs.Add(-1)
+	s.nRecs.Add(-int64(d.count))
+	s.nBytes.Add(-d.payload)
+}
+
+// DeleteCollection removes all documents and KV entries of a collection. Missing: no-op.
+func (s *Store) DeleteCollection(collection string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.cols[collection]
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var recs, bytes int64
+	for _, d := range c.docs {
+		recs += int64(d.count)
+		bytes += d.payload
+	}
+	s.nDocs.Add(-int64(len(c.docs)))
+	s.nRecs.Add(-recs)
+	s.nBytes.Add(-bytes)
+	s.nKV.Add(-int64(len(c.kv)))
+	if c.live.Load() {
+		c.live.Store(false)
+		s.nCols.Add(-1)
+	}
+	c.docs, c.kv = nil, nil
+	c.dead = true
+	delete(s.cols, collection)
+}
+
+// DeleteRecord removes the record with exactly ts. Missing: no-op. A doc left empty disappears.
+func (s *Store) DeleteRecord(collection, doc string, ts int64) {
+	s.DeleteRange(collection, doc, ts, ts)
+}
+
+// DeleteRange removes a document's records with from <= ts <= to.
+func (s *Store) DeleteRange(collection, doc string, from, to int64) {
+	if from > to {
+		return
+	}
+	c := s.lockExisting(collection)
+	if c == nil {
+		return
+	}
+	sc := insertPool.Get().(*insertScratch)
+	sc.decoded = s.deleteRangeLocked(c, doc, from, to, sc.decoded)
+	insertPool.Put(sc)
+	s.unlock(c)
+}
+
+func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scratch []entry) []entry {
+	d := c.docs[doc]
+	if d == nil {
+		return scratch
+	}
+	n, bytes, scratch := d.deleteRange(from, to, scratch)
+	s.nRecs.Add(-int64(n))
+	s.nBytes.Add(-bytes)
+	if d.count == 0 {
+		delete(c.docs, doc)
+		s.nDocs.Add(-1)
+	}
+	return scratch
+}
+
+// DeleteRecords removes many records (may span collections). Consecutive keys of one
+// collection are deleted under one lock acquisition.
+func (s *Store) DeleteRecords(keys []RecordKey) {
+	sc := insertPool.Get().(*insertScratch)
+	for i := 0; i < len(keys); {
+		c := s.lockExisting(keys[i].Collection)
+		j := i + 1
+		if c != nil {
+			for j = i; j < len(keys) && keys[j].Collection == c.name; j++ {
+				sc.decoded = s.deleteRangeLocked(c, keys[j].Doc, keys[j].TS, keys[j].TS, sc.decoded)
+			}
+			s.unlock(c)
+		}
+		i = j
+	}
+	insertPool.Put(sc)
+}
+
+// Stats returns the current counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		Collections:  s.nCols.Load(),
+		Documents:    s.nDocs.Load(),
+		Records:      s.nRecs.Load(),
+		PayloadBytes: s.nBytes.Load(),
+		KVEntries:    s.nKV.Load(),
+	}
+}

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is everything the command line and environment can set.
+type config struct {
+	SecretKey       string
+	Data            string
+	FlushInterval   int
+	Fsync           string
+	Port            int
+	Host            string
+	MaxMessageSize  int64
+	MaxBatchRecords int
+	OutboundQueue   int
+	WriteTimeout    time.Duration
+	SlowRequest     time.Duration
+	LogLevel        string
+	LogFormat       string
+	PprofAddr       string
+	Version         bool
+}
+
+// envPrefix: every flag --some-name can also come from FLUXIONDB_SOME_NAME; a flag given on
+// the command line wins over the environment.
+const envPrefix = "FLUXIONDB_"
+
+func envName(flagName string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// byteSize is a flag value in bytes that also takes KiB/MiB/GiB (and KB/MB/GB) suffixes.
+type byteSize struct{ p *int64 }
+
+func (b byteSize) String() string {
+	if b.p == nil {
+		return ""
+	}
+	return strconv.FormatInt(*b.p, 10)
+}
+
+func (b byteSize) Set(s string) error {
+	v, err := parseBytes(s)
+	if err != nil {
+		return err
+	}
+	*b.p = v
+	return nil
+}
+
+func parseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n <= 0 || n > (1<<40)/mult {
+		return 0, fmt.Errorf("%q is not a positive size in bytes (examples: 16777216, 16MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// parseConfig reads flags and environment. It returns flag.ErrHelp for --help.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{}
+	fs := flag.NewFlagSet("fluxiondb", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+
+	str := func(p *string, long, short, def, usage string) {
+		fs.StringVar(p, long, def, usage)
+		if short != "" {
+			fs.StringVar(p, short, def, "shorthand for --"+long)
+		}
+	}
+	integer := func(p *int, long, short string, def int, usage string) {
+		fs.IntVar(p, long, def, usage)
+		if short != "" {
+			fs.IntVar(p, short, def, "shorthand for --"+long)
+		}
+	}
+	str(&c.SecretKey, "secret-key", "s", "", "master API key (required); clients send it as ?api-key=")
+	str(&c.Data, "data", "d", "", "data folder for persistence; empty = in memory only")
+	integer(&c.FlushInterval, "flush-interval", "f", 15, "seconds between log fsyncs with --fsync=interval")
+	str(&c.Fsync, "fsync", "", "always", "when the write-ahead log is fsynced: always | interval | never")
+	integer(&c.Port, "port", "p", 8080, "TCP port to listen on (0 = any free port)")
+	str(&c.Host, "host", "", "0.0.0.0", "address to listen on")
+	c.MaxMessageSize = 16 << 20
+	fs.Var(byteSize{&c.MaxMessageSize}, "max-message-size", "largest accepted WebSocket message, in bytes (or 16MiB)")
+	integer(&c.MaxBatchRecords, "max-batch-records", "", 100000, "largest number of records in one insert (0 = no limit)")
+	integer(&c.OutboundQueue, "outbound-queue", "", 1024, "replies queued per connection before a non-reading client is cut off")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a reply that cannot be written to a client in this time closes its connection")
+	fs.DurationVar(&c.SlowRequest, "slow-request", time.Second, "log requests slower than this (0 = never)")
+	str(&c.LogLevel, "log-level", "", "info", "debug | info | warn | error")
+	str(&c.LogFormat, "log-format", "", "text", "text | json")
+	str(&c.PprofAddr, "pprof-addr", "", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
+	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | version\n\n")
+		fmt.Fprintf(stderr, "FluxionDB: an in-memory time-series database served over WebSockets.\n")
+		fmt.Fprintf(stderr, "Every flag can also be set in the environment as %sNAME (e.g. %s).\n\nFlags:\n", envPrefix, envName("secret-key"))
+		fs.PrintDefaults()
+	}
+
+	// Environment first, so that flags given on the command line override it.
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 || envErr != nil {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" {
+			if err := fs.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("invalid value %q for %s: %v", v, envName(f.Name), err)
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q (flags look like --name=value)", fs.Arg(0))
+	}
+	if c.Version {
+		return c, nil
+	}
+	return c, c.validate()
+}
+
+func (c *config) validate() error {
+	var errs []error
+	if c.SecretKey == "" {
+		errs = append(errs, fmt.Errorf("--secret-key (or %s) is required", envName("secret-key")))
+	}
+	if c.Port < 0 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("--port must be between 0 and 65535, got %d", c.Port))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--flush-interval must be a positive number of seconds, got %d", c.FlushInterval))
+	}
+	switch c.Fsync {
+	case "always", "interval", "never":
+	default:
+		errs = append(errs, fmt.Errorf("--fsync must be always, interval or never, got %q", c.Fsync))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat))
+	}
+	if c.MaxBatchRecords < 0 {
+		errs = append(errs, fmt.Errorf("--max-batch-records must not be negative"))
+	}
+	if c.OutboundQueue <= 0 {
+		errs = append(errs, fmt.Errorf("--outbound-queue must be positive"))
+	}
+	if c.WriteTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--write-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("--log-level must be debug, info, warn or error, got %q", s)
+	}
+	return l, nil
+}
+
+func newLogger(c *config, w io.Writer) *slog.Logger {
+	level, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,112 @@
+package protocol
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// Reply encoders append to a caller-owned (usually pooled) buffer, so a reply is built in one
+// place and written to the socket without an intermediate tree.
+
+// needsEscape marks the ASCII bytes that cannot appear raw inside a JSON string.
+var needsEscape = func() (t [256]bool) {
+	for i := 0; i < 0x20; i++ {
+		t[i] = true
+	}
+	t['"'] = true
+	t['\\'] = true
+	for i := 0x80; i < 0x100; i++ {
+		t[i] = true // checked for UTF-8 validity on the slow path
+	}
+	return t
+}()
+
+const hexDigits = "0123456789abcdef"
+
+// AppendString appends s as a quoted JSON string. Invalid UTF-8 becomes U+FFFD so the output
+// is always valid JSON.
+func AppendString[T string | []byte](dst []byte, s T) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if !needsEscape[c] {
+			i++
+			continue
+		}
+		if c >= 0x80 {
+			if size := runeLen(s, i); size > 0 {
+				i += size
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		i++
+		start = i
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// runeLen returns the length of the valid UTF-8 sequence at s[i] (whose first byte is >= 0x80),
+// or 0 when it is not valid. Written out so that []byte input needs no conversion.
+func runeLen[T string | []byte](s T, i int) int {
+	var buf [utf8.UTFMax]byte
+	n := copy(buf[:], s[i:min(i+utf8.UTFMax, len(s))])
+	r, size := utf8.DecodeRune(buf[:n])
+	if r == utf8.RuneError && size == 1 {
+		return 0
+	}
+	return size
+}
+
+// AppendReplyStart appends `{"id":"<id>"` — every reply begins so.
+func AppendReplyStart(dst []byte, id []byte) []byte {
+	dst = append(dst, `{"id":`...)
+	return AppendString(dst, id)
+}
+
+// AppendOK appends the empty success reply `{"id":"<id>"}`.
+func AppendOK(dst []byte, id []byte) []byte {
+	return append(AppendReplyStart(dst, id), '}')
+}
+
+// AppendError appends an error reply. A request whose id could not be read is answered with
+// an empty id, so the client still sees why it was rejected.
+func AppendError(dst []byte, id []byte, e *Error) []byte {
+	dst = AppendReplyStart(dst, id)
+	dst = append(dst, `,"error":`...)
+	dst = AppendString(dst, e.Text)
+	dst = append(dst, `,"code":`...)
+	dst = AppendString(dst, string(e.Code))
+	return append(dst, '}')
+}
+
+// AppendRecord appends `{"ts":<ts>,"data":"<data>"}`.
+func AppendRecord(dst []byte, ts int64, data []byte) []byte {
+	dst = append(dst, `{"ts":`...)
+	dst = strconv.AppendInt(dst, ts, 10)
+	dst = append(dst, `,"data":`...)
+	dst = AppendString(dst, data)
+	return append(dst, '}')
+}
+
+// Ready is the first frame on every accepted connection (PROTOCOL.md §1), byte-exact.
+var Ready = []byte(`{"message":"Authentication successful","type":"ready"}`)

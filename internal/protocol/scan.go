@@ -1,0 +1,480 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
+)
+
+// scanner is a small, allocation-free JSON reader over one buffer. It reads exactly the shapes
+// the protocol uses (objects, arrays, strings, integers, booleans, null) and can skip any valid
+// JSON value. Errors are sticky: after the first one every call is a no-op, and callers check
+// s.err once (the Prometheus Decbuf habit).
+type scanner struct {
+	b      []byte
+	i      int
+	err    error
+	copied bool // the last str call decoded escapes into its dst (rather than returning a view)
+}
+
+var errEOF = errors.New("unexpected end of JSON")
+
+func (s *scanner) fail(format string, args ...any) {
+	if s.err == nil {
+		s.err = fmt.Errorf(format, args...)
+	}
+}
+
+func (s *scanner) ws() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// peek returns the next non-space byte without consuming it, or 0 at the end.
+func (s *scanner) peek() byte {
+	s.ws()
+	if s.err != nil || s.i >= len(s.b) {
+		return 0
+	}
+	return s.b[s.i]
+}
+
+func (s *scanner) expect(c byte) {
+	if s.err != nil {
+		return
+	}
+	s.ws()
+	if s.i >= len(s.b) {
+		s.err = errEOF
+		return
+	}
+	if s.b[s.i] != c {
+		s.fail("expected %q at offset %d, found %q", c, s.i, s.b[s.i])
+		return
+	}
+	s.i++
+}
+
+// end checks that only whitespace is left.
+func (s *scanner) end() {
+	s.ws()
+	if s.err == nil && s.i != len(s.b) {
+		s.fail("unexpected data after JSON value at offset %d", s.i)
+	}
+}
+
+// objectStart consumes '{'.
+func (s *scanner) objectStart() { s.expect('{') }
+
+// nextKey advances to the next member of the current object and returns its key, or
+// ok=false at the closing '}'. first must be true for the first call on an object.
+// The key is a view into the buffer when it has no escapes (the common case); otherwise
+// it is decoded into scratch.
+func (s *scanner) nextKey(first bool, scratch []byte) (key []byte, ok bool) {
+	if s.err != nil {
+		return nil, false
+	}
+	c := s.peek()
+	if c == '}' {
+		s.i++
+		return nil, false
+	}
+	if !first {
+		if c != ',' {
+			if s.i >= len(s.b) {
+				s.err = errEOF
+			} else {
+				s.fail("expected ',' or '}' at offset %d", s.i)
+			}
+			return nil, false
+		}
+		s.i++
+	}
+	key = s.str(scratch[:0])
+	s.expect(':')
+	return key, s.err == nil
+}
+
+// arrayStart consumes '['.
+func (s *scanner) arrayStart() { s.expect('[') }
+
+// nextElem reports whether another array element follows, consuming the ',' between
+// elements and the closing ']'.
+func (s *scanner) nextElem(first bool) bool {
+	if s.err != nil {
+		return false
+	}
+	c := s.peek()
+	if c == ']' {
+		s.i++
+		return false
+	}
+	if !first {
+		if c != ',' {
+			if s.i >= len(s.b) {
+				s.err = errEOF
+			} else {
+				s.fail("expected ',' or ']' at offset %d", s.i)
+			}
+			return false
+		}
+		s.i++
+	}
+	if s.peek() == 0 && s.err == nil {
+		s.err = errEOF
+	}
+	return s.err == nil
+}
+
+// str reads a JSON string. Without escapes it returns a view into the buffer; with escapes it
+// appends the decoded bytes to dst and returns that.
+func (s *scanner) str(dst []byte) []byte {
+	s.copied = false
+	if s.err != nil {
+		return nil
+	}
+	s.ws()
+	if s.i >= len(s.b) {
+		s.err = errEOF
+		return nil
+	}
+	if s.b[s.i] != '"' {
+		s.fail("expected a string at offset %d", s.i)
+		return nil
+	}
+	s.i++
+	start := s.i
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		if c == '"' {
+			v := s.b[start:s.i]
+			s.i++
+			return v
+		}
+		if c == '\\' {
+			s.copied = true
+			return s.strSlow(append(dst, s.b[start:s.i]...))
+		}
+		if c < 0x20 {
+			s.fail("control character in string at offset %d", s.i)
+			return nil
+		}
+		s.i++
+	}
+	s.err = errEOF
+	return nil
+}
+
+func (s *scanner) strSlow(dst []byte) []byte {
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return dst
+		case c < 0x20:
+			s.fail("control character in string at offset %d", s.i)
+			return nil
+		case c != '\\':
+			// Copy the run of plain bytes at once.
+			j := s.i + 1
+			for j < len(s.b) && s.b[j] != '"' && s.b[j] != '\\' && s.b[j] >= 0x20 {
+				j++
+			}
+			dst = append(dst, s.b[s.i:j]...)
+			s.i = j
+			continue
+		}
+		if s.i+1 >= len(s.b) {
+			s.err = errEOF
+			return nil
+		}
+		e := s.b[s.i+1]
+		s.i += 2
+		switch e {
+		case '"', '\\', '/':
+			dst = append(dst, e)
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r := s.hex4()
+			if s.err != nil {
+				return nil
+			}
+			if utf16.IsSurrogate(r) {
+				// A high surrogate followed by \uDC00-\uDFFF forms one code point;
+				// anything else is replaced, as encoding/json does.
+				r2 := rune(-1)
+				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
+					save := s.i
+					s.i += 2
+					r2 = s.hex4()
+					if s.err != nil {
+						return nil
+					}
+					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
+						dst = utf8.AppendRune(dst, d)
+						continue
+					}
+					s.i = save
+				}
+				dst = utf8.AppendRune(dst, utf8.RuneError)
+				continue
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			s.fail("invalid escape \\%c at offset %d", e, s.i-1)
+			return nil
+		}
+	}
+	s.err = errEOF
+	return nil
+}
+
+func (s *scanner) hex4() rune {
+	if s.i+4 > len(s.b) {
+		s.err = errEOF
+		return 0
+	}
+	var r rune
+	for _, c := range s.b[s.i : s.i+4] {
+		r <<= 4
+		switch {
+		case c >= '0' && c <= '9':
+			r |= rune(c - '0')
+		case c >= 'a' && c <= 'f':
+			r |= rune(c - 'a' + 10)
+		case c >= 'A' && c <= 'F':
+			r |= rune(c - 'A' + 10)
+		default:
+			s.fail("invalid \\u escape at offset %d", s.i)
+			return 0
+		}
+	}
+	s.i += 4
+	return r
+}
+
+// numKind tells what an integer read found, so callers can word their errors.
+type numKind int
+
+const (
+	numOK       numKind = iota
+	numNotNum           // not a number at all (string, object, ...)
+	numFraction         // a number, but not an integer
+	numRange            // an integer outside int64
+)
+
+// int reads a JSON integer exactly over the full int64 range. A number with a fraction or an
+// exponent is accepted only when its value is integral and fits (1.7e9, 5.0); this keeps
+// JavaScript clients that print large integers in exponent form working.
+func (s *scanner) int() (int64, numKind) {
+	if s.err != nil {
+		return 0, numNotNum
+	}
+	s.ws()
+	start := s.i
+	if s.i >= len(s.b) {
+		s.err = errEOF
+		return 0, numNotNum
+	}
+	neg := false
+	if s.b[s.i] == '-' {
+		neg = true
+		s.i++
+	}
+	if s.i >= len(s.b) || s.b[s.i] < '0' || s.b[s.i] > '9' {
+		s.i = start
+		return 0, numNotNum
+	}
+	var u uint64
+	overflow := false
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		d := uint64(s.b[s.i] - '0')
+		if u > (math.MaxUint64-d)/10 {
+			overflow = true
+		} else {
+			u = u*10 + d
+		}
+		s.i++
+	}
+	if s.i < len(s.b) && (s.b[s.i] == '.' || s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		return s.floatInt(start)
+	}
+	if overflow {
+		return 0, numRange
+	}
+	if neg {
+		if u > 1<<63 {
+			return 0, numRange
+		}
+		return -int64(u), numOK
+	}
+	if u > math.MaxInt64 {
+		return 0, numRange
+	}
+	return int64(u), numOK
+}
+
+// floatInt finishes a number with a fraction or exponent that began at start.
+func (s *scanner) floatInt(start int) (int64, numKind) {
+	if s.b[s.i] == '.' {
+		s.i++
+		n := 0
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+			n++
+		}
+		if n == 0 {
+			s.fail("invalid number at offset %d", start)
+			return 0, numNotNum
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		n := 0
+		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			s.i++
+			n++
+		}
+		if n == 0 {
+			s.fail("invalid number at offset %d", start)
+			return 0, numNotNum
+		}
+	}
+	f, ok := parseFloat(s.b[start:s.i])
+	if !ok {
+		return 0, numFraction
+	}
+	// 2^63 is exactly representable; anything at or above it does not fit.
+	if f >= 9223372036854775808.0 || f < -9223372036854775808.0 {
+		return 0, numRange
+	}
+	if f != math.Trunc(f) {
+		return 0, numFraction
+	}
+	return int64(f), numOK
+}
+
+// bool reads true/false; numbers 0 and 1 are accepted too (PROTOCOL.md §3, qdoc reverse).
+func (s *scanner) bool() (v bool, ok bool) {
+	switch s.peek() {
+	case 't':
+		return true, s.lit("true")
+	case 'f':
+		return false, s.lit("false")
+	case 'n':
+		return false, s.lit("null")
+	}
+	n, k := s.int()
+	if k != numOK || (n != 0 && n != 1) {
+		return false, false
+	}
+	return n == 1, true
+}
+
+func (s *scanner) lit(word string) bool {
+	if s.err != nil {
+		return false
+	}
+	if len(s.b)-s.i < len(word) || string(s.b[s.i:s.i+len(word)]) != word {
+		s.fail("invalid literal at offset %d", s.i)
+		return false
+	}
+	s.i += len(word)
+	return true
+}
+
+// null consumes a null literal if one is next.
+func (s *scanner) null() bool {
+	if s.peek() == 'n' {
+		return s.lit("null")
+	}
+	return false
+}
+
+// skip consumes any JSON value, checking it is well formed. depth bounds nesting so hostile
+// input cannot exhaust the stack.
+func (s *scanner) skip() { s.skipDepth(0) }
+
+const maxDepth = 64
+
+func (s *scanner) skipDepth(depth int) {
+	if s.err != nil {
+		return
+	}
+	if depth > maxDepth {
+		s.fail("JSON nested deeper than %d levels", maxDepth)
+		return
+	}
+	switch c := s.peek(); {
+	case c == 0:
+		if s.err == nil {
+			s.err = errEOF
+		}
+	case c == '"':
+		s.str(nil)
+	case c == '{':
+		s.i++
+		for first := true; ; first = false {
+			if _, ok := s.nextKey(first, nil); !ok {
+				return
+			}
+			s.skipDepth(depth + 1)
+		}
+	case c == '[':
+		s.i++
+		for first := true; s.nextElem(first); first = false {
+			s.skipDepth(depth + 1)
+		}
+	case c == 't':
+		s.lit("true")
+	case c == 'f':
+		s.lit("false")
+	case c == 'n':
+		s.lit("null")
+	case c == '-' || (c >= '0' && c <= '9'):
+		start := s.i
+		if _, k := s.int(); k == numNotNum && s.err == nil {
+			s.fail("invalid number at offset %d", start)
+		}
+	default:
+		s.fail("unexpected %q at offset %d", c, s.i)
+	}
+}
+
+// raw returns the bytes of the next value (whatever it is) without decoding it.
+func (s *scanner) raw() []byte {
+	s.ws()
+	start := s.i
+	s.skip()
+	if s.err != nil {
+		return nil
+	}
+	return s.b[start:s.i]
+}
+
+func parseFloat(b []byte) (float64, bool) {
+	f, err := strconv.ParseFloat(string(b), 64)
+	return f, err == nil
+}

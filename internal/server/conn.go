@@ -1,0 +1,272 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/protocol"
+)
+
+// conn is one client connection. Two goroutines serve it:
+//
+//   - the read loop (serve) reads a frame, handles it to completion and queues the reply, so
+//     requests are answered in the order they arrive and may be pipelined;
+//   - the write loop (writeLoop) waits for each reply's commit to be durable and writes it.
+//
+// Handing durability waits to the write loop lets the read loop go on to the next request,
+// so one connection with several requests in flight shares fsyncs (group commit).
+//
+// The outbound queue is bounded. A client that stops reading fills it; the read loop then
+// waits at most WriteTimeout for room and closes the connection with 1008 and a reason,
+// so a stuck client never holds anyone else up.
+type conn struct {
+	srv   *Server
+	ws    *websocket.Conn
+	key   *auth.Entry
+	ip    string
+	name  string
+	since time.Time
+	log   *slog.Logger
+
+	out       chan reply
+	ctx       context.Context // ends when the connection is finished
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closed    chan struct{} // closed when the write loop has ended
+
+	// Read-loop state, reused across requests.
+	frame []byte
+	req   protocol.Request
+	ins   protocol.Insert
+	recs  []engine.Record
+
+	mu         sync.Mutex
+	pending    int // requests read whose replies are not written yet
+	idle       *sync.Cond
+	closeCode  websocket.StatusCode
+	closeCause string
+}
+
+func (c *conn) serve() {
+	defer c.finish()
+	go c.writeLoop()
+	// The ready frame goes first (PROTOCOL.md §1); v2 clients wait for it.
+	ready := getBuf()
+	*ready = append((*ready)[:0], protocol.Ready...)
+	c.out <- reply{buf: ready, ready: true}
+
+	for {
+		typ, r, err := c.ws.Reader(c.ctx)
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		c.addPending(1)
+		c.frame, err = readAll(r, c.frame[:0])
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		var rep reply
+		if typ != websocket.MessageText {
+			b := getBuf()
+			*b = protocol.AppendError((*b)[:0], nil, protocol.ErrBinaryFrame)
+			rep = reply{buf: b}
+		} else {
+			rep = c.request()
+		}
+		if !c.enqueue(rep) {
+			return
+		}
+	}
+}
+
+// request decodes and handles one text frame.
+func (c *conn) request() reply {
+	start := time.Now()
+	if e := protocol.ParseEnvelope(c.frame, &c.req); e != nil {
+		b := getBuf()
+		*b = protocol.AppendError((*b)[:0], c.req.ID, e)
+		c.srv.metrics.requestError(c.req.Type, e.Code)
+		return reply{buf: b}
+	}
+	if c.key.Revoked() {
+		// The key was removed between frames; the close is on its way.
+		b := getBuf()
+		*b = protocol.AppendError((*b)[:0], c.req.ID, protocol.ErrPermissionDenied)
+		return reply{buf: b}
+	}
+	rep := c.handle(&c.req)
+	c.srv.metrics.request(c.req.Type, time.Since(start))
+	if d := time.Since(start); c.srv.cfg.SlowRequest > 0 && d >= c.srv.cfg.SlowRequest {
+		c.log.Warn("slow request", "type", c.req.Type.String(), "duration", d, "reply_bytes", len(*rep.buf))
+	}
+	return rep
+}
+
+// enqueue hands a reply to the write loop, waiting at most WriteTimeout for room.
+func (c *conn) enqueue(rep reply) bool {
+	select {
+	case c.out <- rep:
+		return true
+	default:
+	}
+	t := time.NewTimer(c.srv.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- rep:
+		return true
+	case <-c.ctx.Done():
+	case <-t.C:
+		c.srv.metrics.slowConsumer()
+		c.closeWith(websocket.StatusPolicyViolation, "slow consumer: replies were not read in time")
+	}
+	putBuf(rep.buf)
+	return false
+}
+
+// writeLoop writes queued replies in order, each after its commit is durable.
+func (c *conn) writeLoop() {
+	defer close(c.closed)
+	for {
+		var rep reply
+		select {
+		case rep = <-c.out:
+		case <-c.ctx.Done():
+			return
+		}
+		if rep.commit != 0 {
+			if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
+				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, unavailable(err))
+			}
+		}
+		ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
+		err := c.ws.Write(ctx, websocket.MessageText, *rep.buf)
+		cancel()
+		putBuf(rep.buf)
+		if err != nil {
+			if c.ctx.Err() == nil {
+				c.log.Debug("write failed", "err", err)
+				c.closeWith(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time")
+			}
+			return
+		}
+		if !rep.ready {
+			c.addPending(-1)
+		}
+	}
+}
+
+func (c *conn) addPending(n int) {
+	c.mu.Lock()
+	c.pending += n
+	if c.pending == 0 {
+		c.idle.Broadcast()
+	}
+	c.mu.Unlock()
+}
+
+// waitIdle waits until no request is being handled and no reply is queued, or until the
+// deadline. Used by graceful shutdown to answer what is in flight before closing.
+func (c *conn) waitIdle(deadline time.Time) {
+	stop := time.AfterFunc(time.Until(deadline), func() {
+		c.mu.Lock()
+		c.idle.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop.Stop()
+	c.mu.Lock()
+	for c.pending > 0 && time.Now().Before(deadline) && c.ctx.Err() == nil {
+		c.idle.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// closeWith closes the connection with a status and reason, once.
+func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closeCode, c.closeCause = code, reason
+		c.mu.Unlock()
+		go func() {
+			// Close performs the closing handshake (bounded by the library at 5 s);
+			// it makes the read loop return.
+			_ = c.ws.Close(code, reason)
+			c.cancel()
+		}()
+	})
+}
+
+func (c *conn) readEnded(err error) {
+	switch {
+	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig,
+		errors.Is(err, websocket.ErrMessageTooBig):
+		c.srv.metrics.tooLarge()
+		c.closeWith(websocket.StatusMessageTooBig, "message too big: over --max-message-size")
+	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), c.ctx.Err() != nil:
+		// The peer closed, or we did.
+	default:
+		c.log.Debug("read failed", "err", err)
+	}
+}
+
+func (c *conn) finish() {
+	c.cancel()
+	<-c.closed
+	_ = c.ws.CloseNow()
+	// Drain replies the write loop did not send.
+	for {
+		select {
+		case rep := <-c.out:
+			putBuf(rep.buf)
+		default:
+			c.srv.conns.remove(c)
+			c.mu.Lock()
+			code, cause := c.closeCode, c.closeCause
+			c.pending = 0
+			c.idle.Broadcast()
+			c.mu.Unlock()
+			c.log.Info("connection closed", "duration", time.Since(c.since).Round(time.Millisecond), "close_code", int(code), "close_reason", cause)
+			return
+		}
+	}
+}
+
+// readAll reads a whole message into buf, growing it as needed.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+// putBuf returns a buffer to the pool unless it grew very large (one big query reply must
+// not pin megabytes for good).
+func putBuf(b *[]byte) {
+	if cap(*b) > 1<<20 {
+		return
+	}
+	*b = (*b)[:0]
+	bufPool.Put(b)
+}

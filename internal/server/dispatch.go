@@ -1,0 +1,384 @@
+package server
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/db"
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/protocol"
+)
+
+// need is the scope each message requires (PROTOCOL.md §3, scope table).
+var need = map[protocol.Type]auth.Scope{
+	protocol.TypeQry: auth.ScopeReadOnly, protocol.TypeCols: auth.ScopeReadOnly,
+	protocol.TypeQdoc: auth.ScopeReadOnly, protocol.TypeGval: auth.ScopeReadOnly,
+	protocol.TypeGvalues: auth.ScopeReadOnly, protocol.TypeGvals: auth.ScopeReadOnly,
+	protocol.TypeGkeys: auth.ScopeReadOnly, protocol.TypeConn: auth.ScopeReadOnly,
+	protocol.TypeSub: auth.ScopeReadOnly, protocol.TypeUnsub: auth.ScopeReadOnly,
+	protocol.TypeIns: auth.ScopeReadWrite, protocol.TypeSval: auth.ScopeReadWrite,
+	protocol.TypeDdoc: auth.ScopeReadWriteDelete, protocol.TypeDcol: auth.ScopeReadWriteDelete,
+	protocol.TypeDrec: auth.ScopeReadWriteDelete, protocol.TypeDmrec: auth.ScopeReadWriteDelete,
+	protocol.TypeDrrng: auth.ScopeReadWriteDelete, protocol.TypeRval: auth.ScopeReadWriteDelete,
+}
+
+// reply is what handling one request produced: the encoded reply, and for a change the
+// commit the reply must wait for before it is sent.
+type reply struct {
+	buf    *[]byte
+	commit db.Commit
+	id     []byte // a copy of the request id, kept only when commit must be waited for
+	ready  bool   // the ready frame, which answers no request
+}
+
+// handle serves one decoded request and returns its reply in a pooled buffer.
+func (c *conn) handle(r *protocol.Request) reply {
+	out := getBuf()
+	commit, e := c.dispatch(r, out)
+	if e != nil {
+		*out = protocol.AppendError((*out)[:0], r.ID, e)
+		c.srv.metrics.requestError(r.Type, e.Code)
+		return reply{buf: out}
+	}
+	rep := reply{buf: out, commit: commit}
+	if commit != 0 {
+		rep.id = append([]byte(nil), r.ID...)
+	}
+	return rep
+}
+
+// dispatch checks the scope, decodes the payload and runs the message. It appends a success
+// reply to out, or returns an error (and out is discarded).
+func (c *conn) dispatch(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error) {
+	d := c.srv.db
+	if r.Type == protocol.TypeAuth {
+		return 0, protocol.ErrAuthMessage
+	}
+	if r.Type == protocol.TypeKeys {
+		return c.keys(r, out)
+	}
+	if c.key.Scope() < need[r.Type] {
+		return 0, protocol.ErrPermissionDenied
+	}
+	b := *out
+	defer func() { *out = b }()
+
+	switch r.Type {
+	case protocol.TypeIns:
+		if e := c.ins.Decode(r.Data); e != nil {
+			return 0, e
+		}
+		if max := c.srv.cfg.MaxBatchRecords; max > 0 && len(c.ins.Records) > max {
+			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
+				Text: "insert batch of " + strconv.Itoa(len(c.ins.Records)) + " records is over the limit of " + strconv.Itoa(max) + " (--max-batch-records)"}
+		}
+		c.recs = c.recs[:0]
+		for _, x := range c.ins.Records {
+			c.recs = append(c.recs, engine.Record{Collection: x.Collection, Doc: x.Doc, TS: x.TS, Data: x.Data})
+		}
+		commit, err := d.Insert(c.recs)
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		c.srv.metrics.inserted(len(c.recs))
+		b = protocol.AppendOK(b, r.ID)
+		return commit, nil
+
+	case protocol.TypeQry:
+		q, e := protocol.DecodeLatest(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		lq := engine.LatestQuery{TS: q.TS, From: q.From, Keep: protocol.Predicate(q.Where, q.Filter)}
+		if q.Doc.IsRegex() {
+			lq.DocMatch = q.Doc.MatchName
+		} else {
+			lq.Doc = q.Doc.Literal
+		}
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":{`...)
+		first := true
+		d.Engine.Latest(q.Collection, lq, func(doc string, ts int64, data []byte) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = protocol.AppendString(b, doc)
+			b = append(b, ':')
+			b = protocol.AppendRecord(b, ts, data)
+		})
+		b = append(b, "}}"...)
+
+	case protocol.TypeQdoc:
+		q, e := protocol.DecodeRange(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":[`...)
+		first := true
+		d.Engine.Range(q.Collection, q.Doc, engine.RangeQuery{
+			From: q.From, To: q.To, Reverse: q.Reverse, Limit: q.Limit,
+			Keep: protocol.Predicate(q.Where, q.Filter),
+		}, func(ts int64, data []byte) {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = protocol.AppendRecord(b, ts, data)
+		})
+		b = append(b, "]}"...)
+
+	case protocol.TypeCols:
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"collections":`...)
+		b = appendStrings(b, d.Engine.Collections())
+		b = append(b, '}')
+
+	case protocol.TypeDdoc:
+		ref, e := protocol.DecodeDeleteDoc(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.DeleteDoc(ref.Collection, ref.Doc))(&b, r.ID)
+
+	case protocol.TypeDcol:
+		col, e := protocol.DecodeCollection(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.DeleteCollection(col))(&b, r.ID)
+
+	case protocol.TypeDrec:
+		ref, e := protocol.DecodeDeleteRecord(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.DeleteRecords([]engine.RecordKey{{Collection: ref.Collection, Doc: ref.Doc, TS: ref.TS}}))(&b, r.ID)
+
+	case protocol.TypeDmrec:
+		refs, e := protocol.DecodeDeleteRecords(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		keys := make([]engine.RecordKey, len(refs))
+		for i, x := range refs {
+			keys[i] = engine.RecordKey{Collection: x.Collection, Doc: x.Doc, TS: x.TS}
+		}
+		return c.changed(d.DeleteRecords(keys))(&b, r.ID)
+
+	case protocol.TypeDrrng:
+		ref, e := protocol.DecodeDeleteRange(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.DeleteRange(ref.Collection, ref.Doc, ref.FromTS, ref.ToTS))(&b, r.ID)
+
+	case protocol.TypeSval:
+		kv, e := protocol.DecodeKV(r.Data, true, true)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.SetValue(kv.Collection, kv.Key, kv.Value))(&b, r.ID)
+
+	case protocol.TypeRval:
+		kv, e := protocol.DecodeKV(r.Data, true, false)
+		if e != nil {
+			return 0, e
+		}
+		return c.changed(d.DeleteValue(kv.Collection, kv.Key))(&b, r.ID)
+
+	case protocol.TypeGval:
+		kv, e := protocol.DecodeKV(r.Data, true, false)
+		if e != nil {
+			return 0, e
+		}
+		v, _ := d.Engine.Value(kv.Collection, kv.Key)
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"value":`...)
+		b = protocol.AppendString(b, v)
+		b = append(b, '}')
+
+	case protocol.TypeGvalues:
+		kv, e := protocol.DecodeKV(r.Data, true, false)
+		if e != nil {
+			return 0, e
+		}
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"values":{`...)
+		if p := protocol.ParsePattern(kv.Key); p.IsRegex() {
+			b = appendValues(b, d.Engine, kv.Collection, p.MatchName)
+		} else {
+			v, _ := d.Engine.Value(kv.Collection, kv.Key)
+			b = protocol.AppendString(b, kv.Key)
+			b = append(b, ':')
+			b = protocol.AppendString(b, v)
+		}
+		b = append(b, "}}"...)
+
+	case protocol.TypeGvals:
+		col, e := protocol.DecodeCollection(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"values":{`...)
+		b = appendValues(b, d.Engine, col, nil)
+		b = append(b, "}}"...)
+
+	case protocol.TypeGkeys:
+		col, e := protocol.DecodeCollection(r.Data)
+		if e != nil {
+			return 0, e
+		}
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"keys":`...)
+		b = appendStrings(b, d.Engine.Keys(col))
+		b = append(b, '}')
+
+	case protocol.TypeConn:
+		b = append(protocol.AppendReplyStart(b, r.ID), `,"connections":[`...)
+		now := time.Now()
+		for i, o := range c.srv.conns.list() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"ip":`...)
+			b = protocol.AppendString(b, o.ip)
+			b = append(b, `,"since":`...)
+			b = strconv.AppendInt(b, now.Sub(o.since).Milliseconds(), 10)
+			b = append(b, `,"name":`...)
+			if o.name == "" {
+				b = append(b, "null"...)
+			} else {
+				b = protocol.AppendString(b, o.name)
+			}
+			b = append(b, `,"self":`...)
+			b = strconv.AppendBool(b, o == c)
+			b = append(b, '}')
+		}
+		b = append(b, "]}"...)
+
+	case protocol.TypeSub, protocol.TypeUnsub:
+		return 0, &protocol.Error{Code: protocol.CodeUnknownType,
+			Text: "message type " + strconv.Quote(r.Type.String()) + " is not supported by this server yet"}
+
+	default:
+		return 0, &protocol.Error{Code: protocol.CodeUnknownType, Text: "unknown message type " + strconv.Quote(string(r.TypeName))}
+	}
+	return 0, nil
+}
+
+// changed finishes a change: on success it appends the empty ok reply.
+func (c *conn) changed(commit db.Commit, err error) func(b *[]byte, id []byte) (db.Commit, *protocol.Error) {
+	return func(b *[]byte, id []byte) (db.Commit, *protocol.Error) {
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		*b = protocol.AppendOK(*b, id)
+		return commit, nil
+	}
+}
+
+func unavailable(err error) *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeUnavailable, Text: "the change could not be made durable, retry later: " + err.Error()}
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = protocol.AppendString(b, s)
+	}
+	return append(b, ']')
+}
+
+func appendValues(b []byte, e *engine.Store, col string, keep func(string) bool) []byte {
+	first := true
+	e.Values(col, keep, func(k, v string) {
+		if !first {
+			b = append(b, ',')
+		}
+		first = false
+		b = protocol.AppendString(b, k)
+		b = append(b, ':')
+		b = protocol.AppendString(b, v)
+	})
+	return b
+}
+
+// keys serves the `keys` management message (PROTOCOL.md §3), master key only.
+func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error) {
+	if !c.key.Master {
+		if c.key.Scope() < auth.ScopeReadWriteDelete {
+			return 0, protocol.ErrPermissionDenied
+		}
+		return 0, protocol.ErrOnlyMaster
+	}
+	k, e := protocol.DecodeKeys(r.Data)
+	if e != nil {
+		return 0, e
+	}
+	d := c.srv.db
+	b := protocol.AppendReplyStart(*out, r.ID)
+	switch k.Action {
+	case "add":
+		scope, ok := auth.ParseScope(k.Scope)
+		if !ok {
+			return 0, protocol.ErrInvalidScope
+		}
+		if k.Key == "" {
+			return 0, protocol.ErrEmptyAPIKey
+		}
+		if d.Keys.IsMaster(k.Key) {
+			return 0, &protocol.Error{Code: protocol.CodeForbidden, Text: "the master key always has read_write_delete and cannot be re-scoped"}
+		}
+		commit, err := d.PutKey(auth.HashKey(k.Key), auth.Hint(k.Key), scope)
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		b = append(b, `,"status":"ok","scope":`...)
+		b = protocol.AppendString(b, scope.String())
+		*out = append(b, '}')
+		return commit, nil
+	case "remove":
+		if k.Key == "" {
+			return 0, protocol.ErrEmptyAPIKey
+		}
+		if d.Keys.IsMaster(k.Key) {
+			return 0, protocol.ErrKeyNotRemovable
+		}
+		h := auth.HashKey(k.Key)
+		if !d.Keys.Has(h) {
+			return 0, protocol.ErrKeyNotFound
+		}
+		found, commit, err := d.RemoveKey(h)
+		if err != nil {
+			return 0, unavailable(err)
+		}
+		if !found { // removed concurrently by another request
+			return 0, protocol.ErrKeyNotFound
+		}
+		*out = append(b, `,"status":"ok"}`...)
+		return commit, nil
+	case "list":
+		b = append(b, `,"status":"ok","keys":[`...)
+		for i, row := range d.Keys.List() {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			shown := row.Hint + "…" + row.ID
+			if !row.Deletable {
+				shown = "master"
+			}
+			b = append(b, `{"key":`...)
+			b = protocol.AppendString(b, shown)
+			b = append(b, `,"id":`...)
+			b = protocol.AppendString(b, row.ID)
+			b = append(b, `,"scope":`...)
+			b = protocol.AppendString(b, row.Scope.String())
+			b = append(b, `,"deletable":`...)
+			b = strconv.AppendBool(b, row.Deletable)
+			b = append(b, '}')
+		}
+		*out = append(b, "]}"...)
+		return 0, nil
+	}
+	return 0, protocol.ErrUnknownAction
+}

@@ -1,0 +1,272 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// epoch anchors nanotime on the monotonic clock.
+var epoch = time.Now()
+
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+// Dial connects to a FluxionDB-compatible server and waits for the ready frame
+// (PROTOCOL.md §1). The key is added as the api-key query parameter unless the
+// URL already carries one; name, when set, labels the connection.
+func Dial(ctx context.Context, rawURL, key, name string) (*wsConn, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse url %q: %w", rawURL, err)
+	}
+	q := u.Query()
+	if q.Get("api-key") == "" && key != "" {
+		q.Set("api-key", key)
+	}
+	if name != "" {
+		q.Set("name", name)
+	}
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	ws, err := dialWS(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("dial %s: %w", u.Redacted(), err)
+	}
+	ws.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, msg, err := ws.readMessage(nil)
+	if err != nil {
+		ws.closeNow()
+		return nil, fmt.Errorf("wait for ready frame: %w", err)
+	}
+	ws.nc.SetReadDeadline(time.Time{})
+	var ready struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(msg, &ready) != nil || ready.Type != "ready" {
+		ws.closeNow()
+		return nil, fmt.Errorf("first frame is not the ready frame: %s", truncate(string(msg), 200))
+	}
+	return ws, nil
+}
+
+// connStats are the counters of one connection. The atomics are read live by
+// the progress printer; hist belongs to the reader goroutine until it exits.
+type connStats struct {
+	kind      Kind
+	sent      atomic.Int64
+	ok        atomic.Int64
+	errs      atomic.Int64
+	records   atomic.Int64
+	mismatch  atomic.Int64
+	unmatched atomic.Int64
+	lastReply atomic.Int64 // nanotime of the last matched reply
+
+	hist Histogram
+
+	mu           sync.Mutex
+	firstErr     string
+	firstUnmatch string
+}
+
+func (s *connStats) noteErr(p *string, msg string) {
+	s.mu.Lock()
+	if *p == "" {
+		*p = msg
+	}
+	s.mu.Unlock()
+}
+
+// slot is one request in flight. The writer stores records and start before
+// seq; the reader loads seq first, so a matching seq guarantees it sees them.
+type slot struct {
+	seq     atomic.Uint64 // 0 = free
+	start   atomic.Int64
+	records atomic.Int64
+}
+
+// pipeConn pipelines the requests of one generator over one connection.
+type pipeConn struct {
+	ws       *wsConn
+	gen      generator
+	inflight int
+	slots    []slot
+	free     chan int
+	st       *connStats
+
+	readDone chan struct{}
+	readErr  error
+	closing  atomic.Bool
+}
+
+func newPipeConn(ws *wsConn, gen generator, inflight int) *pipeConn {
+	c := &pipeConn{
+		ws:       ws,
+		gen:      gen,
+		inflight: inflight,
+		slots:    make([]slot, inflight),
+		free:     make(chan int, inflight),
+		st:       &connStats{kind: gen.kind()},
+		readDone: make(chan struct{}),
+	}
+	for i := range inflight {
+		c.free <- i
+	}
+	return c
+}
+
+// run sends until the generator is done or the deadline passes, waits for
+// every outstanding reply, then closes the connection.
+func (c *pipeConn) run(ctx context.Context, deadline time.Time) error {
+	// A write blocked on a server that stopped reading must end with the phase.
+	stop := context.AfterFunc(ctx, func() { c.ws.closeNow() })
+	defer stop()
+	go c.readLoop()
+	err := c.writeLoop(ctx, deadline)
+	c.closing.Store(true)
+	if err == nil {
+		c.ws.close(1000, "done")
+	}
+	if err != nil {
+		c.ws.closeNow()
+	}
+	<-c.readDone
+	c.ws.closeNow()
+	return err
+}
+
+func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
+	bufs := make([][]byte, c.inflight)
+	var id []byte
+	var seq uint64
+	held := 0
+	for {
+		var s int
+		select {
+		case s = <-c.free:
+		case <-c.readDone:
+			return c.readFailure()
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			held++
+			break
+		}
+		id = appendID(id[:0], s, seq+1)
+		frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
+		if !ok {
+			held++
+			break
+		}
+		bufs[s] = frame
+		seq++
+		sl := &c.slots[s]
+		sl.records.Store(int64(recs))
+		sl.start.Store(nanotime())
+		sl.seq.Store(seq)
+		c.st.sent.Add(1)
+		if err := c.ws.writeText(frame); err != nil {
+			if cerr := context.Cause(ctx); cerr != nil {
+				return cerr
+			}
+			return fmt.Errorf("send request: %w", err)
+		}
+	}
+	for held < c.inflight {
+		select {
+		case <-c.free:
+			held++
+		case <-c.readDone:
+			return c.readFailure()
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+	return nil
+}
+
+func (c *pipeConn) readFailure() error {
+	if c.readErr == nil {
+		return errors.New("connection closed")
+	}
+	var ce *CloseError
+	if errors.As(c.readErr, &ce) {
+		return fmt.Errorf("server closed the connection: %d %q", ce.Code, ce.Reason)
+	}
+	return fmt.Errorf("read reply: %w", c.readErr)
+}
+
+func (c *pipeConn) readLoop() {
+	defer close(c.readDone)
+	buf := make([]byte, 0, 64<<10)
+	for {
+		var err error
+		_, buf, err = c.ws.readMessage(buf)
+		if err != nil {
+			if !c.closing.Load() {
+				c.readErr = err
+			}
+			return
+		}
+		c.handle(buf, nanotime())
+	}
+}
+
+func (c *pipeConn) handle(b []byte, now int64) {
+	st := c.st
+	info, err := parseReply(b)
+	s, seq, ok := 0, uint64(0), false
+	if err == nil {
+		s, seq, ok = parseID(info.id)
+	}
+	if !ok || s >= len(c.slots) || c.slots[s].seq.Load() != seq {
+		st.unmatched.Add(1)
+		st.noteErr(&st.firstUnmatch, truncate(string(b), 200))
+		return
+	}
+	sl := &c.slots[s]
+	st.hist.Record(now - sl.start.Load())
+	if info.isErr {
+		st.errs.Add(1)
+		st.noteErr(&st.firstErr, replyError(b))
+	} else {
+		want := sl.records.Load()
+		if st.kind == KindIns {
+			st.records.Add(want)
+		} else {
+			n := int64(countRecords(b))
+			st.records.Add(n)
+			if want >= 0 && n != want {
+				st.mismatch.Add(1)
+			}
+		}
+		st.ok.Add(1)
+	}
+	st.lastReply.Store(now)
+	sl.seq.Store(0)
+	c.free <- s
+}
+
+// readAll reads r to EOF into buf, reusing its capacity.
+func readAll(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}

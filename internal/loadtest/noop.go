@@ -1,0 +1,182 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+
+	"github.com/coder/websocket"
+)
+
+// readyFrame is the first frame of every connection (PROTOCOL.md §1).
+var readyFrame = []byte(`{"message":"Authentication successful","type":"ready"}`)
+
+// NoopServer speaks the protocol's envelope and nothing else: it sends the
+// ready frame, answers ins (and any unknown type) with {"id":…} and qry/qdoc
+// with a canned records value. Measuring the tool against it gives the tool's
+// own ceiling. It runs in-process, so its CPU is counted as the tool's.
+type NoopServer struct {
+	// URL is ws://127.0.0.1:PORT.
+	URL string
+
+	ln      net.Listener
+	srv     *http.Server
+	qry     []byte
+	qdoc    []byte
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	conns   map[*websocket.Conn]struct{}
+	closing bool
+}
+
+// StartNoop listens on 127.0.0.1:0. qryRecords and qdocRecords are the JSON
+// values replied as "records" (nil = {} and []).
+func StartNoop(qryRecords, qdocRecords []byte) (*NoopServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("noop server listen: %w", err)
+	}
+	if qryRecords == nil {
+		qryRecords = []byte(`{}`)
+	}
+	if qdocRecords == nil {
+		qdocRecords = []byte(`[]`)
+	}
+	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*websocket.Conn]struct{}{}}
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve)}
+	s.wg.Go(func() { s.srv.Serve(ln) })
+	return s, nil
+}
+
+// CannedRecords builds canned reply values: a qry result of docs documents and
+// a qdoc result of k records, each with a payload of the given size.
+func CannedRecords(docs, k int, payload []byte) (qry, qdoc []byte) {
+	rec := func(dst []byte, ts int64) []byte {
+		dst = append(dst, `{"ts":`...)
+		dst = fmt.Appendf(dst, "%d", ts)
+		dst = append(dst, `,"data":`...)
+		dst = appendJSONString(dst, payload)
+		return append(dst, '}')
+	}
+	qry = append(qry, '{')
+	for d := range docs {
+		if d > 0 {
+			qry = append(qry, ',')
+		}
+		qry = appendJSONString(qry, []byte(DocName("", d)))
+		qry = append(qry, ':')
+		qry = rec(qry, 1_700_000_000_000+int64(d))
+	}
+	qry = append(qry, '}')
+	qdoc = append(qdoc, '[')
+	for i := range k {
+		if i > 0 {
+			qdoc = append(qdoc, ',')
+		}
+		qdoc = rec(qdoc, 1_700_000_000_000+int64(i))
+	}
+	qdoc = append(qdoc, ']')
+	return qry, qdoc
+}
+
+// Close stops the server and every connection, and waits for them.
+func (s *NoopServer) Close() error {
+	s.mu.Lock()
+	s.closing = true
+	for c := range s.conns {
+		c.CloseNow()
+	}
+	s.mu.Unlock()
+	err := s.srv.Close()
+	s.wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
+	ws, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		ws.CloseNow()
+		return
+	}
+	s.conns[ws] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, ws)
+		s.mu.Unlock()
+		ws.CloseNow()
+		s.wg.Done()
+	}()
+	ws.SetReadLimit(-1)
+	ctx := context.Background()
+	if ws.Write(ctx, websocket.MessageText, readyFrame) != nil {
+		return
+	}
+	buf := make([]byte, 0, 64<<10)
+	out := make([]byte, 0, 64<<10)
+	for {
+		_, rd, err := ws.Reader(ctx)
+		if err == nil {
+			buf, err = readAll(rd, buf[:0])
+		}
+		if err != nil {
+			return
+		}
+		id, typ := envelopeIDType(buf)
+		out = append(out[:0], `{"id":`...)
+		out = appendJSONString(out, id)
+		switch string(typ) {
+		case "qry":
+			out = append(out, `,"records":`...)
+			out = append(out, s.qry...)
+		case "qdoc":
+			out = append(out, `,"records":`...)
+			out = append(out, s.qdoc...)
+		}
+		out = append(out, '}')
+		if ws.Write(ctx, websocket.MessageText, out) != nil {
+			return
+		}
+	}
+}
+
+var typeKey = []byte(`"type":"`)
+
+// envelopeIDType reads id and type from a request frame: fast when the frame
+// starts with the id as the tool writes it, by decoding otherwise.
+func envelopeIDType(b []byte) (id, typ []byte) {
+	if bytes.HasPrefix(b, replyIDPrefix) {
+		rest := b[len(replyIDPrefix):]
+		end := bytes.IndexByte(rest, '"')
+		if end >= 0 && bytes.IndexByte(rest[:end], '\\') < 0 {
+			id = rest[:end]
+			rest = rest[end:]
+			if i := bytes.Index(rest, typeKey); i >= 0 {
+				t := rest[i+len(typeKey):]
+				if j := bytes.IndexByte(t, '"'); j >= 0 {
+					return id, t[:j]
+				}
+			}
+		}
+	}
+	var env struct {
+		ID   string `json:"id"`
+		Type string `json:"type"`
+	}
+	json.Unmarshal(b, &env)
+	return []byte(env.ID), []byte(env.Type)
+}

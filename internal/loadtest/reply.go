@@ -1,0 +1,126 @@
+package loadtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strconv"
+)
+
+// Kind is the message type a connection sends.
+type Kind string
+
+// The request kinds the generators produce.
+const (
+	KindIns  Kind = "ins"
+	KindQry  Kind = "qry"
+	KindQdoc Kind = "qdoc"
+)
+
+var (
+	replyIDPrefix = []byte(`{"id":"`)
+	errorKey      = []byte(`"error":`)
+	tsKey         = []byte(`"ts":`)
+)
+
+// replyInfo is what the reader needs from a reply frame.
+type replyInfo struct {
+	id    []byte // aliases the frame
+	isErr bool
+}
+
+// parseReply finds the id of a reply and whether it is an error, without
+// building a JSON tree in the common case where the id comes first. Inside a
+// JSON string every quote is escaped, so an unescaped `"error":` can only be an
+// object key; generated document names never are "error".
+func parseReply(b []byte) (replyInfo, error) {
+	if bytes.HasPrefix(b, replyIDPrefix) {
+		rest := b[len(replyIDPrefix):]
+		end := bytes.IndexByte(rest, '"')
+		if end > 0 && bytes.IndexByte(rest[:end], '\\') < 0 {
+			return replyInfo{id: rest[:end], isErr: bytes.Contains(rest[end:], errorKey)}, nil
+		}
+	}
+	var r struct {
+		ID    *string         `json:"id"`
+		Error json.RawMessage `json:"error"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return replyInfo{}, err
+	}
+	if r.ID == nil {
+		return replyInfo{isErr: r.Error != nil}, errors.New("reply without id")
+	}
+	return replyInfo{id: []byte(*r.ID), isErr: r.Error != nil}, nil
+}
+
+// replyError extracts the error text and code of an error reply (slow path,
+// errors only).
+func replyError(b []byte) string {
+	var r struct {
+		Error any    `json:"error"`
+		Code  string `json:"code"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return "unparsable reply: " + truncate(string(b), 200)
+	}
+	s, ok := r.Error.(string)
+	if !ok {
+		bs, _ := json.Marshal(r.Error)
+		s = string(bs)
+	}
+	if r.Code != "" {
+		s += " (" + r.Code + ")"
+	}
+	return s
+}
+
+// countRecords counts the records in a qry or qdoc reply: every record is an
+// object with a "ts" key, and that byte sequence cannot occur inside a string.
+func countRecords(b []byte) int { return bytes.Count(b, tsKey) }
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// appendID appends the request id "<slot>.<seq>".
+func appendID(dst []byte, slot int, seq uint64) []byte {
+	dst = strconv.AppendInt(dst, int64(slot), 10)
+	dst = append(dst, '.')
+	return strconv.AppendUint(dst, seq, 10)
+}
+
+// parseID is the inverse of appendID. It parses by hand because
+// strconv.ParseUint(string(b)) would allocate per reply.
+func parseID(id []byte) (slot int, seq uint64, ok bool) {
+	dot := bytes.IndexByte(id, '.')
+	if dot <= 0 || dot > 9 {
+		return 0, 0, false
+	}
+	s, ok := parseDigits(id[:dot])
+	if !ok {
+		return 0, 0, false
+	}
+	q, ok := parseDigits(id[dot+1:])
+	if !ok {
+		return 0, 0, false
+	}
+	return int(s), q, true
+}
+
+func parseDigits(b []byte) (uint64, bool) {
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var v uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v, true
+}

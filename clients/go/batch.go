@@ -1,0 +1,330 @@
+package fluxiondb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// BatchWriter groups records into large ins requests for high-rate ingest.
+// Write queues records; a background goroutine sends a batch when it holds
+// BatchSize records or FlushInterval after its first record, whichever
+// comes first. Up to MaxInFlight batches are pipelined on the connection
+// while earlier ones await their replies; batches are written in the order
+// their records were queued, and the server applies them in that order.
+//
+// Back-pressure: when the queue is full, Write blocks until there is room
+// (or its context ends), so a producer cannot outrun the server without
+// bound.
+//
+// Errors: a batch that fails is reported to the error handler (if set, see
+// WithErrorHandler) with its records, and is returned by the next Flush or
+// Close. A failed batch is not retried: whether a batch lost with the
+// connection was applied is unknown, and the handler decides.
+//
+// A BatchWriter is safe for concurrent use. Close it before closing its
+// Client.
+type BatchWriter struct {
+	c *Client
+	o batchOptions
+
+	in       chan InsertRecord
+	flushReq chan chan error
+	closing  chan struct{}
+	done     chan struct{}
+	inflight chan struct{}
+	waiters  sync.WaitGroup
+
+	// closeMu orders Write against Close: Writes hold it shared while they
+	// queue, so once Close holds it exclusively no record can slip into the
+	// queue after the final drain.
+	closeMu sync.RWMutex
+	closed  bool
+
+	errMu   sync.Mutex
+	errs    []error
+	dropped int
+}
+
+type batchOptions struct {
+	size        int
+	interval    time.Duration
+	buffer      int
+	maxInFlight int
+	onError     func(err error, records []InsertRecord)
+}
+
+// BatchOption configures a BatchWriter.
+type BatchOption func(*batchOptions)
+
+// WithBatchSize sets the number of records per ins request (default 1000).
+func WithBatchSize(n int) BatchOption {
+	return func(o *batchOptions) {
+		if n > 0 {
+			o.size = n
+		}
+	}
+}
+
+// WithFlushInterval sets the longest a queued record waits before its batch
+// is sent (default 50ms).
+func WithFlushInterval(d time.Duration) BatchOption {
+	return func(o *batchOptions) {
+		if d > 0 {
+			o.interval = d
+		}
+	}
+}
+
+// WithBufferSize sets how many records may be queued before Write blocks
+// (default 8 batches).
+func WithBufferSize(n int) BatchOption {
+	return func(o *batchOptions) {
+		if n > 0 {
+			o.buffer = n
+		}
+	}
+}
+
+// WithMaxInFlight sets how many batches may await their replies at once
+// (default 4).
+func WithMaxInFlight(n int) BatchOption {
+	return func(o *batchOptions) {
+		if n > 0 {
+			o.maxInFlight = n
+		}
+	}
+}
+
+// WithErrorHandler sets a function called with each failed batch. Calls are
+// serialized; the handler must not call the BatchWriter's Flush or Close.
+func WithErrorHandler(f func(err error, records []InsertRecord)) BatchOption {
+	return func(o *batchOptions) { o.onError = f }
+}
+
+// maxKeptErrors bounds the errors a BatchWriter keeps between flushes.
+const maxKeptErrors = 16
+
+// NewBatchWriter starts a BatchWriter that sends through c.
+func (c *Client) NewBatchWriter(opts ...BatchOption) *BatchWriter {
+	o := batchOptions{size: 1000, interval: 50 * time.Millisecond, maxInFlight: 4}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.buffer == 0 {
+		o.buffer = 8 * o.size
+	}
+	b := &BatchWriter{
+		c:        c,
+		o:        o,
+		in:       make(chan InsertRecord, o.buffer),
+		flushReq: make(chan chan error),
+		closing:  make(chan struct{}),
+		done:     make(chan struct{}),
+		inflight: make(chan struct{}, o.maxInFlight),
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		close(b.done)
+		return b
+	}
+	c.wg.Add(1)
+	go b.run()
+	return b
+}
+
+// Write queues records. It blocks while the queue is full; it fails with
+// ErrClosed after Close (or after the Client closed), and with the context's
+// error when ctx ends first (records queued before that stay queued).
+func (b *BatchWriter) Write(ctx context.Context, records ...InsertRecord) error {
+	b.closeMu.RLock()
+	defer b.closeMu.RUnlock()
+	if b.closed {
+		return ErrClosed
+	}
+	for _, r := range records {
+		select {
+		case b.in <- r:
+		case <-b.done:
+			return ErrClosed
+		case <-ctx.Done():
+			return ctxError(ctx, "batch write", "")
+		}
+	}
+	return nil
+}
+
+// Flush sends every queued record, waits for all batches in flight and
+// returns the errors of batches that failed since the last Flush (joined),
+// or nil.
+func (b *BatchWriter) Flush(ctx context.Context) error {
+	reply := make(chan error, 1)
+	select {
+	case b.flushReq <- reply:
+	case <-b.done:
+		return b.takeErrors()
+	case <-ctx.Done():
+		return ctxError(ctx, "batch flush", "")
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctxError(ctx, "batch flush", "")
+	}
+}
+
+// Close flushes, stops the BatchWriter and returns the errors not yet
+// returned by Flush. Later calls return nil. If ctx ends first, Close
+// returns its error and the flush goes on in the background.
+func (b *BatchWriter) Close(ctx context.Context) error {
+	b.closeMu.Lock()
+	if b.closed {
+		b.closeMu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.closing)
+	b.closeMu.Unlock()
+	select {
+	case <-b.done:
+		return b.takeErrors()
+	case <-ctx.Done():
+		return ctxError(ctx, "batch close", "")
+	}
+}
+
+func (b *BatchWriter) run() {
+	defer b.c.wg.Done()
+	defer close(b.done)
+	batch := make([]InsertRecord, 0, b.o.size)
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+
+	add := func(r InsertRecord) {
+		if len(batch) == 0 {
+			timer.Reset(b.o.interval)
+		}
+		batch = append(batch, r)
+		if len(batch) >= b.o.size {
+			b.send(batch)
+			batch = make([]InsertRecord, 0, b.o.size)
+		}
+	}
+	// drain moves everything queued so far into batches and sends them.
+	drain := func() {
+		for {
+			select {
+			case r := <-b.in:
+				add(r)
+				continue
+			default:
+			}
+			break
+		}
+		if len(batch) > 0 {
+			b.send(batch)
+			batch = make([]InsertRecord, 0, b.o.size)
+		}
+		b.waiters.Wait()
+	}
+
+	for {
+		select {
+		case r := <-b.in:
+			add(r)
+		case <-timer.C:
+			if len(batch) > 0 {
+				b.send(batch)
+				batch = make([]InsertRecord, 0, b.o.size)
+			}
+		case reply := <-b.flushReq:
+			drain()
+			reply <- b.takeErrors()
+		case <-b.closing:
+			drain()
+			return
+		case <-b.c.bgCtx.Done():
+			// The Client closed under us: what is queued can not be sent.
+			for {
+				select {
+				case r := <-b.in:
+					batch = append(batch, r)
+					continue
+				default:
+				}
+				break
+			}
+			if len(batch) > 0 {
+				b.fail(fmt.Errorf("fluxiondb: batch of %d records not sent: %w", len(batch), ErrClosed), batch)
+			}
+			b.waiters.Wait()
+			return
+		}
+	}
+}
+
+// send writes one batch in order, from the run goroutine, and hands the
+// wait for its reply to a goroutine. Blocking on the in-flight limit here
+// is what stalls the queue and so Write.
+func (b *BatchWriter) send(batch []InsertRecord) {
+	b.inflight <- struct{}{}
+	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	if t := b.c.opts.requestTimeout; t > 0 {
+		ctx, cancel = context.WithTimeout(ctx, t)
+	}
+	release := func() { cancel(); <-b.inflight }
+	payload, err := json.Marshal(batch)
+	if err != nil {
+		release()
+		b.fail(fmt.Errorf("fluxiondb: encode batch: %w", err), batch)
+		return
+	}
+	s, err := b.c.getSession(ctx)
+	var cl *call
+	if err == nil {
+		cl, err = s.send(ctx, typeInsert, payload)
+	}
+	if err != nil {
+		release()
+		b.fail(fmt.Errorf("fluxiondb: batch of %d records: %w", len(batch), err), batch)
+		return
+	}
+	b.waiters.Add(1)
+	go func() {
+		defer b.waiters.Done()
+		defer release()
+		if err := cl.wait(ctx, nil); err != nil {
+			b.fail(fmt.Errorf("fluxiondb: batch of %d records: %w", len(batch), err), batch)
+		}
+	}()
+}
+
+func (b *BatchWriter) fail(err error, batch []InsertRecord) {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	if len(b.errs) < maxKeptErrors {
+		b.errs = append(b.errs, err)
+	} else {
+		b.dropped++
+	}
+	if b.o.onError != nil {
+		b.o.onError(err, batch)
+	}
+}
+
+func (b *BatchWriter) takeErrors() error {
+	b.errMu.Lock()
+	defer b.errMu.Unlock()
+	errs := b.errs
+	if b.dropped > 0 {
+		errs = append(errs, fmt.Errorf("fluxiondb: and %d more failed batches", b.dropped))
+	}
+	b.errs, b.dropped = nil, 0
+	return errors.Join(errs...)
+}

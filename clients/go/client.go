@@ -1,0 +1,558 @@
+package fluxiondb
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// Client is a connection to one FluxionDB server. It is safe for concurrent
+// use: any number of goroutines may issue requests at once; they are
+// pipelined on the one WebSocket and their replies are matched by id.
+//
+// A Client connects lazily on its first request (or eagerly with Connect /
+// Dial), reconnects by itself after a loss (see ReconnectPolicy), and stops
+// everything on Close.
+type Client struct {
+	url    string
+	apiKey string
+	opts   options
+	log    *slog.Logger
+
+	nextID atomic.Uint64
+
+	// mu guards the fields below. Lock order: Client.mu before session.mu.
+	mu      sync.Mutex
+	name    string        // connection label, read at each dial
+	sess    *session      // live session, nil while disconnected
+	waiting chan struct{} // non-nil while a connect attempt or reconnect loop runs; closed when it ends
+	lastErr error         // why the last attempt ended without a session
+	closed  bool
+
+	bgCtx    context.Context // cancelled by Close: aborts dials and backoff sleeps
+	bgCancel context.CancelFunc
+	wg       sync.WaitGroup // connect loops and read loops
+}
+
+// NewClient returns a client for the server at wsURL (e.g.
+// "ws://localhost:8080") that authenticates with apiKey. It does not
+// connect: call Connect (or just make a request) to do so.
+func NewClient(wsURL, apiKey string, opts ...Option) *Client {
+	o := defaultOptions()
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Client{
+		url:      wsURL,
+		apiKey:   apiKey,
+		opts:     o,
+		log:      o.logger,
+		name:     o.name,
+		bgCtx:    ctx,
+		bgCancel: cancel,
+	}
+}
+
+// Dial creates a client and connects it; on failure it returns the
+// connection error and no client. A refused API key gives an error that
+// matches ErrUnauthenticated.
+func Dial(ctx context.Context, wsURL, apiKey string, opts ...Option) (*Client, error) {
+	c := NewClient(wsURL, apiKey, opts...)
+	if err := c.ConnectContext(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Connect connects to the server if not already connected, waiting at most
+// the connect timeout. It fails with an error matching ErrUnauthenticated
+// when the server refuses the API key.
+func (c *Client) Connect() error {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opts.connectTimeout)
+	defer cancel()
+	return c.ConnectContext(ctx)
+}
+
+// ConnectContext is Connect bounded by ctx.
+func (c *Client) ConnectContext(ctx context.Context) error {
+	_, err := c.getSession(ctx)
+	return err
+}
+
+// Close closes the connection, fails pending requests with ErrClosed, stops
+// reconnecting and waits for the client's goroutines to end. Calling it
+// again does nothing. It always returns nil; the result lets *Client
+// satisfy io.Closer.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	s := c.sess
+	c.sess = nil
+	c.mu.Unlock()
+
+	c.bgCancel()
+	if s != nil {
+		s.fail(ErrClosed)
+		_ = s.ws.Close(websocket.StatusNormalClosure, "")
+		s.cancel()
+	}
+	c.wg.Wait()
+	c.log.Debug("fluxiondb: client closed")
+	return nil
+}
+
+// getSession returns the live session, connecting (or waiting for the
+// running reconnect loop) when there is none.
+func (c *Client) getSession(ctx context.Context) (*session, error) {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if s := c.sess; s != nil {
+		c.mu.Unlock()
+		return s, nil
+	}
+	wait := c.waiting
+	if wait == nil {
+		wait = c.startConnectLocked(false)
+	}
+	c.mu.Unlock()
+
+	select {
+	case <-wait:
+	case <-ctx.Done():
+		return nil, ctxError(ctx, "connect", "")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case c.closed:
+		return nil, ErrClosed
+	case c.sess != nil:
+		return c.sess, nil
+	case c.lastErr != nil:
+		return nil, c.lastErr
+	}
+	return nil, ErrConnectionLost
+}
+
+// startConnectLocked starts a connect loop: one attempt, or the reconnect
+// loop after a loss. Callers hold c.mu.
+func (c *Client) startConnectLocked(reconnect bool) chan struct{} {
+	wait := make(chan struct{})
+	c.waiting = wait
+	c.wg.Add(1)
+	go c.connectLoop(wait, reconnect)
+	return wait
+}
+
+func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
+	defer c.wg.Done()
+	policy := c.opts.reconnect
+	var err error
+	for attempt := 1; ; attempt++ {
+		if reconnect {
+			if policy.MaxAttempts > 0 && attempt > policy.MaxAttempts {
+				err = fmt.Errorf("%w: gave up after %d reconnect attempts: %w", ErrConnectionLost, policy.MaxAttempts, err)
+				break
+			}
+			d := backoff(policy, attempt)
+			c.log.Info("fluxiondb: reconnecting", "attempt", attempt, "delay", d)
+			if !sleepCtx(c.bgCtx, d) {
+				err = ErrClosed
+				break
+			}
+		}
+		var s *session
+		s, err = c.dial(c.bgCtx)
+		if err == nil {
+			c.mu.Lock()
+			if c.closed {
+				c.mu.Unlock()
+				_ = s.ws.CloseNow()
+				s.cancel()
+				err = ErrClosed
+				break
+			}
+			c.sess, c.lastErr, c.waiting = s, nil, nil
+			c.wg.Add(1)
+			go s.readLoop()
+			close(wait)
+			c.mu.Unlock()
+			c.log.Info("fluxiondb: connected", "url", redactURL(c.url), "attempt", attempt)
+			return
+		}
+		c.log.Warn("fluxiondb: connect failed", "url", redactURL(c.url), "attempt", attempt, "err", err)
+		if !reconnect || errors.Is(err, ErrUnauthenticated) || c.bgCtx.Err() != nil {
+			break
+		}
+	}
+	if c.bgCtx.Err() != nil {
+		err = ErrClosed
+	}
+	c.mu.Lock()
+	c.lastErr, c.waiting = err, nil
+	close(wait)
+	c.mu.Unlock()
+}
+
+// backoff is the delay before reconnect attempt n (1-based): exponential
+// from MinDelay to MaxDelay, randomized to [d/2, d].
+func backoff(p ReconnectPolicy, n int) time.Duration {
+	d := p.MinDelay
+	for i := 1; i < n && d < p.MaxDelay; i++ {
+		d *= 2
+	}
+	d = min(d, p.MaxDelay)
+	half := int64(d / 2)
+	return time.Duration(half + rand.Int64N(half+1))
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// dialURL is the server URL with the api-key and name query parameters.
+func (c *Client) dialURL() (string, error) {
+	u, err := url.Parse(c.url)
+	if err != nil {
+		return "", fmt.Errorf("fluxiondb: invalid URL: %w", err)
+	}
+	q := u.Query()
+	q.Set("api-key", c.apiKey)
+	c.mu.Lock()
+	name := c.name
+	c.mu.Unlock()
+	if name != "" {
+		q.Set("name", name)
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// redactURL drops the query string, which may hold the API key, for logs.
+func redactURL(raw string) string {
+	if i := strings.IndexByte(raw, '?'); i >= 0 {
+		return raw[:i]
+	}
+	return raw
+}
+
+// dial makes one connection attempt: upgrade, then the ready frame.
+func (c *Client) dial(ctx context.Context) (*session, error) {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.connectTimeout)
+	defer cancel()
+	u, err := c.dialURL()
+	if err != nil {
+		return nil, err
+	}
+	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
+		HTTPClient: c.opts.httpClient,
+		HTTPHeader: c.opts.header,
+	})
+	if err != nil {
+		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
+			reason := resp.Status
+			if resp.Body != nil {
+				if b, _ := io.ReadAll(resp.Body); len(strings.TrimSpace(string(b))) > 0 {
+					reason = strings.TrimSpace(string(b))
+				}
+			}
+			return nil, &AuthError{Reason: reason, HTTPStatus: resp.StatusCode}
+		}
+		if ctx.Err() != nil && c.bgCtx.Err() == nil {
+			return nil, fmt.Errorf("%w: connect to %s: %w: %w", ErrConnectionLost, redactURL(c.url), ErrTimeout, err)
+		}
+		return nil, fmt.Errorf("%w: connect to %s: %w", ErrConnectionLost, redactURL(c.url), err)
+	}
+	ws.SetReadLimit(c.opts.maxMessageSize)
+
+	// The server's first frame confirms authentication. The v1 server
+	// instead accepted the upgrade and closed with 1008 and the reason.
+	_, frame, err := ws.Read(ctx)
+	if err != nil {
+		_ = ws.CloseNow()
+		var ce websocket.CloseError
+		if errors.As(err, &ce) && ce.Code == websocket.StatusPolicyViolation {
+			return nil, &AuthError{Reason: ce.Reason}
+		}
+		return nil, fmt.Errorf("%w: waiting for ready frame: %w", ErrConnectionLost, err)
+	}
+	h, err := parseHeader(frame)
+	if err == nil && h.Type != "ready" {
+		err = fmt.Errorf("%w: expected ready frame, got %.200s", ErrProtocol, frame)
+	}
+	if err != nil {
+		_ = ws.CloseNow()
+		return nil, err
+	}
+	sctx, scancel := context.WithCancel(context.Background())
+	return &session{
+		c:        c,
+		ws:       ws,
+		ctx:      sctx,
+		cancel:   scancel,
+		writeSem: make(chan struct{}, 1),
+		pending:  make(map[string]pendingCall),
+	}, nil
+}
+
+// lost handles the end of session s: fail its pending requests, forget it,
+// and start reconnecting. It may run more than once for one session.
+func (c *Client) lost(s *session, cause error) {
+	s.fail(fmt.Errorf("%w: %w", ErrConnectionLost, cause))
+	s.cancel()
+	_ = s.ws.CloseNow()
+
+	var revoked *AuthError
+	var ce websocket.CloseError
+	if errors.As(cause, &ce) && ce.Code == websocket.StatusPolicyViolation && strings.Contains(strings.ToLower(ce.Reason), "revoked") {
+		revoked = &AuthError{Reason: ce.Reason}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sess != s {
+		return
+	}
+	c.sess = nil
+	c.log.Warn("fluxiondb: connection lost", "url", redactURL(c.url), "err", cause)
+	switch {
+	case c.closed:
+	case revoked != nil:
+		c.lastErr = revoked
+	case c.opts.reconnect.Disabled:
+		c.lastErr = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+	default:
+		c.startConnectLocked(true)
+	}
+}
+
+// handleEvent receives frames without an id. Today that is only the ready
+// frame; server-pushed events (subscriptions) will be routed from here.
+func (c *Client) handleEvent(h replyHeader, frame []byte) {
+	if h.Error != "" {
+		c.log.Warn("fluxiondb: error frame without id", "error", h.Error, "code", h.Code)
+		return
+	}
+	c.log.Debug("fluxiondb: frame without id", "type", h.Type, "len", len(frame))
+}
+
+// session is one live WebSocket connection and its in-flight requests.
+type session struct {
+	c        *Client
+	ws       *websocket.Conn
+	ctx      context.Context // ends with the session
+	cancel   context.CancelFunc
+	writeSem chan struct{} // one writer at a time; a channel so waiting honours ctx
+
+	mu      sync.Mutex
+	pending map[string]pendingCall
+	err     error // set once the session is dead
+}
+
+type pendingCall struct {
+	typ string
+	ch  chan reply // buffered 1: the read loop never blocks on it
+}
+
+type reply struct {
+	frame []byte
+	err   error
+}
+
+func (s *session) readLoop() {
+	defer s.c.wg.Done()
+	for {
+		_, frame, err := s.ws.Read(s.ctx)
+		if err != nil {
+			s.c.lost(s, err)
+			return
+		}
+		s.route(frame)
+	}
+}
+
+// route hands a frame to the request waiting for its id.
+func (s *session) route(frame []byte) {
+	h, err := parseHeader(frame)
+	if err != nil {
+		s.c.log.Warn("fluxiondb: dropping frame", "err", err)
+		return
+	}
+	if h.ID == "" {
+		s.c.handleEvent(h, frame)
+		return
+	}
+	s.mu.Lock()
+	p, ok := s.pending[h.ID]
+	delete(s.pending, h.ID)
+	s.mu.Unlock()
+	if !ok {
+		// The caller gave up (timeout, cancel) before the reply came.
+		s.c.log.Debug("fluxiondb: reply for abandoned request", "id", h.ID)
+		return
+	}
+	if h.Error != "" {
+		p.ch <- reply{err: newServerError(h.ID, p.typ, h.Code, h.Error)}
+		return
+	}
+	p.ch <- reply{frame: frame}
+}
+
+// fail marks the session dead and fails every pending request with err.
+func (s *session) fail(err error) {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.err = err
+	pending := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	for _, p := range pending {
+		p.ch <- reply{err: err}
+	}
+}
+
+func (s *session) forget(id string) {
+	s.mu.Lock()
+	delete(s.pending, id)
+	s.mu.Unlock()
+}
+
+var framePool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// call is a request that has been written and awaits its reply.
+type call struct {
+	s   *session
+	id  string
+	typ string
+	ch  chan reply
+}
+
+// send registers and writes one request. ctx bounds only the wait for the
+// socket: an expired ctx must not abort a half-written frame, which would
+// kill the connection for every other caller.
+func (s *session) send(ctx context.Context, typ string, payload []byte) (*call, error) {
+	id := strconv.FormatUint(s.c.nextID.Add(1), 36)
+	cl := &call{s: s, id: id, typ: typ, ch: make(chan reply, 1)}
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.pending[id] = pendingCall{typ: typ, ch: cl.ch}
+	s.mu.Unlock()
+
+	select {
+	case s.writeSem <- struct{}{}:
+	case <-ctx.Done():
+		s.forget(id)
+		return nil, ctxError(ctx, typ, id)
+	case <-s.ctx.Done():
+		return cl, nil // fail() has posted the error on cl.ch
+	}
+	bp := framePool.Get().(*[]byte)
+	frame := appendRequest((*bp)[:0], id, typ, payload)
+	wctx, cancel := context.WithTimeout(s.ctx, s.c.opts.writeTimeout)
+	err := s.ws.Write(wctx, websocket.MessageText, frame)
+	cancel()
+	<-s.writeSem
+	if cap(frame) <= 1<<20 {
+		*bp = frame
+		framePool.Put(bp)
+	}
+	if err != nil {
+		s.c.lost(s, fmt.Errorf("write: %w", err))
+	}
+	return cl, nil
+}
+
+// wait blocks for the reply and decodes it into out.
+func (cl *call) wait(ctx context.Context, out any) error {
+	select {
+	case r := <-cl.ch:
+		if r.err != nil {
+			return r.err
+		}
+		return decodeReply(r.frame, cl.typ, out)
+	case <-ctx.Done():
+		cl.s.forget(cl.id)
+		return ctxError(ctx, cl.typ, cl.id)
+	}
+}
+
+// ctxError turns an ended context into the client's error: a deadline is
+// ErrTimeout (and context.DeadlineExceeded), a cancel is context.Canceled.
+func ctxError(ctx context.Context, typ, id string) error {
+	err := ctx.Err()
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("fluxiondb: %s request %s: %w: %w", typ, id, ErrTimeout, err)
+	}
+	return fmt.Errorf("fluxiondb: %s request %s: %w", typ, id, err)
+}
+
+// emptyPayload is the data of messages without parameters.
+var emptyPayload = []byte("{}")
+
+// do sends one request and decodes its reply into out (nil: discard).
+func (c *Client) do(ctx context.Context, typ string, params any, out any) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if c.opts.requestTimeout > 0 {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, c.opts.requestTimeout)
+			defer cancel()
+		}
+	}
+	if ctx.Err() != nil {
+		return ctxError(ctx, typ, "")
+	}
+	payload := emptyPayload
+	if params != nil {
+		var err error
+		if payload, err = json.Marshal(params); err != nil {
+			return fmt.Errorf("fluxiondb: encode %s request: %w", typ, err)
+		}
+	}
+	s, err := c.getSession(ctx)
+	if err != nil {
+		return err
+	}
+	cl, err := s.send(ctx, typ, payload)
+	if err != nil {
+		return err
+	}
+	return cl.wait(ctx, out)
+}

@@ -1,0 +1,137 @@
+package fluxiondb
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// Option configures a Client; pass options to NewClient or Dial.
+type Option func(*options)
+
+type options struct {
+	name           string
+	connectTimeout time.Duration
+	requestTimeout time.Duration
+	writeTimeout   time.Duration
+	reconnect      ReconnectPolicy
+	logger         *slog.Logger
+	httpClient     *http.Client
+	header         http.Header
+	maxMessageSize int64
+}
+
+func defaultOptions() options {
+	return options{
+		connectTimeout: 10 * time.Second,
+		requestTimeout: 30 * time.Second,
+		writeTimeout:   10 * time.Second,
+		reconnect:      DefaultReconnectPolicy,
+		logger:         slog.New(discardHandler{}),
+		maxMessageSize: 256 << 20,
+	}
+}
+
+// ReconnectPolicy says how the client reconnects after it loses the
+// connection. Delays grow exponentially from MinDelay to MaxDelay; each
+// delay is randomized to between half and all of its value, so that many
+// clients of a restarted server do not reconnect in lockstep.
+type ReconnectPolicy struct {
+	// Disabled turns automatic reconnection off. The next request after a
+	// loss then makes one connection attempt itself.
+	Disabled bool
+	// MinDelay is the delay before the first attempt (default 100ms).
+	MinDelay time.Duration
+	// MaxDelay caps the delay (default 5s).
+	MaxDelay time.Duration
+	// MaxAttempts stops the reconnect loop after that many failed attempts;
+	// 0 means no limit. Requests waiting for the connection then fail with
+	// ErrConnectionLost.
+	MaxAttempts int
+}
+
+// DefaultReconnectPolicy reconnects forever, after 100ms, doubling to 5s.
+var DefaultReconnectPolicy = ReconnectPolicy{MinDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second}
+
+// WithConnectionName sets the label the server shows for this connection
+// (the "name" query parameter; see Connections).
+func WithConnectionName(name string) Option { return func(o *options) { o.name = name } }
+
+// WithConnectTimeout bounds one connection attempt: dial, upgrade and the
+// server's ready frame (default 10s).
+func WithConnectTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.connectTimeout = d
+		}
+	}
+}
+
+// WithRequestTimeout bounds each request whose context has no deadline of
+// its own (default 30s; 0 leaves such requests unbounded).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.requestTimeout = d
+		}
+	}
+}
+
+// WithWriteTimeout bounds writing one frame to the socket (default 10s). A
+// write that takes longer means the connection is stuck: it is closed and
+// the client reconnects.
+func WithWriteTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.writeTimeout = d
+		}
+	}
+}
+
+// WithReconnectPolicy sets how the client reconnects; zero delays take the
+// defaults.
+func WithReconnectPolicy(p ReconnectPolicy) Option {
+	return func(o *options) {
+		if p.MinDelay <= 0 {
+			p.MinDelay = DefaultReconnectPolicy.MinDelay
+		}
+		if p.MaxDelay <= 0 {
+			p.MaxDelay = DefaultReconnectPolicy.MaxDelay
+		}
+		if p.MaxDelay < p.MinDelay {
+			p.MaxDelay = p.MinDelay
+		}
+		o.reconnect = p
+	}
+}
+
+// WithLogger makes the client log connection events (connects, losses,
+// reconnect attempts, unexpected frames) to l. The default logs nothing.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.logger = l
+		}
+	}
+}
+
+// WithHTTPClient sets the HTTP client used for the WebSocket upgrade, e.g.
+// for custom TLS settings with wss:// URLs.
+func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpClient = hc } }
+
+// WithHeader adds HTTP headers to the upgrade request.
+func WithHeader(h http.Header) Option { return func(o *options) { o.header = h.Clone() } }
+
+// WithMaxMessageSize caps the size of one reply frame (default 256 MiB;
+// -1 for no cap). Large qdoc/qry replies need a generous cap.
+func WithMaxMessageSize(n int64) Option { return func(o *options) { o.maxMessageSize = n } }
+
+// discardHandler is a slog.Handler that drops everything: the client is
+// silent unless the user hands it a logger.
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }

@@ -1,0 +1,35 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrClosed is returned by calls on a closed Log.
+var ErrClosed = errors.New("wal: log is closed")
+
+// RepairCommand is the operator command named in corruption messages. The CLI owns the
+// spelling; it lives here so every message says the same thing.
+var RepairCommand = "fluxiondb repair --data DIR"
+
+// CorruptionError reports damage that cannot be explained by a crash during a write:
+// a bad frame before the tail of the last segment, or frames missing between segments.
+// Opening or replaying the log stops; nothing is dropped without an explicit Repair.
+type CorruptionError struct {
+	File   string // full path of the damaged (or first affected) segment
+	Offset int64  // byte offset of the first bad frame in File
+	Reason string
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("wal: corrupt log file %s at offset %d: %s; "+
+		"to keep the data before this point and move the rest aside run `%s` "+
+		"(it truncates the log at the first bad frame and saves the dropped bytes in a corrupt-<time> folder)",
+		e.File, e.Offset, e.Reason, RepairCommand)
+}
+
+// IsCorruption reports whether err is or wraps a *CorruptionError.
+func IsCorruption(err error) bool {
+	var ce *CorruptionError
+	return errors.As(err, &ce)
+}

@@ -1,0 +1,134 @@
+package wal
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// RepairReport says what Repair did.
+type RepairReport struct {
+	Clean        bool   // nothing to repair
+	File         string // segment where the log now ends (truncated or the last one kept)
+	Offset       int64  // where File was cut (its new size)
+	Reason       string // the damage found
+	DroppedBytes int64  // bytes moved out of the log (tail of File plus whole later segments)
+	MovedTo      string // folder holding the dropped bytes
+	Moved        []string
+}
+
+// Repair truncates the log in dir at the first bad frame or sequence gap and moves
+// everything after that point into dir/corrupt-<UTC time>/ (the tail of the damaged segment as
+// <segment>.from-<offset>, later segments whole). Frames after the damage are lost from the
+// log, which is why this is an explicit operator action and never automatic. The log must
+// not be open (the folder lock is taken).
+func Repair(dir string) (RepairReport, error) {
+	return repair(osFS{}, dir, time.Now())
+}
+
+func repair(fs fileSystem, dir string, now time.Time) (RepairReport, error) {
+	lock, err := lockDir(dir)
+	if err != nil {
+		return RepairReport{}, err
+	}
+	defer lock.Close()
+	segs, err := listSegments(fs, dir)
+	if err != nil {
+		return RepairReport{}, err
+	}
+	// Find the cut: segment index and offset within it.
+	cutSeg, cutOff, reason := -1, int64(0), ""
+	for i, first := range segs {
+		path := segmentPath(dir, first)
+		data, err := fs.ReadFile(path)
+		if err != nil {
+			return RepairReport{}, fmt.Errorf("wal: repair: read %s: %w", path, err)
+		}
+		n, _, p := countFrames(data)
+		if p != nil {
+			cutSeg, cutOff, reason = i, int64(p.off), p.reason
+			break
+		}
+		if i+1 < len(segs) && first+n != segs[i+1] {
+			cutSeg, cutOff = i+1, 0
+			reason = fmt.Sprintf("segment %s ends at sequence %d but the next one starts at %d",
+				segmentName(first), first+n-1, segs[i+1])
+			break
+		}
+	}
+	if cutSeg < 0 {
+		return RepairReport{Clean: true}, nil
+	}
+	aside := filepath.Join(dir, "corrupt-"+now.UTC().Format("20060102T150405.000000000Z"))
+	if err := fs.MkdirAll(aside, 0o755); err != nil {
+		return RepairReport{}, fmt.Errorf("wal: repair: %w", err)
+	}
+	rep := RepairReport{Reason: reason, MovedTo: aside, Offset: cutOff}
+	rest := segs[cutSeg:]
+	if cutOff > 0 {
+		// Keep the good prefix of the damaged segment; save its tail.
+		path := segmentPath(dir, segs[cutSeg])
+		data, err := fs.ReadFile(path)
+		if err != nil {
+			return rep, fmt.Errorf("wal: repair: read %s: %w", path, err)
+		}
+		tail := filepath.Join(aside, fmt.Sprintf("%s.from-%d", segmentName(segs[cutSeg]), cutOff))
+		if err := writeFileSync(fs, tail, data[cutOff:]); err != nil {
+			return rep, fmt.Errorf("wal: repair: save tail: %w", err)
+		}
+		if err := fs.Truncate(path, cutOff); err != nil {
+			return rep, fmt.Errorf("wal: repair: truncate %s: %w", path, err)
+		}
+		if err := syncFile(fs, path); err != nil {
+			return rep, fmt.Errorf("wal: repair: sync %s: %w", path, err)
+		}
+		rep.File = path
+		rep.DroppedBytes += int64(len(data)) - cutOff
+		rep.Moved = append(rep.Moved, tail)
+		rest = rest[1:]
+	} else if cutSeg > 0 {
+		rep.File = segmentPath(dir, segs[cutSeg-1])
+		data, err := fs.ReadFile(rep.File)
+		if err != nil {
+			return rep, fmt.Errorf("wal: repair: read %s: %w", rep.File, err)
+		}
+		rep.Offset = int64(len(data))
+	}
+	for _, first := range rest {
+		from := segmentPath(dir, first)
+		to := filepath.Join(aside, segmentName(first))
+		data, err := fs.ReadFile(from)
+		if err != nil {
+			return rep, fmt.Errorf("wal: repair: read %s: %w", from, err)
+		}
+		if err := fs.Rename(from, to); err != nil {
+			return rep, fmt.Errorf("wal: repair: move %s aside: %w", from, err)
+		}
+		rep.DroppedBytes += int64(len(data))
+		rep.Moved = append(rep.Moved, to)
+	}
+	if err := fs.SyncDir(aside); err != nil {
+		return rep, fmt.Errorf("wal: repair: sync %s: %w", aside, err)
+	}
+	if err := fs.SyncDir(dir); err != nil {
+		return rep, fmt.Errorf("wal: repair: sync %s: %w", dir, err)
+	}
+	return rep, nil
+}
+
+func writeFileSync(fs fileSystem, name string, data []byte) error {
+	f, err := fs.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -127,7 +127,9 @@ type FrameError struct {
 	Reason string
 }
 
-func (e *FrameError) Error() string { return fmt.Sprintf("bad frame at offset %d: %s", e.Offset, e.Reason) }
+func (e *FrameError) Error() string {
+	return fmt.Sprintf("bad frame at offset %d: %s", e.Offset, e.Reason)
+}
 
 // FrameReader reads frames one after another from a stream (the snapshot reader uses it).
 // Unlike segment recovery it never guesses about torn tails: any damage is a *FrameError.

@@ -16,6 +16,7 @@ const (
 	CodeRateLimited      Code = "rate_limited"      // the key sent more requests than its rate limit
 	CodeTooLarge         Code = "too_large"         // a batch or value is over a configured limit
 	CodeInternal         Code = "internal"          // a server fault; the message says what
+	CodeCursorExpired    Code = "cursor_expired"    // a subscription cannot resume: its history is gone; subscribe afresh
 )
 
 // Error is a client-visible error: a stable text (some are matched by existing clients and

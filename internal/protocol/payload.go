@@ -65,7 +65,7 @@ type value struct {
 // fields are every parameter any message may carry; decodeObject fills the ones present.
 type fields struct {
 	col, collection, doc, key, value, ts, from, to, limit, reverse, where, filter,
-	fromTs, toTs, action, scope value
+	fromTs, toTs, action, scope, snapshot, cursor, interval, sub value
 }
 
 func (f *fields) slot(name []byte) *value {
@@ -102,6 +102,14 @@ func (f *fields) slot(name []byte) *value {
 		return &f.action
 	case "scope":
 		return &f.scope
+	case "snapshot":
+		return &f.snapshot
+	case "cursor":
+		return &f.cursor
+	case "interval":
+		return &f.interval
+	case "sub":
+		return &f.sub
 	}
 	return nil
 }
@@ -427,4 +435,62 @@ func DecodeKeys(data []byte) (k Keys, e *Error) {
 		k.Scope = f.scope.str
 	}
 	return k, nil
+}
+
+// Sub is a `sub` (subscribe) request, our extension (docs/PROTOCOL.md).
+type Sub struct {
+	Collection    string
+	Doc           Pattern // empty = every document
+	Where, Filter Pattern
+	Snapshot      bool   // start with the latest record of each selected document
+	Cursor        string // resume after this cursor instead of starting now
+	IntervalMS    int64  // coalesce: at most one event per document per interval; 0 = off
+}
+
+// DecodeSub decodes and validates a `sub` payload.
+func DecodeSub(data []byte) (q Sub, e *Error) {
+	f, e := decodeFields(data)
+	if e != nil {
+		return q, e
+	}
+	if q.Collection, e = name(pick(&f.col, &f.collection), colLabel, true); e != nil {
+		return q, e
+	}
+	if q.Doc, e = pattern(pick(&f.doc, &f.key), docLabel); e != nil {
+		return q, e
+	}
+	if q.Where, e = pattern(&f.where, "where"); e != nil {
+		return q, e
+	}
+	if q.Filter, e = pattern(&f.filter, "filter"); e != nil {
+		return q, e
+	}
+	if f.snapshot.set {
+		if !f.snapshot.isBol {
+			return q, Errorf("snapshot must be a boolean")
+		}
+		q.Snapshot = f.snapshot.bool
+	}
+	if q.Cursor, e = name(&f.cursor, "cursor", false); e != nil {
+		return q, e
+	}
+	if q.Cursor != "" && q.Snapshot {
+		return q, Errorf("snapshot and cursor exclude each other: a resumed subscription continues where it left off")
+	}
+	if q.IntervalMS, e = integer(&f.interval, "interval", false, false); e != nil {
+		return q, e
+	}
+	if q.IntervalMS < 0 || q.IntervalMS > 3600_000 {
+		return q, Errorf("interval must be between 0 and 3600000 milliseconds")
+	}
+	return q, nil
+}
+
+// DecodeUnsub decodes an `unsub` payload: {"sub": "<subscription id>"}.
+func DecodeUnsub(data []byte) (string, *Error) {
+	f, e := decodeFields(data)
+	if e != nil {
+		return "", e
+	}
+	return name(&f.sub, "sub", true)
 }

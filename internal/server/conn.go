@@ -53,6 +53,9 @@ type conn struct {
 	idle       *sync.Cond
 	closeCode  websocket.StatusCode
 	closeCause string
+	subs       map[string]*subscription // under mu
+
+	nextSub uint64 // read loop only
 }
 
 func (c *conn) serve() {
@@ -61,7 +64,7 @@ func (c *conn) serve() {
 	// The ready frame goes first (PROTOCOL.md §1); v2 clients wait for it.
 	ready := getBuf()
 	*ready = append((*ready)[:0], protocol.Ready...)
-	c.out <- reply{buf: ready, ready: true}
+	c.out <- reply{buf: ready, push: true}
 
 	for {
 		typ, r, err := c.ws.Reader(c.ctx)
@@ -85,6 +88,9 @@ func (c *conn) serve() {
 		}
 		if !c.enqueue(rep) {
 			return
+		}
+		if rep.start != nil {
+			rep.start()
 		}
 	}
 }
@@ -159,7 +165,7 @@ func (c *conn) writeLoop() {
 			}
 			return
 		}
-		if !rep.ready {
+		if !rep.push {
 			c.addPending(-1)
 		}
 	}

@@ -29,19 +29,20 @@ type reply struct {
 	buf    *[]byte
 	commit db.Commit
 	id     []byte // a copy of the request id, kept only when commit must be waited for
-	ready  bool   // the ready frame, which answers no request
+	push   bool   // a frame that answers no request (ready, subscription events)
+	start  func() // run once the reply is queued (starts a subscription's pump)
 }
 
 // handle serves one decoded request and returns its reply in a pooled buffer.
 func (c *conn) handle(r *protocol.Request) reply {
 	out := getBuf()
-	commit, e := c.dispatch(r, out)
+	commit, start, e := c.dispatch(r, out)
 	if e != nil {
 		*out = protocol.AppendError((*out)[:0], r.ID, e)
 		c.srv.metrics.requestError(r.Type, e.Code)
 		return reply{buf: out}
 	}
-	rep := reply{buf: out, commit: commit}
+	rep := reply{buf: out, commit: commit, start: start}
 	if commit != 0 {
 		rep.id = append([]byte(nil), r.ID...)
 	}
@@ -49,8 +50,26 @@ func (c *conn) handle(r *protocol.Request) reply {
 }
 
 // dispatch checks the scope, decodes the payload and runs the message. It appends a success
-// reply to out, or returns an error (and out is discarded).
-func (c *conn) dispatch(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error) {
+// reply to out, or returns an error (and out is discarded). start, when not nil, must run
+// once the reply is queued.
+func (c *conn) dispatch(r *protocol.Request, out *[]byte) (commit db.Commit, start func(), e *protocol.Error) {
+	if r.Type == protocol.TypeSub || r.Type == protocol.TypeUnsub {
+		if c.key.Scope() < need[r.Type] {
+			return 0, nil, protocol.ErrPermissionDenied
+		}
+		if r.Type == protocol.TypeSub {
+			*out, start, e = c.subscribe(r, (*out)[:0])
+		} else {
+			*out, e = c.unsubscribe(r, (*out)[:0])
+		}
+		return 0, start, e
+	}
+	commit, e = c.run(r, out)
+	return commit, nil, e
+}
+
+// run serves every request/response message.
+func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error) {
 	d := c.srv.db
 	if r.Type == protocol.TypeAuth {
 		return 0, protocol.ErrAuthMessage
@@ -252,10 +271,6 @@ func (c *conn) dispatch(r *protocol.Request, out *[]byte) (db.Commit, *protocol.
 			b = append(b, '}')
 		}
 		b = append(b, "]}"...)
-
-	case protocol.TypeSub, protocol.TypeUnsub:
-		return 0, &protocol.Error{Code: protocol.CodeUnknownType,
-			Text: "message type " + strconv.Quote(r.Type.String()) + " is not supported by this server yet"}
 
 	default:
 		return 0, &protocol.Error{Code: protocol.CodeUnknownType, Text: "unknown message type " + strconv.Quote(string(r.TypeName))}

@@ -11,7 +11,7 @@ import (
 // Prometheus exposition reads them (see Collector in prometheus.go once it lands).
 type metrics struct {
 	conns, connsTotal, authFailures, slowConsumers, tooLarge_ atomic.Int64
-	recordsInserted                                           atomic.Int64
+	recordsInserted, subs, eventsSent, overflows              atomic.Int64
 	requests                                                  [32]atomic.Int64
 	errors                                                    [32]atomic.Int64
 	nanos                                                     [32]atomic.Int64
@@ -29,4 +29,7 @@ func (m *metrics) request(t protocol.Type, d time.Duration) {
 	m.requests[t&31].Add(1)
 	m.nanos[t&31].Add(int64(d))
 }
+func (m *metrics) subscribed(n int)                              { m.subs.Add(int64(n)) }
+func (m *metrics) events(n int)                                  { m.eventsSent.Add(int64(n)) }
+func (m *metrics) subOverflow()                                  { m.overflows.Add(1) }
 func (m *metrics) requestError(t protocol.Type, _ protocol.Code) { m.errors[t&31].Add(1) }

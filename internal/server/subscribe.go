@@ -1,0 +1,377 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/protocol"
+	"github.com/volandoo/fluxiondb/internal/pubsub"
+)
+
+// Live subscriptions (docs/PROTOCOL.md, "sub"). Each subscription has one goroutine, its
+// pump, that reads the shared change history (internal/pubsub) from its cursor, keeps the
+// events it selects, and queues them as event frames on the connection's outbound queue.
+//
+// Snapshot-then-live: the `sub` reply is built while changes are paused (db.Paused): it holds
+// the latest record of each selected document and the cursor of the last change, and the pump
+// starts right after that cursor — so there is neither a gap nor a duplicate.
+
+// epoch tells cursors of this server process from those of another: a cursor is
+// "<epoch>-<seq>" and only resumes on the process that issued it.
+var epoch = func() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+func formatCursor(seq uint64) string { return epoch + "-" + strconv.FormatUint(seq, 10) }
+
+func parseCursor(s string) (uint64, bool) {
+	e, n, ok := strings.Cut(s, "-")
+	if !ok || e != epoch {
+		return 0, false
+	}
+	seq, err := strconv.ParseUint(n, 10, 64)
+	return seq, err == nil
+}
+
+type subscription struct {
+	id       string
+	c        *conn
+	col      string
+	doc      protocol.Pattern
+	keep     func([]byte) bool
+	interval time.Duration
+	cursor   uint64
+	ctx      context.Context
+	cancel   context.CancelFunc
+}
+
+const (
+	maxSubsPerConn = 256
+	frameSoftLimit = 64 << 10 // event frames close at the first batch boundary past this size
+	readBatches    = 256
+)
+
+var errCursorExpired = &protocol.Error{Code: protocol.CodeCursorExpired,
+	Text: "cursor expired: the changes since it are no longer kept (or it belongs to another server process); subscribe again with snapshot"}
+
+// subscribe serves `sub`.
+func (c *conn) subscribe(r *protocol.Request, b []byte) ([]byte, func(), *protocol.Error) {
+	q, e := protocol.DecodeSub(r.Data)
+	if e != nil {
+		return b, nil, e
+	}
+	c.mu.Lock()
+	n := len(c.subs)
+	c.mu.Unlock()
+	if n >= maxSubsPerConn {
+		return b, nil, &protocol.Error{Code: protocol.CodeTooLarge, Text: "too many subscriptions on this connection (limit " + strconv.Itoa(maxSubsPerConn) + ")"}
+	}
+	c.nextSub++
+	s := &subscription{
+		id: "s" + strconv.FormatUint(c.nextSub, 10), c: c, col: q.Collection, doc: q.Doc,
+		keep:     protocol.Predicate(q.Where, q.Filter),
+		interval: time.Duration(q.IntervalMS) * time.Millisecond,
+	}
+	var resume uint64
+	if q.Cursor != "" {
+		var ok bool
+		if resume, ok = parseCursor(q.Cursor); !ok {
+			return b, nil, errCursorExpired
+		}
+	}
+	d := c.srv.db
+	var err error
+	b = protocol.AppendReplyStart(b, r.ID)
+	d.Paused(func(seq uint64) {
+		if q.Cursor != "" {
+			s.cursor = resume
+		} else {
+			s.cursor = seq
+		}
+		if err = d.Hub.Subscribe(s.cursor); err != nil {
+			return
+		}
+		b = append(b, `,"sub":`...)
+		b = protocol.AppendString(b, s.id)
+		b = append(b, `,"cursor":`...)
+		b = protocol.AppendString(b, formatCursor(s.cursor))
+		if q.Snapshot {
+			b = append(b, `,"records":{`...)
+			lq := engine.LatestQuery{TS: 1<<63 - 1, Keep: s.keep}
+			if q.Doc.IsRegex() {
+				lq.DocMatch = q.Doc.MatchName
+			} else {
+				lq.Doc = q.Doc.Literal
+			}
+			first := true
+			d.Engine.Latest(q.Collection, lq, func(doc string, ts int64, data []byte) {
+				if !first {
+					b = append(b, ',')
+				}
+				first = false
+				b = protocol.AppendString(b, doc)
+				b = append(b, ':')
+				b = protocol.AppendRecord(b, ts, data)
+			})
+			b = append(b, '}')
+		}
+	})
+	if err != nil {
+		return b, nil, errCursorExpired
+	}
+	b = append(b, '}')
+	s.ctx, s.cancel = context.WithCancel(c.ctx)
+	c.mu.Lock()
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription)
+	}
+	c.subs[s.id] = s
+	c.mu.Unlock()
+	c.srv.metrics.subscribed(1)
+	// The pump starts once the reply is queued, so the reply precedes every event.
+	return b, func() { go s.pump() }, nil
+}
+
+// unsubscribe serves `unsub`.
+func (c *conn) unsubscribe(r *protocol.Request, b []byte) ([]byte, *protocol.Error) {
+	id, e := protocol.DecodeUnsub(r.Data)
+	if e != nil {
+		return b, e
+	}
+	c.mu.Lock()
+	s := c.subs[id]
+	delete(c.subs, id)
+	c.mu.Unlock()
+	if s == nil {
+		return b, &protocol.Error{Code: protocol.CodeNotFound, Text: "subscription " + strconv.Quote(id) + " not found on this connection"}
+	}
+	s.cancel()
+	return append(protocol.AppendReplyStart(b, r.ID), `,"status":"ok"}`...), nil
+}
+
+// pump delivers the subscription's events until it is cancelled or falls behind.
+func (s *subscription) pump() {
+	d := s.c.srv.db
+	defer func() {
+		d.Hub.Unsubscribe()
+		s.c.srv.metrics.subscribed(-1)
+		s.c.mu.Lock()
+		if s.c.subs[s.id] == s {
+			delete(s.c.subs, s.id)
+		}
+		s.c.mu.Unlock()
+	}()
+	var (
+		batches []*pubsub.Batch
+		pending []pubsub.Event // coalescing: the latest event per document
+		index   = map[string]int{}
+		flushAt time.Time
+		timer   *time.Timer
+	)
+	for {
+		var wake <-chan struct{}
+		var err error
+		batches, wake, err = d.Hub.Read(s.cursor, readBatches, batches[:0])
+		if errors.Is(err, pubsub.ErrFellBehind) {
+			s.overflow()
+			return
+		}
+		if len(batches) > 0 {
+			if s.interval == 0 {
+				if !s.send(batches) {
+					return
+				}
+				continue
+			}
+			for _, bt := range batches {
+				for i := range bt.Events {
+					if ev := &bt.Events[i]; s.selects(ev) {
+						k := ev.Collection + "\x00" + ev.Doc
+						if j, ok := index[k]; ok {
+							pending[j] = *ev
+						} else {
+							index[k] = len(pending)
+							pending = append(pending, *ev)
+						}
+					}
+				}
+				s.cursor = bt.Seq
+			}
+			if flushAt.IsZero() {
+				flushAt = time.Now().Add(s.interval)
+			}
+			continue
+		}
+		// Nothing new: flush coalesced events when due, else wait.
+		var due <-chan time.Time
+		if len(pending) > 0 {
+			wait := time.Until(flushAt)
+			if wait <= 0 {
+				if !s.push(s.encode(pending, s.cursor)) {
+					return
+				}
+				pending, flushAt = pending[:0], time.Time{}
+				clear(index)
+				continue
+			}
+			if timer == nil {
+				timer = time.NewTimer(wait)
+			} else {
+				timer.Reset(wait)
+			}
+			due = timer.C
+		}
+		select {
+		case <-wake:
+		case <-due:
+		case <-s.ctx.Done():
+			return
+		}
+	}
+}
+
+// selects reports whether the subscription wants ev.
+func (s *subscription) selects(ev *pubsub.Event) bool {
+	switch ev.Op {
+	case pubsub.OpDeleteCollection:
+		return ev.Collection == s.col
+	case pubsub.OpDeleteDoc:
+		if ev.Collection != "" && ev.Collection != s.col {
+			return false
+		}
+	default:
+		if ev.Collection != s.col {
+			return false
+		}
+	}
+	if !s.doc.Empty() && !s.doc.MatchName(ev.Doc) {
+		return false
+	}
+	if ev.Op == pubsub.OpInsert && s.keep != nil {
+		return s.keep(ev.Data)
+	}
+	return true
+}
+
+// send encodes the selected events of batches into frames (closed at batch boundaries past
+// frameSoftLimit) and queues them.
+func (s *subscription) send(batches []*pubsub.Batch) bool {
+	var sel []pubsub.Event
+	for i, bt := range batches {
+		for j := range bt.Events {
+			if ev := &bt.Events[j]; s.selects(ev) {
+				sel = append(sel, *ev)
+			}
+		}
+		s.cursor = bt.Seq
+		if len(sel) > 0 && (i == len(batches)-1 || approxSize(sel) > frameSoftLimit) {
+			if !s.push(s.encode(sel, s.cursor)) {
+				return false
+			}
+			sel = sel[:0]
+		}
+	}
+	return true
+}
+
+func approxSize(evs []pubsub.Event) int {
+	n := 0
+	for i := range evs {
+		n += len(evs[i].Data) + len(evs[i].Doc) + 48
+	}
+	return n
+}
+
+// encode builds `{"type":"event","sub":…,"cursor":…,"events":[…]}`.
+func (s *subscription) encode(evs []pubsub.Event, cursor uint64) *[]byte {
+	p := getBuf()
+	b := append((*p)[:0], `{"type":"event","sub":`...)
+	b = protocol.AppendString(b, s.id)
+	b = append(b, `,"cursor":`...)
+	b = protocol.AppendString(b, formatCursor(cursor))
+	b = append(b, `,"events":[`...)
+	for i := range evs {
+		ev := &evs[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"op":"`...)
+		b = append(b, ev.Op.String()...)
+		b = append(b, `","col":`...)
+		b = protocol.AppendString(b, ev.Collection)
+		if ev.Op != pubsub.OpDeleteCollection {
+			b = append(b, `,"doc":`...)
+			b = protocol.AppendString(b, ev.Doc)
+		}
+		switch ev.Op {
+		case pubsub.OpInsert:
+			b = append(b, `,"ts":`...)
+			b = strconv.AppendInt(b, ev.TS, 10)
+			b = append(b, `,"data":`...)
+			b = protocol.AppendString(b, ev.Data)
+		case pubsub.OpDeleteRecord:
+			b = append(b, `,"ts":`...)
+			b = strconv.AppendInt(b, ev.TS, 10)
+		case pubsub.OpDeleteRange:
+			b = append(b, `,"fromTs":`...)
+			b = strconv.AppendInt(b, ev.TS, 10)
+			b = append(b, `,"toTs":`...)
+			b = strconv.AppendInt(b, ev.ToTS, 10)
+		}
+		b = append(b, '}')
+	}
+	b = append(b, "]}"...)
+	*p = b
+	s.c.srv.metrics.events(len(evs))
+	return p
+}
+
+// overflow tells the client its subscription fell behind the kept history, and ends it.
+func (s *subscription) overflow() {
+	p := getBuf()
+	b := append((*p)[:0], `{"type":"overflow","sub":`...)
+	b = protocol.AppendString(b, s.id)
+	b = append(b, `,"cursor":`...)
+	b = protocol.AppendString(b, formatCursor(s.cursor))
+	b = append(b, `,"error":"subscription fell behind the server's change history and was ended; subscribe again with snapshot","code":"cursor_expired"}`...)
+	*p = b
+	s.c.srv.metrics.subOverflow()
+	s.push(p)
+}
+
+// push queues a frame, waiting at most WriteTimeout for room; a connection that does not
+// read its events in that time is closed as a slow consumer.
+func (s *subscription) push(p *[]byte) bool {
+	c := s.c
+	rep := reply{buf: p, push: true}
+	select {
+	case c.out <- rep:
+		return true
+	case <-s.ctx.Done():
+		putBuf(p)
+		return false
+	default:
+	}
+	t := time.NewTimer(c.srv.cfg.WriteTimeout)
+	defer t.Stop()
+	select {
+	case c.out <- rep:
+		return true
+	case <-s.ctx.Done():
+	case <-t.C:
+		c.srv.metrics.slowConsumer()
+		c.closeWith(websocket.StatusPolicyViolation, "slow consumer: subscription events were not read in time")
+	}
+	putBuf(p)
+	return false
+}

@@ -1,0 +1,398 @@
+package server_test
+
+// Subscription tests live in the external test package so that their small harness cannot
+// collide with the protocol conformance harness of package server.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/volandoo/fluxiondb/internal/db"
+	"github.com/volandoo/fluxiondb/internal/server"
+)
+
+const subKey = "sub-master-key"
+
+type subServer struct {
+	addr string
+	srv  *server.Server
+	db   *db.DB
+}
+
+func startSubServer(t *testing.T, cfg db.Config, scfg server.Config) *subServer {
+	t.Helper()
+	cfg.MasterKey = subKey
+	d, err := db.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(d, scfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: srv}
+	go hs.Serve(ln)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(ctx)
+		srv.Shutdown(ctx)
+		d.Close()
+	})
+	return &subServer{addr: ln.Addr().String(), srv: srv, db: d}
+}
+
+// subClient is a minimal pipelining client: replies by id, pushed frames on a channel.
+type subClient struct {
+	t       *testing.T
+	ws      *websocket.Conn
+	mu      sync.Mutex
+	waiters map[string]chan map[string]any
+	pushed  chan map[string]any
+	closed  chan error
+	n       int
+}
+
+func dialSub(t *testing.T, addr, key string) *subClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/?api-key="+key, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws.SetReadLimit(64 << 20)
+	c := &subClient{t: t, ws: ws, waiters: map[string]chan map[string]any{},
+		pushed: make(chan map[string]any, 100000), closed: make(chan error, 1)}
+	go c.readLoop()
+	t.Cleanup(func() { ws.CloseNow() })
+	if f := c.next(5 * time.Second); f["type"] != "ready" {
+		t.Fatalf("first frame %v, want the ready frame", f)
+	}
+	return c
+}
+
+func (c *subClient) readLoop() {
+	for {
+		_, b, err := c.ws.Read(context.Background())
+		if err != nil {
+			c.closed <- err
+			return
+		}
+		var m map[string]any
+		d := json.NewDecoder(strings.NewReader(string(b)))
+		d.UseNumber()
+		if err := d.Decode(&m); err != nil {
+			c.closed <- fmt.Errorf("bad frame %q: %v", b, err)
+			return
+		}
+		if id, ok := m["id"].(string); ok {
+			c.mu.Lock()
+			w := c.waiters[id]
+			delete(c.waiters, id)
+			c.mu.Unlock()
+			if w != nil {
+				w <- m
+			}
+			continue
+		}
+		c.pushed <- m
+	}
+}
+
+func (c *subClient) call(typ string, data any) map[string]any {
+	c.t.Helper()
+	payload, _ := json.Marshal(data)
+	c.mu.Lock()
+	c.n++
+	id := "r" + strconv.Itoa(c.n)
+	w := make(chan map[string]any, 1)
+	c.waiters[id] = w
+	c.mu.Unlock()
+	frame, _ := json.Marshal(map[string]string{"id": id, "type": typ, "data": string(payload)})
+	if err := c.ws.Write(context.Background(), websocket.MessageText, frame); err != nil {
+		c.t.Fatal(err)
+	}
+	select {
+	case m := <-w:
+		return m
+	case err := <-c.closed:
+		c.t.Fatalf("connection closed waiting for %s: %v", typ, err)
+	case <-time.After(10 * time.Second):
+		c.t.Fatalf("no reply to %s", typ)
+	}
+	return nil
+}
+
+func (c *subClient) ok(typ string, data any) map[string]any {
+	c.t.Helper()
+	m := c.call(typ, data)
+	if e, ok := m["error"]; ok {
+		c.t.Fatalf("%s %v: error %v", typ, data, e)
+	}
+	return m
+}
+
+// next returns the next pushed frame.
+func (c *subClient) next(timeout time.Duration) map[string]any {
+	c.t.Helper()
+	select {
+	case m := <-c.pushed:
+		return m
+	case <-time.After(timeout):
+		c.t.Fatalf("no pushed frame within %v", timeout)
+	}
+	return nil
+}
+
+func (c *subClient) quiet(d time.Duration) {
+	c.t.Helper()
+	select {
+	case m := <-c.pushed:
+		c.t.Fatalf("unexpected frame %v", m)
+	case <-time.After(d):
+	}
+}
+
+func rec(doc string, ts int64, data string) map[string]any {
+	return map[string]any{"col": "c", "doc": doc, "ts": ts, "data": data}
+}
+
+type ev struct {
+	Op, Col, Doc, Data string
+	TS                 int64
+}
+
+func events(t *testing.T, frame map[string]any) []ev {
+	t.Helper()
+	if frame["type"] != "event" {
+		t.Fatalf("frame type %v, want event: %v", frame["type"], frame)
+	}
+	var out []ev
+	for _, x := range frame["events"].([]any) {
+		m := x.(map[string]any)
+		e := ev{Op: m["op"].(string), Col: m["col"].(string)}
+		if d, ok := m["doc"].(string); ok {
+			e.Doc = d
+		}
+		if d, ok := m["data"].(string); ok {
+			e.Data = d
+		}
+		if n, ok := m["ts"].(json.Number); ok {
+			e.TS, _ = n.Int64()
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func TestSubscribeLiveOrderAndFilters(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+
+	all := r.ok("sub", map[string]any{"col": "c"})
+	only := r.ok("sub", map[string]any{"col": "c", "doc": "/^dev-[12]$/", "where": "hot", "filter": "ignore"})
+	if all["sub"] == only["sub"] || all["cursor"] == nil {
+		t.Fatalf("bad sub replies %v %v", all, only)
+	}
+	w.ok("ins", []any{rec("dev-1", 1, "hot"), rec("dev-2", 2, "cold"), rec("dev-3", 3, "hot"), rec("dev-1", 4, "hot ignore")})
+	w.ok("ins", []any{map[string]any{"collection": "other", "key": "dev-1", "ts": 5, "data": "hot"}})
+	w.ok("drec", map[string]any{"col": "c", "doc": "dev-1", "ts": 1})
+
+	got := map[any][]ev{}
+	for len(got[all["sub"]]) < 5 || len(got[only["sub"]]) < 2 {
+		f := r.next(5 * time.Second)
+		got[f["sub"]] = append(got[f["sub"]], events(t, f)...)
+	}
+	wantAll := []ev{{"ins", "c", "dev-1", "hot", 1}, {"ins", "c", "dev-2", "cold", 2}, {"ins", "c", "dev-3", "hot", 3}, {"ins", "c", "dev-1", "hot ignore", 4}, {"drec", "c", "dev-1", "", 1}}
+	if fmt.Sprint(got[all["sub"]]) != fmt.Sprint(wantAll) {
+		t.Fatalf("all: got %v\nwant %v", got[all["sub"]], wantAll)
+	}
+	wantOnly := []ev{{"ins", "c", "dev-1", "hot", 1}, {"drec", "c", "dev-1", "", 1}}
+	if fmt.Sprint(got[only["sub"]]) != fmt.Sprint(wantOnly) {
+		t.Fatalf("filtered: got %v\nwant %v", got[only["sub"]], wantOnly)
+	}
+
+	r.ok("unsub", map[string]any{"sub": all["sub"]})
+	if m := r.call("unsub", map[string]any{"sub": all["sub"]}); m["code"] != "not_found" {
+		t.Fatalf("second unsub: %v", m)
+	}
+	w.ok("ins", []any{rec("dev-9", 9, "x")})
+	r.quiet(200 * time.Millisecond)
+}
+
+// TestSubscribeSnapshotThenLive checks there is neither a gap nor a duplicate between the
+// snapshot in the sub reply and the live events, while inserts run concurrently.
+func TestSubscribeSnapshotThenLive(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	const docs, perDoc = 20, 200
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for ts := int64(1); ts <= perDoc; ts++ {
+			batch := make([]any, 0, docs)
+			for d := 0; d < docs; d++ {
+				batch = append(batch, rec("d"+strconv.Itoa(d), ts, strconv.FormatInt(ts, 10)))
+			}
+			w.ok("ins", batch)
+		}
+	}()
+	time.Sleep(5 * time.Millisecond)
+	sub := r.ok("sub", map[string]any{"col": "c", "snapshot": true})
+	last := map[string]int64{}
+	for doc, v := range sub["records"].(map[string]any) {
+		n, _ := v.(map[string]any)["ts"].(json.Number).Int64()
+		last[doc] = n
+	}
+	wg.Wait()
+	for {
+		done := len(last) == docs
+		for _, ts := range last {
+			done = done && ts == perDoc
+		}
+		if done {
+			break
+		}
+		for _, e := range events(t, r.next(5*time.Second)) {
+			if prev, ok := last[e.Doc]; ok && e.TS != prev+1 {
+				t.Fatalf("doc %s: event ts %d after %d (gap or duplicate)", e.Doc, e.TS, prev)
+			} else if !ok && e.TS != 1 {
+				t.Fatalf("doc %s: first event ts %d, not in snapshot", e.Doc, e.TS)
+			}
+			last[e.Doc] = e.TS
+		}
+	}
+}
+
+func TestSubscribeResumeAfterReconnect(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	sub := r.ok("sub", map[string]any{"col": "c"})
+	w.ok("ins", []any{rec("a", 1, "one")})
+	f := r.next(5 * time.Second)
+	cursor := f["cursor"].(string)
+	r.ws.CloseNow()
+
+	w.ok("ins", []any{rec("a", 2, "two")})
+	w.ok("ddoc", map[string]any{"col": "c", "doc": "b"})
+	w.ok("ins", []any{rec("a", 3, "three")})
+
+	r2 := dialSub(t, s.addr, subKey)
+	r2.ok("sub", map[string]any{"col": "c", "cursor": cursor})
+	var got []ev
+	for len(got) < 3 {
+		got = append(got, events(t, r2.next(5*time.Second))...)
+	}
+	want := []ev{{"ins", "c", "a", "two", 2}, {"ddoc", "c", "b", "", 0}, {"ins", "c", "a", "three", 3}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("resumed: got %v want %v", got, want)
+	}
+	_ = sub
+	if m := r2.call("sub", map[string]any{"col": "c", "cursor": "deadbeef-1"}); m["code"] != "cursor_expired" {
+		t.Fatalf("foreign cursor: %v", m)
+	}
+}
+
+func TestSubscribeOverflowIsSignalled(t *testing.T) {
+	// A tiny history: a subscriber that does not read falls out of it.
+	s := startSubServer(t, db.Config{SubHistoryBytes: 4 << 10}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	sub := r.ok("sub", map[string]any{"col": "c"})
+	cursor := sub["cursor"].(string)
+	r.ws.CloseNow() // gone; its cursor will be evicted
+	big := strings.Repeat("x", 1000)
+	for i := int64(1); i <= 50; i++ {
+		w.ok("ins", []any{rec("a", i, big)})
+	}
+	r2 := dialSub(t, s.addr, subKey)
+	if m := r2.call("sub", map[string]any{"col": "c", "cursor": cursor}); m["code"] != "cursor_expired" {
+		t.Fatalf("resume from evicted cursor: %v", m)
+	}
+}
+
+func TestSubscribeCoalesce(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	r.ok("sub", map[string]any{"col": "c", "interval": 200})
+	for i := int64(1); i <= 20; i++ {
+		w.ok("ins", []any{rec("a", i, strconv.FormatInt(i, 10)), rec("b", i, "b")})
+	}
+	var got []ev
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		got = append(got, events(t, r.next(3*time.Second))...)
+		if len(got) > 0 && got[len(got)-1].TS == 20 && len(got) >= 2 {
+			last := map[string]int64{}
+			for _, e := range got {
+				last[e.Doc] = e.TS
+			}
+			if last["a"] == 20 && last["b"] == 20 {
+				break
+			}
+		}
+	}
+	if len(got) >= 40 {
+		t.Fatalf("coalescing delivered %d events for 40 inserts", len(got))
+	}
+}
+
+func TestSubscribeScopeAndRevocation(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	m := dialSub(t, s.addr, subKey)
+	m.ok("keys", map[string]any{"action": "add", "key": "reader-key-0001", "scope": "readonly"})
+	r := dialSub(t, s.addr, "reader-key-0001")
+	r.ok("sub", map[string]any{"col": "c"})
+	m.ok("ins", []any{rec("a", 1, "x")})
+	r.next(5 * time.Second)
+	m.ok("keys", map[string]any{"action": "remove", "key": "reader-key-0001"})
+	select {
+	case err := <-r.closed:
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Fatalf("revoked: close %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("revoked connection not closed")
+	}
+	if got := s.db.Hub.Stats().Subscriptions; got != 0 {
+		// The pump ends with the connection; give it a moment.
+		time.Sleep(100 * time.Millisecond)
+		if got = s.db.Hub.Stats().Subscriptions; got != 0 {
+			t.Fatalf("%d subscriptions left after revocation", got)
+		}
+	}
+}
+
+func TestSubscribeValidation(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	c := dialSub(t, s.addr, subKey)
+	for _, data := range []any{
+		map[string]any{},
+		map[string]any{"col": ""},
+		map[string]any{"col": "c", "interval": -1},
+		map[string]any{"col": "c", "snapshot": "yes"},
+		map[string]any{"col": "c", "snapshot": true, "cursor": "x-1"},
+	} {
+		if m := c.call("sub", data); m["error"] == nil || m["code"] != "bad_request" {
+			t.Errorf("sub %v: %v", data, m)
+		}
+	}
+	c.ok("cols", map[string]any{}) // still usable
+}

@@ -1,0 +1,309 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/server"
+)
+
+// Connection-level behaviour: pipelining, concurrency, exact timestamps and payloads, the
+// frame size limit and graceful shutdown.
+
+func TestPipelined1000(t *testing.T) {
+	s := startServer(t, server.Config{})
+	c := s.dial(t, masterKey)
+	const n = 1000
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = "p" + strconv.Itoa(i)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		// Writes from one goroutine while the test reads: a client that pipelines.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i, id := range ids {
+			var f []byte
+			if i%2 == 0 {
+				f = envelope(id, "ins", fmt.Sprintf(`[{"col":"p","doc":"d","ts":%d,"data":"v%d"}]`, i+1, i))
+			} else {
+				// A read of what the previous request wrote: requests are handled in order.
+				f = envelope(id, "qdoc", fmt.Sprintf(`{"col":"p","doc":"d","from":%d,"to":%d}`, i, i))
+			}
+			if err := c.ws.Write(ctx, websocket.MessageText, f); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i, id := range ids {
+		r := c.readReply(id)
+		if r.isErr() {
+			t.Fatalf("request %d: %s", i, r.raw)
+		}
+		if i%2 == 1 {
+			want := fmt.Sprintf(`{"id":%q,"records":[{"ts":%d,"data":"v%d"}]}`, id, i, i-1)
+			if string(r.raw) != want {
+				t.Fatalf("request %d: %s, want %s", i, r.raw, want)
+			}
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	recs := c.ok("qdoc", `{"col":"p","doc":"d","to":100000}`).fields["records"].([]any)
+	if len(recs) != n/2 {
+		t.Errorf("stored %d records, want %d", len(recs), n/2)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	s := startServer(t, server.Config{})
+	const conns, batches, perBatch = 4, 25, 20
+	clients := make([]*client, conns)
+	for i := range clients {
+		clients[i] = s.dial(t, masterKey)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, conns)
+	for i, c := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			// Each connection writes its own document and a shared one, in two collections,
+			// pipelining all batches before reading the replies.
+			for b := 0; b < batches; b++ {
+				var sb strings.Builder
+				sb.WriteByte('[')
+				for r := 0; r < perBatch; r++ {
+					if r > 0 {
+						sb.WriteByte(',')
+					}
+					ts := b*perBatch + r + 1
+					col := "shared"
+					if r%2 == 1 {
+						col = "other"
+					}
+					fmt.Fprintf(&sb, `{"col":%q,"doc":"w%d","ts":%d,"data":"c%d-%d"},{"col":"shared","doc":"all","ts":%d,"data":"x"}`,
+						col, i, ts, i, ts, ts*conns+i)
+				}
+				sb.WriteByte(']')
+				if err := c.ws.Write(ctx, websocket.MessageText, envelope(fmt.Sprintf("w%d-%d", i, b), "ins", sb.String())); err != nil {
+					errs <- err.Error()
+					return
+				}
+			}
+			for b := 0; b < batches; b++ {
+				_, raw, err := c.ws.Read(ctx)
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				var r struct{ ID, Error string }
+				if err := json.Unmarshal(raw, &r); err != nil || r.Error != "" || r.ID != fmt.Sprintf("w%d-%d", i, b) {
+					errs <- fmt.Sprintf("conn %d batch %d: %s", i, b, raw)
+					return
+				}
+			}
+		}()
+	}
+	// Meanwhile a reader queries.
+	reader := s.dial(t, masterKey)
+	for k := 0; k < 20; k++ {
+		reader.ok("qry", `{"col":"shared","ts":9223372036854775807}`)
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+	c := clients[0]
+	for i := 0; i < conns; i++ {
+		n := 0
+		for _, col := range []string{"shared", "other"} {
+			n += len(c.ok("qdoc", fmt.Sprintf(`{"col":%q,"doc":"w%d","to":100000}`, col, i)).fields["records"].([]any))
+		}
+		if n != batches*perBatch {
+			t.Errorf("writer %d: %d records stored, want %d", i, n, batches*perBatch)
+		}
+	}
+	all := c.ok("qdoc", `{"col":"shared","doc":"all","to":100000}`).fields["records"].([]any)
+	if len(all) != conns*batches*perBatch {
+		t.Errorf("shared document: %d records, want %d", len(all), conns*batches*perBatch)
+	}
+}
+
+func TestTimestampExtremes(t *testing.T) {
+	forGens(t, func(t *testing.T, g gen, s *testServer, c *client) {
+		tss := []int64{math.MinInt64, math.MinInt64 + 1, -1 << 53, -1, 0, 1, 1<<53 - 1, 1 << 53, 1<<53 + 1, 1<<53 + 2, math.MaxInt64 - 1, math.MaxInt64}
+		var sb strings.Builder
+		sb.WriteByte('[')
+		for i := len(tss) - 1; i >= 0; i-- { // newest first: out of order on purpose
+			if i != len(tss)-1 {
+				sb.WriteByte(',')
+			}
+			fmt.Fprintf(&sb, `{"$col":"x","$doc":"d","ts":%d,"data":"%d"}`, tss[i], tss[i])
+		}
+		sb.WriteByte(']')
+		c.expect("ins", g.p(sb.String()), `{}`)
+
+		var want strings.Builder
+		want.WriteString(`{"records":[`)
+		for i, ts := range tss {
+			if i > 0 {
+				want.WriteByte(',')
+			}
+			fmt.Fprintf(&want, `{"ts":%d,"data":"%d"}`, ts, ts)
+		}
+		want.WriteString(`]}`)
+		all := g.p(`{"$col":"x","$doc":"d","from":-9223372036854775808,"to":9223372036854775807}`)
+		r := c.expect("qdoc", all, want.String())
+		// Integers on the wire are exact decimal text (no exponent, no rounding).
+		for _, ts := range tss {
+			if !strings.Contains(string(r.raw), `"ts":`+strconv.FormatInt(ts, 10)+`,`) {
+				t.Errorf("reply lacks exact ts %d: %s", ts, r.raw)
+			}
+		}
+		c.expect("qry", g.p(`{"$col":"x","ts":9223372036854775807}`), `{"records":{"d":{"ts":9223372036854775807,"data":"9223372036854775807"}}}`)
+		c.expect("qry", g.p(`{"$col":"x","ts":9007199254740993}`), `{"records":{"d":{"ts":9007199254740993,"data":"9007199254740993"}}}`)
+		c.expect("qry", g.p(`{"$col":"x","ts":9223372036854775806,"from":9223372036854775807}`), `{"records":{}}`)
+		c.expect("qdoc", g.p(`{"$col":"x","$doc":"d","from":9007199254740993,"to":9007199254740993}`),
+			`{"records":[{"ts":9007199254740993,"data":"9007199254740993"}]}`)
+		// drec of 2^53+1 removes exactly it, not its float64 neighbours.
+		c.expect("drec", g.p(`{"$col":"x","$doc":"d","ts":9007199254740993}`), `{}`)
+		c.expect("qdoc", g.p(`{"$col":"x","$doc":"d","from":9007199254740991,"to":9007199254740994}`),
+			`{"records":[{"ts":9007199254740991,"data":"9007199254740991"},{"ts":9007199254740992,"data":"9007199254740992"},{"ts":9007199254740994,"data":"9007199254740994"}]}`)
+		c.expect("drrng", g.p(`{"$col":"x","$doc":"d","fromTs":9223372036854775807,"toTs":9223372036854775807}`), `{}`)
+		c.expect("qry", g.p(`{"$col":"x","ts":9223372036854775807}`), `{"records":{"d":{"ts":9223372036854775806,"data":"9223372036854775806"}}}`)
+	})
+}
+
+// payloads that must come back byte-exact.
+var payloads = []string{
+	"plain",
+	`{"temp":21.5,"tags":["a","b"],"nested":{"q":"\"quoted\""}}`,
+	"héllo wörld — ñ 中文 العربية",
+	"emoji 😀👍🏽🇫🇷 and ZWJ 👩‍👩‍👧",
+	`quotes " and 'single' and \"escaped\"`,
+	`back\slash \\ double \\\ triple \n literal`,
+	"new\nline\r\ncrlf\ttab",
+	"control \x00 \x01 \x07 \x1b \x1f \x7f end",
+	"\u2028 line sep \u2029 para sep \ufeff bom",
+	"</script><b>&amp;</b>",
+	"",
+	strings.Repeat("long payload ", 2000),
+}
+
+func TestPayloadsByteExact(t *testing.T) {
+	forGens(t, func(t *testing.T, g gen, s *testServer, c *client) {
+		recs := make([]map[string]any, len(payloads))
+		for i, p := range payloads {
+			recs[i] = map[string]any{g.col: "bytes", g.doc: "d", "ts": i + 1, "data": p}
+		}
+		c.ok("ins", mustJSON(recs))
+		r := c.ok("qdoc", g.p(`{"$col":"bytes","$doc":"d","to":1000}`))
+		got := r.fields["records"].([]any)
+		if len(got) != len(payloads) {
+			t.Fatalf("got %d records, want %d", len(got), len(payloads))
+		}
+		for i, x := range got {
+			if d := x.(map[string]any)["data"]; d != payloads[i] {
+				t.Errorf("record %d data = %q, want %q", i+1, d, payloads[i])
+			}
+		}
+		// Names and KV values with the same characters.
+		for i, p := range payloads[:10] {
+			name := "n" + strconv.Itoa(i) + p
+			c.ok("ins", mustJSON([]map[string]any{{g.col: name, g.doc: name, "ts": 1, "data": p}}))
+			lr := c.ok("qry", mustJSON(map[string]any{g.col: name, "ts": 1})).fields["records"].(map[string]any)
+			if rec, ok := lr[name].(map[string]any); !ok || rec["data"] != p {
+				t.Errorf("qry on names %q: %v", name, lr)
+			}
+			c.ok("sval", mustJSON(map[string]any{g.col: "kv", "key": name, "value": "v" + p}))
+			if v := c.ok("gval", mustJSON(map[string]any{g.col: "kv", "key": name})).fields["value"]; v != "v"+p {
+				t.Errorf("gval %q = %q, want %q", name, v, "v"+p)
+			}
+		}
+	})
+}
+
+func TestMaxMessageSize(t *testing.T) {
+	const limit = 4096
+	s := startServer(t, server.Config{MaxMessageSize: limit})
+	c := s.dial(t, masterKey)
+	// A frame just under the limit is served.
+	pad := strings.Repeat("x", limit-200)
+	c.ok("ins", `[{"col":"c","doc":"d","ts":1,"data":"`+pad+`"}]`)
+	// One over it closes the connection with 1009.
+	c.send("ins", `[{"col":"c","doc":"d","ts":2,"data":"`+pad+strings.Repeat("y", 400)+`"}]`)
+	c.expectClose(websocket.StatusMessageTooBig, "")
+	// Nothing of it was stored; the server still serves others.
+	d := s.dial(t, masterKey)
+	d.expect("qdoc", `{"col":"c","doc":"d","from":2,"to":2}`, `{"records":[]}`)
+}
+
+func TestGracefulShutdown(t *testing.T) {
+	s := startServer(t, server.Config{})
+	c := s.dial(t, masterKey)
+	idle := s.dial(t, masterKey)
+	const n = 200
+	// Send n requests without reading any reply yet.
+	for i := 0; i < n; i++ {
+		c.send("ins", fmt.Sprintf(`[{"col":"g","doc":"d","ts":%d,"data":"x"}]`, i+1))
+	}
+	// Wait until the server has handled all of them (their replies may still be queued).
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		cnt := 0
+		s.DB.Engine.Range("g", "d", engine.RangeQuery{From: 0, To: math.MaxInt64}, func(int64, []byte) { cnt++ })
+		if cnt == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server stored %d of %d records", cnt, n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.stop()
+	}()
+	frames := c.expectClose(websocket.StatusGoingAway, "")
+	if len(frames) != n {
+		t.Errorf("got %d replies before the close, want %d", len(frames), n)
+	}
+	for i, f := range frames {
+		r := decodeReply(t, f)
+		if r.isErr() {
+			t.Errorf("reply %d: %s", i, f)
+		}
+	}
+	idle.expectClose(websocket.StatusGoingAway, "")
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not finish")
+	}
+	// No new connections after shutdown.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if ws, _, err := websocket.Dial(ctx, s.url("api-key="+masterKey), nil); err == nil {
+		_ = ws.CloseNow()
+		t.Error("dial after shutdown succeeded")
+	}
+}

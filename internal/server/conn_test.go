@@ -307,3 +307,39 @@ func TestGracefulShutdown(t *testing.T) {
 		t.Error("dial after shutdown succeeded")
 	}
 }
+
+// A client that stops reading cannot stall anyone else: its connection is cut off, others
+// are served meanwhile.
+func TestSlowConsumer(t *testing.T) {
+	s := startServer(t, server.Config{OutboundQueue: 4, WriteTimeout: 200 * time.Millisecond})
+	stuck := s.dial(t, masterKey)
+	big := strings.Repeat("z", 256<<10)
+	stuck.ok("ins", `[{"col":"big","doc":"d","ts":1,"data":"`+big+`"}]`)
+	// 128 replies of 256 KiB = 32 MiB: far more than socket buffers and the queue hold.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		for i := 0; i < 128; i++ {
+			if stuck.ws.Write(ctx, websocket.MessageText, envelope("s"+strconv.Itoa(i), "qdoc", `{"col":"big","doc":"d","to":5}`)) != nil {
+				return
+			}
+		}
+	}()
+	other := s.dial(t, masterKey)
+	for i := 0; i < 20; i++ {
+		start := time.Now()
+		other.ok("ins", fmt.Sprintf(`[{"col":"o","doc":"d","ts":%d,"data":"x"}]`, i+1))
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("request %d of another connection took %v while one client is stuck", i, d)
+		}
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Srv.Len() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the stuck connection was not closed: %d connections open", s.Srv.Len())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	other.ok("cols", "{}")
+	_ = stuck.ws.CloseNow()
+}

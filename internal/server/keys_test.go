@@ -273,3 +273,28 @@ func TestHealthEndpoints(t *testing.T) {
 		}
 	}
 }
+
+// A malformed sibling parameter must not hide a valid api-key (form decoding of the key
+// itself is what PROTOCOL.md §1 asks for).
+func TestHandshakeKeyBesideMalformedParameter(t *testing.T) {
+	s := startServer(t, server.Config{})
+	for _, q := range []string{
+		"api-key=" + masterKey + "&name=cpu%",
+		"name=50%zz&api-key=" + masterKey,
+		"api-key=" + masterKey + "&name=a;b",
+	} {
+		t.Run(q, func(t *testing.T) {
+			s.dialURL(t, s.url(q), nil).on(t).ok("cols", "{}")
+		})
+	}
+}
+
+func TestKeysActionCaseInsensitive(t *testing.T) {
+	s := startServer(t, server.Config{})
+	c := s.dial(t, masterKey)
+	addKey(t, c, "x-key", "readonly")
+	if rows := c.ok("keys", `{"action":"LIST"}`).fields["keys"].([]any); len(rows) != 2 {
+		t.Errorf("LIST: %d rows, want 2", len(rows))
+	}
+	c.expect("keys", `{"action":"Remove","key":"x-key"}`, `{"status":"ok"}`)
+}

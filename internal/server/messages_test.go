@@ -478,3 +478,14 @@ func TestConnections(t *testing.T) {
 	check(named, "feeder one!")
 	check(anon, nil)
 }
+
+// qry: "from 0 or absent = no bound" — a latest record with a negative ts is kept.
+func TestQueryLatestFromZeroIsNoBound(t *testing.T) {
+	forGens(t, func(t *testing.T, g gen, s *testServer, c *client) {
+		c.ok("ins", g.p(`[{"$col":"c","$doc":"neg","ts":-5,"data":"n"},{"$col":"c","$doc":"pos","ts":3,"data":"p"}]`))
+		want := `{"records":{"neg":{"ts":-5,"data":"n"},"pos":{"ts":3,"data":"p"}}}`
+		c.expect("qry", g.p(`{"$col":"c","ts":10}`), want)
+		c.expect("qry", g.p(`{"$col":"c","ts":10,"from":0}`), want)
+		c.expect("qry", g.p(`{"$col":"c","ts":10,"from":-4}`), `{"records":{"pos":{"ts":3,"data":"p"}}}`)
+	})
+}

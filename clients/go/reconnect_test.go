@@ -1,0 +1,204 @@
+package fluxiondb
+
+import (
+	"context"
+	"errors"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var fastReconnect = WithReconnectPolicy(ReconnectPolicy{MinDelay: 20 * time.Millisecond, MaxDelay: 200 * time.Millisecond})
+
+func (s *testServer) signal(sig syscall.Signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd != nil {
+		_ = s.cmd.Process.Signal(sig)
+	}
+}
+
+func (c *Client) pendingCount() int {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil {
+		return 0
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending)
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestServerKilledAndRestarted: requests pending when the server dies fail
+// at once; once it is back on the same port, the client reconnects by
+// itself and requests succeed.
+func TestServerKilledAndRestarted(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	if err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Freeze the server so that requests stay pending, then kill it.
+	srv.signal(syscall.SIGSTOP)
+	const n = 10
+	type result struct {
+		err error
+		at  time.Time
+	}
+	results := make(chan result, n)
+	for range n {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_, err := c.Collections(ctx)
+			results <- result{err, time.Now()}
+		}()
+	}
+	waitFor(t, "pending requests", func() bool { return c.pendingCount() == n })
+	killedAt := time.Now()
+	srv.kill()
+	for range n {
+		r := <-results
+		if !errors.Is(r.err, ErrConnectionLost) {
+			t.Fatalf("pending request: err = %v; want ErrConnectionLost", r.err)
+		}
+		if d := r.at.Sub(killedAt); d > 2*time.Second {
+			t.Fatalf("pending request failed %v after the kill; want at once", d)
+		}
+	}
+
+	// While the server is down, a request waits for the reconnect only as
+	// long as its context allows.
+	short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	if _, err := c.Collections(short); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("request while down: %v; want ErrTimeout", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("request while down took %v", d)
+	}
+
+	srv.restart()
+	// Started before the reconnect completes, this request waits for it.
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatalf("request after restart: %v", err)
+	}
+	if err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 2, Data: "y"}); err != nil {
+		t.Fatalf("insert after restart: %v", err)
+	}
+	conns, err := c.Connections(ctx)
+	if err != nil || len(conns) != 1 || !conns[0].Self {
+		t.Fatalf("Connections after reconnect = %+v, %v", conns, err)
+	}
+}
+
+// TestGracefulShutdownReconnect: a server that stops cleanly (close 1001)
+// and comes back is reconnected to as well.
+func TestGracefulShutdownReconnect(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	srv.stop()
+	srv.restart()
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatalf("after graceful restart: %v", err)
+	}
+}
+
+// TestReconnectGivesUp: with MaxAttempts, the loop stops and requests fail
+// with ErrConnectionLost instead of waiting; a later request tries again.
+func TestReconnectGivesUp(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 2}), WithConnectTimeout(time.Second))
+	ctx := testCtx(t)
+	srv.kill()
+	waitFor(t, "reconnect loop to give up", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.sess == nil && c.waiting == nil && c.lastErr != nil
+	})
+	if _, err := c.Collections(ctx); !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("after giving up: %v; want ErrConnectionLost", err)
+	}
+	srv.restart()
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatalf("request after the server came back: %v", err)
+	}
+}
+
+// TestReconnectDisabled: without automatic reconnection, the next request
+// reconnects by itself.
+func TestReconnectDisabled(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{Disabled: true}))
+	ctx := testCtx(t)
+	srv.kill()
+	waitFor(t, "loss to be noticed", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.sess == nil
+	})
+	c.mu.Lock()
+	running := c.waiting != nil
+	c.mu.Unlock()
+	if running {
+		t.Fatal("reconnect loop started although disabled")
+	}
+	srv.restart()
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatalf("request after restart: %v", err)
+	}
+}
+
+// TestCloseDuringReconnect: Close ends the reconnect loop promptly, and
+// requests waiting for the connection fail with ErrClosed.
+func TestCloseDuringReconnect(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{MinDelay: time.Second, MaxDelay: time.Second}))
+	srv.kill()
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Collections(context.Background())
+		errc <- err
+	}()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Close took %v", d)
+	}
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("waiting request: %v; want ErrClosed", err)
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	p := ReconnectPolicy{MinDelay: 100 * time.Millisecond, MaxDelay: time.Second}
+	for n := 1; n <= 40; n++ {
+		full := p.MinDelay << min(n-1, 20)
+		full = min(full, p.MaxDelay)
+		for range 50 {
+			d := backoff(p, n)
+			if d < full/2 || d > full {
+				t.Fatalf("backoff(%d) = %v; want in [%v, %v]", n, d, full/2, full)
+			}
+		}
+	}
+}

@@ -32,7 +32,9 @@
 // each round it takes everything buffered, writes it with one write call per segment, and,
 // under SyncAlways, fsyncs once; every Sync waiter whose frame the round covered wakes up.
 // While an fsync runs, new frames accumulate and the next round carries them all, so N
-// concurrent writers share one fsync.
+// concurrent writers share one fsync. Under SyncInterval (ticks) and at segment rolls under
+// SyncInterval and SyncNever the fsync runs in the background while writing continues, so
+// those policies never stall writers on the disk.
 //
 // # Recovery
 //

@@ -8,23 +8,44 @@ import (
 	"time"
 )
 
+// segState is a segment file the flusher has written to since it was last fully durable.
+type segState struct {
+	f      file // nil once closed
+	path   string
+	first  uint64
+	off    int64 // bytes written
+	durOff int64 // bytes known to be fsynced
+}
+
+// asyncSync is an fsync running in the background (SyncInterval ticks, and segment rolls
+// under SyncInterval and SyncNever) so the flusher keeps writing while the disk works.
+type asyncSync struct {
+	seg        *segState
+	upTo       int64  // seg.off when the fsync started
+	nChunks    int    // queue[:nChunks] were written before it started
+	lastSeq    uint64 // highest sequence number it covers
+	closeAfter bool   // seg is finished (rolled): close it once durable
+	start      time.Time
+	done       chan error
+}
+
 // flusherState is owned by the flusher goroutine; nothing else touches it (except the
 // atomic fsyncRequested).
 type flusherState struct {
-	cur     file   // open segment being written; nil when none (or after trouble)
-	curPath string // segment file that trim must cut back; "" when nothing to trim
-	curOff  int64  // bytes written to curPath
-	durOff  int64  // bytes of curPath known to be fsynced
+	// dirty lists the segments, oldest first, that may hold bytes not yet fsynced: the
+	// current one (last) and, while its background fsync runs, the one rolled away from.
+	dirty []*segState
 
 	// queue holds every chunk that is not yet durable, in sequence order. The first
-	// nWritten of them have been written to cur; the rest wait. Keeping written chunks until
-	// fsync lets the log rewrite them after an fsync error (see trim).
+	// nWritten of them have been written; the rest wait. Keeping written chunks until fsync
+	// lets the log rewrite them after an fsync error (see trim).
 	queue    []*chunk
 	nWritten int
 
+	inflight *asyncSync
+
 	lastWritten uint64 // highest sequence number written (published at the end of a round)
 	lastDurable uint64 // highest sequence number fsynced
-	lastFsync   time.Time
 
 	trouble error // last write/fsync error; nil when healthy
 	lastTry time.Time
@@ -32,11 +53,18 @@ type flusherState struct {
 	fsyncRequested atomic.Bool // set by Flush: fsync even if the policy would not
 }
 
+func (f *flusherState) cur() *segState {
+	if n := len(f.dirty); n > 0 && f.dirty[n-1].f != nil {
+		return f.dirty[n-1]
+	}
+	return nil
+}
+
 // run is the flusher goroutine: the only writer of segment files.
 func (l *Log) run() {
 	defer close(l.exited)
 	f := &l.f
-	f.lastWritten, f.lastDurable, f.lastFsync = l.written, l.durable, time.Now()
+	f.lastWritten, f.lastDurable = l.written, l.durable
 	var tick <-chan time.Time
 	if l.opts.Policy == SyncInterval {
 		t := time.NewTicker(l.opts.Interval)
@@ -46,11 +74,22 @@ func (l *Log) run() {
 	var retry <-chan time.Time
 	for {
 		final, ticked := false, false
+		var syncDone <-chan error
+		if f.inflight != nil {
+			syncDone = f.inflight.done
+		}
 		select {
 		case <-l.kick:
 		case <-tick:
 			ticked = true
 		case <-retry:
+		case err := <-syncDone:
+			if err := l.finishAsync(err); err != nil {
+				l.fail(err)
+			} else {
+				l.publish()
+			}
+			continue
 		case <-l.quit:
 			final = true
 		}
@@ -92,13 +131,18 @@ func (l *Log) round(final, ticked bool) {
 		l.fail(err)
 		return
 	}
-	sync := recovering || final || f.fsyncRequested.Swap(false) ||
-		l.opts.Policy == SyncAlways || (l.opts.Policy == SyncInterval && ticked)
-	if sync {
-		if err := l.syncCur(); err != nil {
-			l.fail(err)
-			return
+	var err error
+	switch {
+	case recovering || final || f.fsyncRequested.Swap(false) || l.opts.Policy == SyncAlways:
+		err = l.syncNow()
+	case l.opts.Policy == SyncInterval && ticked && f.inflight == nil:
+		if cur := f.cur(); cur != nil && f.nWritten > 0 {
+			l.startAsync(cur, false)
 		}
+	}
+	if err != nil {
+		l.fail(err)
+		return
 	}
 	if recovering {
 		l.logger.Info("wal: recovered from disk trouble; appends resume", "previous_error", f.trouble)
@@ -112,18 +156,20 @@ func (l *Log) writeQueue() error {
 	f := &l.f
 	for f.nWritten < len(f.queue) {
 		c := f.queue[f.nWritten]
-		if c.newSeg || f.cur == nil {
+		cur := f.cur()
+		if cur == nil || (c.newSeg && cur.first != c.first) {
 			if err := l.roll(c.first); err != nil {
 				return err
 			}
+			cur = f.cur()
 		}
-		n, err := f.cur.Write(c.buf)
-		f.curOff += int64(n)
+		n, err := cur.f.Write(c.buf)
+		cur.off += int64(n)
 		if err == nil && n < len(c.buf) {
 			err = fmt.Errorf("short write (%d of %d bytes)", n, len(c.buf))
 		}
 		if err != nil {
-			return fmt.Errorf("wal: write %s: %w", f.curPath, err)
+			return fmt.Errorf("wal: write %s: %w", cur.path, err)
 		}
 		f.nWritten++
 		f.lastWritten = c.last()
@@ -131,57 +177,131 @@ func (l *Log) writeQueue() error {
 	return nil
 }
 
-// roll finishes the current segment (fsync, close) and creates the segment starting at
-// first. Finishing with an fsync whatever the policy keeps the rule simple: only the last
-// segment can ever have a torn tail.
+// roll finishes the current segment and creates the segment starting at first.
+//
+// The finished segment is fsynced before the new one is used, so after a power failure only
+// the last segment can have a torn tail. Under SyncAlways that fsync is inline. Under
+// SyncInterval and SyncNever it runs in the background while writing continues in the new
+// segment, so rolls do not stall writers; the cost is that a power failure in that window
+// can leave a torn tail in the second-to-last segment, which Open reports as corruption
+// (repair truncates there, losing only frames younger than the policy's loss window).
 func (l *Log) roll(first uint64) error {
 	f := &l.f
-	if f.cur != nil {
-		if err := l.syncCur(); err != nil {
+	if cur := f.cur(); cur != nil {
+		if l.opts.Policy == SyncAlways {
+			if err := l.syncNow(); err != nil {
+				return err
+			}
+		} else if err := l.waitAsync(); err != nil {
 			return err
 		}
-		err := f.cur.Close()
-		f.cur = nil
-		if err != nil {
-			return fmt.Errorf("wal: close %s: %w", f.curPath, err)
+		if f.nWritten > 0 {
+			l.startAsync(cur, true)
+		} else {
+			if err := l.closeSeg(cur); err != nil {
+				return err
+			}
+			f.dirty = f.dirty[:len(f.dirty)-1]
 		}
 	}
-	path := segmentPath(l.dir, first)
-	f.curPath, f.curOff, f.durOff = path, 0, 0
-	fh, err := l.fs.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	seg := &segState{path: segmentPath(l.dir, first), first: first}
+	// Listed before the create so trim removes a half-created file too.
+	f.dirty = append(f.dirty, seg)
+	fh, err := l.fs.OpenFile(seg.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: create segment: %w", err)
 	}
-	f.cur = fh
+	seg.f = fh
 	l.mu.Lock()
 	l.segs = append(l.segs, first)
 	l.mu.Unlock()
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return fmt.Errorf("wal: sync %s after creating %s: %w", l.dir, path, err)
+		return fmt.Errorf("wal: sync %s after creating %s: %w", l.dir, seg.path, err)
 	}
 	return nil
 }
 
-// syncCur fsyncs the current segment and releases the chunks written to it.
-func (l *Log) syncCur() error {
+func (l *Log) closeSeg(s *segState) error {
+	if s.f == nil {
+		return nil
+	}
+	err := s.f.Close()
+	s.f = nil
+	if err != nil {
+		return fmt.Errorf("wal: close %s: %w", s.path, err)
+	}
+	return nil
+}
+
+// startAsync starts a background fsync of seg covering everything written so far.
+func (l *Log) startAsync(seg *segState, closeAfter bool) {
 	f := &l.f
-	if f.cur == nil || (f.nWritten == 0 && f.durOff == f.curOff) {
+	a := &asyncSync{seg: seg, upTo: seg.off, nChunks: f.nWritten, lastSeq: f.lastWritten,
+		closeAfter: closeAfter, start: time.Now(), done: make(chan error, 1)}
+	f.inflight = a
+	fh := seg.f
+	go func() { a.done <- fh.Sync() }()
+}
+
+// waitAsync waits for the background fsync, if any, and applies its result.
+func (l *Log) waitAsync() error {
+	if l.f.inflight == nil {
+		return nil
+	}
+	return l.finishAsync(<-l.f.inflight.done)
+}
+
+// finishAsync applies the result of the background fsync.
+func (l *Log) finishAsync(err error) error {
+	f := &l.f
+	a := f.inflight
+	f.inflight = nil
+	if err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", a.seg.path, err)
+	}
+	a.seg.durOff = a.upTo
+	l.synced(a.nChunks, a.lastSeq, time.Since(a.start))
+	if a.closeAfter {
+		if err := l.closeSeg(a.seg); err != nil {
+			return err
+		}
+		if len(f.dirty) > 0 && f.dirty[0] == a.seg {
+			f.dirty = f.dirty[1:]
+		}
+	}
+	return nil
+}
+
+// syncNow makes everything written durable before returning: it waits for a background
+// fsync, then fsyncs the current segment.
+func (l *Log) syncNow() error {
+	f := &l.f
+	if err := l.waitAsync(); err != nil {
+		return err
+	}
+	cur := f.cur()
+	if cur == nil || f.nWritten == 0 {
 		return nil
 	}
 	start := time.Now()
-	if err := f.cur.Sync(); err != nil {
-		return fmt.Errorf("wal: fsync %s: %w", f.curPath, err)
+	if err := cur.f.Sync(); err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", cur.path, err)
 	}
-	d := time.Since(start)
-	f.durOff = f.curOff
-	f.lastDurable = f.lastWritten
-	f.lastFsync = time.Now()
-	for i := range f.nWritten {
+	cur.durOff = cur.off
+	l.synced(f.nWritten, f.lastWritten, time.Since(start))
+	return nil
+}
+
+// synced releases the first n queued chunks, now durable up to lastSeq.
+func (l *Log) synced(n int, lastSeq uint64, d time.Duration) {
+	f := &l.f
+	for i := range n {
 		putChunk(f.queue[i])
 		f.queue[i] = nil
 	}
-	f.queue = append(f.queue[:0], f.queue[f.nWritten:]...)
-	f.nWritten = 0
+	f.queue = append(f.queue[:0], f.queue[n:]...)
+	f.nWritten -= n
+	f.lastDurable = lastSeq
 	l.mu.Lock()
 	l.stats.Fsyncs++
 	l.stats.FsyncTotal += d
@@ -190,30 +310,37 @@ func (l *Log) syncCur() error {
 	if l.opts.OnFsync != nil {
 		l.opts.OnFsync(d)
 	}
-	return nil
 }
 
 // fail puts the log in trouble after a write or fsync error.
 //
 // After a failed fsync the kernel may already have dropped the dirty pages and marked them
 // clean, so a later fsync on the same file can succeed without the data being on disk
-// ("fsyncgate"). The log therefore never trusts the failed segment past its last
-// successfully fsynced offset: the descriptor is closed at once, and recovery (trim) cuts
-// the file back to that offset and rewrites every not-yet-durable frame, from the copies
-// kept in memory, into a fresh segment, which must itself be written and fsynced before
-// anything is acknowledged again. Waiters of the affected frames get the error now; Append
-// refuses new frames until recovery succeeds, so memory stays bounded and callers can
-// reject requests instead of queueing them.
+// ("fsyncgate"). The log therefore never trusts a segment past its last successfully fsynced
+// offset: its descriptor is closed at once, and recovery (trim) cuts the file back to that
+// offset and rewrites every not-yet-durable frame, from the copies kept in memory, into a
+// fresh segment, which must itself be written and fsynced before anything is acknowledged
+// again. Waiters of the affected frames get the error now; Append refuses new frames until
+// recovery succeeds, so memory stays bounded and callers can reject requests up front.
 func (l *Log) fail(err error) {
 	f := &l.f
-	if f.cur != nil {
-		f.cur.Close()
-		f.cur = nil
+	if f.inflight != nil {
+		// Let the background fsync finish before closing its descriptor. If it succeeded,
+		// its frames really are durable.
+		if aerr := l.finishAsync(<-f.inflight.done); aerr != nil {
+			l.logger.Error("wal: background fsync failed too", "err", aerr)
+		}
+	}
+	for _, s := range f.dirty {
+		if s.f != nil {
+			s.f.Close()
+			s.f = nil
+		}
 	}
 	f.nWritten = 0
 	f.trouble = err
 	l.logger.Error("wal: write failed; refusing appends until the disk recovers", "err", err,
-		"unsynced_chunks", len(f.queue))
+		"chunks_to_rewrite", len(f.queue))
 	l.mu.Lock()
 	// Frames written in this failed round were never acknowledged; forget them so only the
 	// rewrite can acknowledge them.
@@ -225,35 +352,34 @@ func (l *Log) fail(err error) {
 	l.mu.Unlock()
 }
 
-// trim cuts the segment that was being written back to its last fsynced offset (removing it
-// when nothing in it was fsynced) so that the rewrite can start a fresh segment right after.
+// trim cuts the segments that may hold non-durable bytes back to their last fsynced offset
+// (removing those where nothing was fsynced) so the rewrite can start a fresh segment.
 func (l *Log) trim() error {
 	f := &l.f
-	if f.curPath == "" {
-		return nil
+	for i := len(f.dirty) - 1; i >= 0; i-- {
+		s := f.dirty[i]
+		if s.durOff == 0 {
+			if err := l.fs.Remove(s.path); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("wal: remove unsynced segment %s: %w", s.path, err)
+			}
+			l.mu.Lock()
+			if n := len(l.segs); n > 0 && l.segs[n-1] == s.first {
+				l.segs = l.segs[:n-1]
+			}
+			l.mu.Unlock()
+		} else {
+			if err := l.fs.Truncate(s.path, s.durOff); err != nil {
+				return fmt.Errorf("wal: truncate %s to %d: %w", s.path, s.durOff, err)
+			}
+			if err := syncFile(l.fs, s.path); err != nil {
+				return fmt.Errorf("wal: fsync %s after truncation: %w", s.path, err)
+			}
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("wal: sync %s: %w", l.dir, err)
+		}
+		f.dirty = f.dirty[:i]
 	}
-	if f.durOff == 0 {
-		if err := l.fs.Remove(f.curPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("wal: remove unsynced segment %s: %w", f.curPath, err)
-		}
-		first, _ := parseSegmentName(pathBase(f.curPath))
-		l.mu.Lock()
-		if n := len(l.segs); n > 0 && l.segs[n-1] == first {
-			l.segs = l.segs[:n-1]
-		}
-		l.mu.Unlock()
-	} else {
-		if err := l.fs.Truncate(f.curPath, f.durOff); err != nil {
-			return fmt.Errorf("wal: truncate %s to %d: %w", f.curPath, f.durOff, err)
-		}
-		if err := syncFile(l.fs, f.curPath); err != nil {
-			return fmt.Errorf("wal: fsync %s after truncation: %w", f.curPath, err)
-		}
-	}
-	if err := l.fs.SyncDir(l.dir); err != nil {
-		return fmt.Errorf("wal: sync %s: %w", l.dir, err)
-	}
-	f.curPath, f.curOff, f.durOff = "", 0, 0
 	return nil
 }
 
@@ -269,15 +395,18 @@ func (l *Log) publish() {
 	l.mu.Unlock()
 }
 
-// shutdown runs after the final round: close the segment and record the outcome.
+// shutdown runs after the final round: close the segments and record the outcome.
 func (l *Log) shutdown() {
 	f := &l.f
 	var err error
-	if f.cur != nil {
-		if cerr := f.cur.Close(); cerr != nil {
-			err = fmt.Errorf("wal: close %s: %w", f.curPath, cerr)
+	if f.inflight != nil { // only after a failed final round
+		<-f.inflight.done
+		f.inflight = nil
+	}
+	for _, s := range f.dirty {
+		if cerr := l.closeSeg(s); cerr != nil && err == nil {
+			err = cerr
 		}
-		f.cur = nil
 	}
 	if f.trouble != nil {
 		err = fmt.Errorf("wal: close: %d chunk(s) of frames could not be made durable: %w", len(f.queue), f.trouble)
@@ -292,13 +421,4 @@ func (l *Log) shutdown() {
 	close(l.done)
 	l.done = make(chan struct{})
 	l.mu.Unlock()
-}
-
-func pathBase(p string) string {
-	for i := len(p) - 1; i >= 0; i-- {
-		if os.IsPathSeparator(p[i]) {
-			return p[i+1:]
-		}
-	}
-	return p
 }

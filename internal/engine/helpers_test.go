@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 )
 
 // rec is a record as tests see it.
@@ -80,6 +81,8 @@ type dumpExporter struct {
 	want    int
 	errs    []string
 	lastCol string
+	// slow makes the export yield per document, so concurrent writers interleave with it.
+	slow bool
 }
 
 func (e *dumpExporter) Collection(name string) error {
@@ -111,6 +114,9 @@ func (e *dumpExporter) Document(doc string, n int) error {
 	}
 	e.doc, e.want = doc, n
 	e.cur.docs[doc] = []rec{}
+	if e.slow {
+		time.Sleep(200 * time.Microsecond)
+	}
 	return nil
 }
 
@@ -130,8 +136,9 @@ func (e *dumpExporter) Value(key, value string) error {
 }
 
 // exportState dumps s through Export.
-func exportState(s *Store) (*dumpState, []string) {
-	e := &dumpExporter{}
+func exportState(s *Store) (*dumpState, []string) { return exportWith(s, &dumpExporter{}) }
+
+func exportWith(s *Store, e *dumpExporter) (*dumpState, []string) {
 	if err := s.Export(e); err != nil {
 		e.errs = append(e.errs, err.Error())
 	}

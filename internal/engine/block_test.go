@@ -1,0 +1,155 @@
+package engine
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"testing"
+)
+
+// entriesFrom derives ascending, unique records from fuzz input: each record takes a ts
+// delta (varint, at least 1) and a payload length from the input, payload bytes following.
+func entriesFrom(base int64, in []byte) []entry {
+	var es []entry
+	ts := base
+	total := 0
+	for len(in) > 0 && len(es) < 2000 && total < 64<<10 {
+		d, n := binary.Uvarint(in)
+		if n <= 0 {
+			break
+		}
+		in = in[n:]
+		if len(es) > 0 {
+			d = max(d, 1)
+			if d > uint64(math.MaxInt64)-uint64(ts) {
+				break // would pass MaxInt64
+			}
+			ts = int64(uint64(ts) + d)
+		}
+		l := 0
+		if len(in) > 0 {
+			l = int(in[0]) % 64
+			if in[0] == 0xff {
+				l = 9000 // one oversized record now and then
+			}
+			in = in[1:]
+		}
+		total += l
+		p := bytes.Repeat([]byte{byte(l)}, l)
+		copy(p, in)
+		es = append(es, entry{ts, p})
+	}
+	return es
+}
+
+func checkRoundTrip(t *testing.T, es []entry) {
+	t.Helper()
+	blocks := appendBlocks(nil, es)
+	var got []entry
+	for i := range blocks {
+		b := &blocks[i]
+		if b.count > blockMaxRecords || (b.count > 1 && len(b.data) > blockTargetBytes) {
+			t.Fatalf("block %d: %d records, %d bytes", i, b.count, len(b.data))
+		}
+		n, err := decodeBlock(b.minTS, b.data, func(ts int64, p []byte) { got = append(got, entry{ts, bytes.Clone(p)}) })
+		if err != nil || n != int(b.count) {
+			t.Fatalf("block %d: decoded %d of %d: %v", i, n, b.count, err)
+		}
+		if got[len(got)-1].ts != b.maxTS {
+			t.Fatalf("block %d: maxTS %d, last %d", i, b.maxTS, got[len(got)-1].ts)
+		}
+		if p := payloadAt(b.data, b.lastOff); !bytes.Equal(p, got[len(got)-1].data) {
+			t.Fatalf("block %d: lastOff payload differs", i)
+		}
+	}
+	if len(got) != len(es) {
+		t.Fatalf("decoded %d records, want %d", len(got), len(es))
+	}
+	for i := range es {
+		if got[i].ts != es[i].ts || !bytes.Equal(got[i].data, es[i].data) {
+			t.Fatalf("record %d: got %d/%q, want %d/%q", i, got[i].ts, got[i].data, es[i].ts, es[i].data)
+		}
+	}
+	// Appending one by one (the hot path) must give the same records.
+	d := &document{}
+	for _, e := range es {
+		d.appendNewest(e.ts, e.data)
+	}
+	var again []entry
+	for i := range d.blocks {
+		again = appendEntries(again, &d.blocks[i])
+	}
+	if len(again) != len(es) {
+		t.Fatalf("appendNewest: %d records, want %d", len(again), len(es))
+	}
+	for i := range es {
+		if again[i].ts != es[i].ts || !bytes.Equal(again[i].data, es[i].data) {
+			t.Fatalf("appendNewest record %d differs", i)
+		}
+	}
+}
+
+// FuzzBlock checks that the block decoder never panics on arbitrary bytes, that what it
+// accepts re-encodes to the same records, and that encoding any record list round-trips.
+func FuzzBlock(f *testing.F) {
+	f.Add(int64(0), []byte{})
+	f.Add(int64(1700000000), []byte{0, 3, 'a', 'b', 'c', 1, 0})
+	f.Add(int64(math.MinInt64), []byte{0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1, 'x'})
+	f.Add(int64(math.MaxInt64), []byte{0, 5, 1, 2, 3, 4, 5})
+	f.Add(int64(-5), bytes.Repeat([]byte{1, 40}, 300))
+	f.Add(int64(7), []byte{0, 0xff, 1, 0xff, 2, 0})
+	f.Fuzz(func(t *testing.T, base int64, in []byte) {
+		var es []entry
+		_, err := decodeBlock(base, in, func(ts int64, p []byte) {
+			if len(es) > 0 && ts <= es[len(es)-1].ts {
+				t.Fatalf("decoder accepted non-ascending ts %d after %d", ts, es[len(es)-1].ts)
+			}
+			es = append(es, entry{ts, p})
+		})
+		if err == nil && len(es) > 0 {
+			checkRoundTrip(t, es)
+		}
+		if es := entriesFrom(base, in); len(es) > 0 {
+			checkRoundTrip(t, es)
+		}
+	})
+}
+
+func TestDecodeBlockRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		base int64
+		data []byte
+	}{
+		{"truncated delta", 0, []byte{0x80}},
+		{"first delta not zero", 0, []byte{1, 0}},
+		{"zero delta later", 0, []byte{0, 0, 0, 0}},
+		{"length past end", 0, []byte{0, 5, 'a'}},
+		{"missing length", 0, []byte{0}},
+		{"ts overflow", math.MaxInt64, []byte{0, 0, 1, 0}},
+		{"varint overflow", 0, []byte{0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := decodeBlock(tt.base, tt.data, func(int64, []byte) {}); err == nil {
+				t.Fatal("accepted malformed block")
+			}
+		})
+	}
+}
+
+func TestGrowStepsAreBounded(t *testing.T) {
+	prev := 0
+	for _, s := range growSteps {
+		if s <= prev || (prev >= 2048 && float64(s)/float64(prev) > 1.5) {
+			t.Fatalf("grow step %d after %d", s, prev)
+		}
+		prev = s
+	}
+	if prev != blockTargetBytes {
+		t.Fatalf("last grow step %d, want %d", prev, blockTargetBytes)
+	}
+	if got := growCap(blockTargetBytes + 1); got != blockTargetBytes+1 {
+		t.Fatalf("growCap over target = %d", got)
+	}
+}

@@ -45,7 +45,8 @@ func AppendFrame(dst []byte, id, typ string, data []byte) []byte {
 	dst = append(dst, `,"type":`...)
 	dst = appendJSONString(dst, []byte(typ))
 	dst = append(dst, `,"data":`...)
-	return appendJSONString(dst, data)
+	dst = appendJSONString(dst, data)
+	return append(dst, '}')
 }
 
 // MakePayload returns a payload of exactly n bytes. From 32 bytes on it is JSON

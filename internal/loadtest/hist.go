@@ -8,13 +8,13 @@ import (
 // Histogram bucket layout: values below histLinear are counted exactly; above
 // that every power of two is split into histSub buckets, so a bucket is at most
 // 1/histSub of its lower bound wide (0.78%) and the midpoint we report is within
-// 0.4% of any value in it. 7424 buckets cover the whole int64 range, which keeps
+// 0.4% of any value in it. 7296 buckets cover the whole int64 range, which keeps
 // Record a few shifts and one increment with no allocation.
 const (
 	histSubBits = 7
 	histSub     = 1 << histSubBits
 	histLinear  = 2 * histSub
-	histBuckets = histLinear + (64-histSubBits-1)*histSub
+	histBuckets = histLinear + (63-histSubBits-1)*histSub
 )
 
 // Histogram is a log-linear (HDR-style) histogram of non-negative int64
@@ -46,12 +46,8 @@ func histValue(i int) int64 {
 	j := i - histLinear
 	shift := uint(j/histSub + 1)
 	top := int64(j%histSub + histSub)
-	low := top << shift
-	half := int64(1) << (shift - 1)
-	if low > math.MaxInt64-half {
-		return math.MaxInt64
-	}
-	return low + half
+	// The largest bucket starts at 255<<55 = 2^63-2^55, so this cannot overflow.
+	return top<<shift + int64(1)<<(shift-1)
 }
 
 // Record adds one value; negative values count as 0.

@@ -98,7 +98,8 @@ func StartServer(ctx context.Context, argv []string, key string, log io.Writer) 
 	return p, nil
 }
 
-// waitReady polls /readyz; a server without it is taken as ready.
+// waitReady polls /readyz until it stops answering 503; a server without
+// the endpoint (404, 426, …) is taken as ready.
 func (p *ServerProc) waitReady(limit time.Duration) {
 	end := time.Now().Add(limit)
 	c := &http.Client{Timeout: time.Second}
@@ -106,7 +107,7 @@ func (p *ServerProc) waitReady(limit time.Duration) {
 		resp, err := c.Get("http://" + p.Addr + "/readyz")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
+			if resp.StatusCode != http.StatusServiceUnavailable {
 				return
 			}
 		}

@@ -67,6 +67,9 @@ type wsConn struct {
 	mask uint64 // xorshift state for mask keys
 	ctrl []byte
 	once sync.Once
+	// limit is the largest message accepted (0 = 1 GiB): a qry over many
+	// documents is large, but a corrupt length must not allocate the world.
+	limit int
 }
 
 // dialWS performs the opening handshake on ws://host/path?query.
@@ -221,8 +224,12 @@ func (c *wsConn) readMessage(dst []byte) (byte, []byte, error) {
 			}
 			n = binary.BigEndian.Uint64(hdr[:8])
 		}
-		if n > 1<<31 {
-			return 0, dst, fmt.Errorf("frame of %d bytes is beyond the tool's limit", n)
+		limit := c.limit
+		if limit == 0 {
+			limit = 1 << 30
+		}
+		if n > uint64(limit-len(dst)) {
+			return 0, dst, fmt.Errorf("message over the tool's limit of %d bytes", limit)
 		}
 		var key uint32
 		if masked {

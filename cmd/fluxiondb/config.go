@@ -13,21 +13,28 @@ import (
 
 // config is everything the command line and environment can set.
 type config struct {
-	SecretKey       string
-	Data            string
-	FlushInterval   int
-	Fsync           string
-	Port            int
-	Host            string
-	MaxMessageSize  int64
-	MaxBatchRecords int
-	OutboundQueue   int
-	WriteTimeout    time.Duration
-	SlowRequest     time.Duration
-	LogLevel        string
-	LogFormat       string
-	PprofAddr       string
-	Version         bool
+	SecretKey        string
+	Data             string
+	FlushInterval    int
+	Fsync            string
+	Port             int
+	Host             string
+	MaxMessageSize   int64
+	MaxBatchRecords  int
+	OutboundQueue    int
+	WriteTimeout     time.Duration
+	SlowRequest      time.Duration
+	MaxConnections   int
+	RateLimit        float64
+	PingInterval     time.Duration
+	IdleTimeout      time.Duration
+	HandshakeTimeout time.Duration
+	MetricsAddr      string
+	TLSCert, TLSKey  string
+	LogLevel         string
+	LogFormat        string
+	PprofAddr        string
+	Version          bool
 }
 
 // envPrefix: every flag --some-name can also come from FLUXIONDB_SOME_NAME; a flag given on
@@ -106,6 +113,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	integer(&c.OutboundQueue, "outbound-queue", "", 1024, "replies queued per connection before a non-reading client is cut off")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a reply that cannot be written to a client in this time closes its connection")
 	fs.DurationVar(&c.SlowRequest, "slow-request", time.Second, "log requests slower than this (0 = never)")
+	integer(&c.MaxConnections, "max-connections", "", 10000, "open connections at most (0 = no limit)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per API key, shared by its connections (0 = no limit)")
+	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "ping clients this often; one that does not answer within the interval is disconnected (0 = off)")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "disconnect clients that send no request for this long, unless they subscribe (0 = never)")
+	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for a client to send its HTTP upgrade request")
+	str(&c.MetricsAddr, "metrics-addr", "", "", "serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)")
+	str(&c.TLSCert, "tls-cert", "", "", "PEM certificate file: serve wss:// (with --tls-key); reloaded on SIGHUP")
+	str(&c.TLSKey, "tls-key", "", "", "PEM private key file for --tls-cert")
 	str(&c.LogLevel, "log-level", "", "info", "debug | info | warn | error")
 	str(&c.LogFormat, "log-format", "", "text", "text | json")
 	str(&c.PprofAddr, "pprof-addr", "", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
@@ -173,6 +188,12 @@ func (c *config) validate() error {
 	}
 	if c.OutboundQueue <= 0 {
 		errs = append(errs, fmt.Errorf("--outbound-queue must be positive"))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, fmt.Errorf("--tls-cert and --tls-key go together"))
+	}
+	if c.MaxConnections < 0 || c.RateLimit < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.HandshakeTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--max-connections, --rate-limit, --ping-interval and --idle-timeout must not be negative; --handshake-timeout must be positive"))
 	}
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--write-timeout must be positive"))

@@ -74,20 +74,58 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		OutboundQueue:   cfg.OutboundQueue,
 		WriteTimeout:    cfg.WriteTimeout,
 		SlowRequest:     cfg.SlowRequest,
+		MaxConnections:  cfg.MaxConnections,
+		RateLimit:       cfg.RateLimit,
+		PingInterval:    cfg.PingInterval,
+		IdleTimeout:     cfg.IdleTimeout,
 		Logger:          log,
+
+		MetricsOnMainPort: cfg.MetricsAddr == "",
 	})
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
 	if err != nil {
 		log.Error("cannot listen", "addr", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), "err", err)
 		return 1
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HandshakeTimeout}
+	scheme := "ws"
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			log.Error("cannot serve TLS", "err", err)
+			return 1
+		}
+		stopWatch := make(chan struct{})
+		defer close(stopWatch)
+		go certs.watchSIGHUP(stopWatch)
+		hs.TLSConfig = certs.config()
+		scheme = "wss"
+	}
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log.Error)
 	}
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			log.Error("cannot listen for metrics", "addr", cfg.MetricsAddr, "err", err)
+			return 1
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", srv.MetricsHandler())
+		ms := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		go ms.Serve(mln)
+		defer ms.Close()
+		log.Info("metrics listening", "addr", mln.Addr().String())
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "version", version, "persistence", cfg.Data != "")
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version, "persistence", cfg.Data != "")
 
 	select {
 	case err := <-errc:

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -304,6 +303,10 @@ func (s *scanner) int() (int64, numKind) {
 		s.i = start
 		return 0, numNotNum
 	}
+	if s.b[s.i] == '0' && s.i+1 < len(s.b) && s.b[s.i+1] >= '0' && s.b[s.i+1] <= '9' {
+		s.fail("invalid number at offset %d: leading zero", start)
+		return 0, numNotNum
+	}
 	var u uint64
 	overflow := false
 	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
@@ -321,6 +324,10 @@ func (s *scanner) int() (int64, numKind) {
 	if overflow {
 		return 0, numRange
 	}
+	return signed(u, neg)
+}
+
+func signed(u uint64, neg bool) (int64, numKind) {
 	if neg {
 		if u > 1<<63 {
 			return 0, numRange
@@ -333,27 +340,42 @@ func (s *scanner) int() (int64, numKind) {
 	return int64(u), numOK
 }
 
-// floatInt finishes a number with a fraction or exponent that began at start.
+// floatInt finishes a number with a fraction or exponent that began at start. It decides
+// exactly, without floating point, whether the value is an integer that fits int64
+// (9007199254740993.0 is 9007199254740993; 1.0000000000000001 is not an integer).
 func (s *scanner) floatInt(start int) (int64, numKind) {
+	intStart := start
+	neg := s.b[start] == '-'
+	if neg {
+		intStart++
+	}
+	intEnd := s.i
+	fracStart, fracEnd := s.i, s.i
 	if s.b[s.i] == '.' {
 		s.i++
-		n := 0
+		fracStart = s.i
 		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
 			s.i++
-			n++
 		}
-		if n == 0 {
+		fracEnd = s.i
+		if fracEnd == fracStart {
 			s.fail("invalid number at offset %d", start)
 			return 0, numNotNum
 		}
 	}
+	exp := 0
 	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
 		s.i++
+		eneg := false
 		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			eneg = s.b[s.i] == '-'
 			s.i++
 		}
 		n := 0
 		for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+			if exp < 10000 {
+				exp = exp*10 + int(s.b[s.i]-'0')
+			}
 			s.i++
 			n++
 		}
@@ -361,19 +383,52 @@ func (s *scanner) floatInt(start int) (int64, numKind) {
 			s.fail("invalid number at offset %d", start)
 			return 0, numNotNum
 		}
+		if eneg {
+			exp = -exp
+		}
 	}
-	f, ok := parseFloat(s.b[start:s.i])
-	if !ok {
-		return 0, numFraction
+	// The value is digits × 10^(exp - len(frac)), digits = integer part then fraction.
+	digits := make([]byte, 0, 32)
+	digits = append(digits, s.b[intStart:intEnd]...)
+	digits = append(digits, s.b[fracStart:fracEnd]...)
+	shift := exp - (fracEnd - fracStart)
+	for len(digits) > 1 && digits[0] == '0' {
+		digits = digits[1:]
 	}
-	// 2^63 is exactly representable; anything at or above it does not fit.
-	if f >= 9223372036854775808.0 || f < -9223372036854775808.0 {
+	if shift < 0 {
+		cut := len(digits) + shift // digits before the decimal point
+		if cut < 0 {
+			cut = 0
+		}
+		for _, d := range digits[cut:] {
+			if d != '0' {
+				return 0, numFraction
+			}
+		}
+		digits = digits[:cut]
+	} else {
+		if len(digits) == 1 && digits[0] == '0' {
+			return 0, numOK
+		}
+		if len(digits)+shift > 20 {
+			return 0, numRange
+		}
+		for ; shift > 0; shift-- {
+			digits = append(digits, '0')
+		}
+	}
+	if len(digits) > 20 {
 		return 0, numRange
 	}
-	if f != math.Trunc(f) {
-		return 0, numFraction
+	var u uint64
+	for _, d := range digits {
+		v := uint64(d - '0')
+		if u > (math.MaxUint64-v)/10 {
+			return 0, numRange
+		}
+		u = u*10 + v
 	}
-	return int64(f), numOK
+	return signed(u, neg)
 }
 
 // bool reads true/false; numbers 0 and 1 are accepted too (PROTOCOL.md §3, qdoc reverse).
@@ -472,9 +527,4 @@ func (s *scanner) raw() []byte {
 		return nil
 	}
 	return s.b[start:s.i]
-}
-
-func parseFloat(b []byte) (float64, bool) {
-	f, err := strconv.ParseFloat(string(b), 64)
-	return f, err == nil
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -55,12 +56,54 @@ type conn struct {
 	closeCause string
 	subs       map[string]*subscription // under mu
 
-	nextSub uint64 // read loop only
+	nextSub     uint64       // read loop only
+	lastRequest atomic.Int64 // unix nanoseconds of the last request frame
+}
+
+// keepalive pings the peer and enforces the idle timeout. A peer that does not answer a ping
+// within the ping interval is gone (a dead network path leaves no other trace).
+func (c *conn) keepalive() {
+	every := c.srv.cfg.PingInterval
+	if every <= 0 || (c.srv.cfg.IdleTimeout > 0 && c.srv.cfg.IdleTimeout < every) {
+		every = c.srv.cfg.IdleTimeout
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if idle := c.srv.cfg.IdleTimeout; idle > 0 && time.Since(time.Unix(0, c.lastRequest.Load())) >= idle {
+			c.mu.Lock()
+			subs := len(c.subs)
+			c.mu.Unlock()
+			if subs == 0 { // a subscriber waits for events, it is not idle
+				c.closeWith(websocket.StatusNormalClosure, "idle timeout: no request for "+idle.String())
+				return
+			}
+		}
+		if c.srv.cfg.PingInterval > 0 {
+			ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.PingInterval)
+			err := c.ws.Ping(ctx)
+			cancel()
+			if err != nil {
+				if c.ctx.Err() == nil {
+					c.closeWith(websocket.StatusGoingAway, "ping timeout: the client did not answer")
+				}
+				return
+			}
+		}
+	}
 }
 
 func (c *conn) serve() {
 	defer c.finish()
 	go c.writeLoop()
+	if c.srv.cfg.PingInterval > 0 || c.srv.cfg.IdleTimeout > 0 {
+		go c.keepalive()
+	}
 	// The ready frame goes first (PROTOCOL.md §1); v2 clients wait for it.
 	ready := getBuf()
 	*ready = append((*ready)[:0], protocol.Ready...)
@@ -73,6 +116,7 @@ func (c *conn) serve() {
 			return
 		}
 		c.addPending(1)
+		c.lastRequest.Store(time.Now().UnixNano())
 		c.frame, err = readAll(r, c.frame[:0])
 		if err != nil {
 			c.readEnded(err)
@@ -110,8 +154,15 @@ func (c *conn) request() reply {
 		*b = protocol.AppendError((*b)[:0], c.req.ID, protocol.ErrPermissionDenied)
 		return reply{buf: b}
 	}
+	if !c.allow() {
+		b := getBuf()
+		e := &protocol.Error{Code: protocol.CodeRateLimited, Text: "rate limit exceeded for this API key (--rate-limit); slow down and retry"}
+		*b = protocol.AppendError((*b)[:0], c.req.ID, e)
+		c.srv.metrics.requestError(c.req.Type, e.Code)
+		return reply{buf: b, failed: true}
+	}
 	rep := c.handle(&c.req)
-	c.srv.metrics.request(c.req.Type, time.Since(start))
+	c.srv.metrics.request(c.req.Type, time.Since(start), !rep.failed)
 	if d := time.Since(start); c.srv.cfg.SlowRequest > 0 && d >= c.srv.cfg.SlowRequest {
 		c.log.Warn("slow request", "type", c.req.Type.String(), "duration", d, "reply_bytes", len(*rep.buf))
 	}
@@ -160,7 +211,8 @@ func (c *conn) writeLoop() {
 		putBuf(rep.buf)
 		if err != nil {
 			if c.ctx.Err() == nil {
-				c.log.Debug("write failed", "err", err)
+				c.log.Info("closing a client that does not read its replies", "err", err)
+				c.srv.metrics.slowConsumer()
 				c.closeWith(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time")
 			}
 			return
@@ -215,7 +267,7 @@ func (c *conn) readEnded(err error) {
 	switch {
 	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig,
 		errors.Is(err, websocket.ErrMessageTooBig):
-		c.srv.metrics.tooLarge()
+		c.srv.metrics.messageTooLarge()
 		c.closeWith(websocket.StatusMessageTooBig, "message too big: over --max-message-size")
 	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), c.ctx.Err() != nil:
 		// The peer closed, or we did.

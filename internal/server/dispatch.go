@@ -30,6 +30,7 @@ type reply struct {
 	commit db.Commit
 	id     []byte // a copy of the request id, kept only when commit must be waited for
 	push   bool   // a frame that answers no request (ready, subscription events)
+	failed bool   // an error reply
 	start  func() // run once the reply is queued (starts a subscription's pump)
 }
 
@@ -40,7 +41,7 @@ func (c *conn) handle(r *protocol.Request) reply {
 	if e != nil {
 		*out = protocol.AppendError((*out)[:0], r.ID, e)
 		c.srv.metrics.requestError(r.Type, e.Code)
-		return reply{buf: out}
+		return reply{buf: out, failed: true}
 	}
 	rep := reply{buf: out, commit: commit, start: start}
 	if commit != 0 {
@@ -100,7 +101,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		if err != nil {
 			return 0, unavailable(err)
 		}
-		c.srv.metrics.inserted(len(c.recs))
+		c.srv.metrics.insertedRecords(len(c.recs))
 		b = protocol.AppendOK(b, r.ID)
 		return commit, nil
 

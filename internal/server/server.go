@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,7 +26,14 @@ type Config struct {
 	OutboundQueue   int           // replies queued per connection; default 1024
 	WriteTimeout    time.Duration // a reply that cannot be written in this time closes the connection; default 10 s
 	SlowRequest     time.Duration // requests slower than this are logged; 0 = never
+	MaxConnections  int           // open connections at most; 0 = no limit
+	RateLimit       float64       // requests per second per API key (burst: one second's worth); 0 = off
+	PingInterval    time.Duration // ping every connection this often; one unanswered for as long closes it; 0 = off
+	IdleTimeout     time.Duration // close connections that sent no request for this long; 0 = never
 	Logger          *slog.Logger  // default: discard
+	// MetricsOnMainPort serves /metrics beside the WebSocket endpoint (when no separate
+	// --metrics-addr is used).
+	MetricsOnMainPort bool
 }
 
 func (c *Config) setDefaults() {
@@ -51,6 +59,7 @@ type Server struct {
 	conns   registry
 	metrics *metrics
 
+	limiter  *limiter
 	ready    atomic.Bool
 	shutting atomic.Bool
 	wg       sync.WaitGroup // one per connection
@@ -61,7 +70,11 @@ func New(d *db.DB, cfg Config) *Server {
 	cfg.setDefaults()
 	s := &Server{cfg: cfg, db: d, log: cfg.Logger, metrics: newMetrics()}
 	s.conns.m = make(map[*conn]struct{})
+	if cfg.RateLimit > 0 {
+		s.limiter = &limiter{rate: cfg.RateLimit, burst: max(1, cfg.RateLimit)}
+	}
 	d.Keys.OnRevoke = s.revoke
+	s.metrics.registerDB(s)
 	s.ready.Store(true)
 	return s
 }
@@ -77,6 +90,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			_, _ = w.Write([]byte("ok\n"))
 			return
+		case "/metrics":
+			if s.cfg.MetricsOnMainPort {
+				s.metrics.handler().ServeHTTP(w, r)
+				return
+			}
 		case "/readyz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			if !s.ready.Load() || s.shutting.Load() {
@@ -100,11 +118,11 @@ func isUpgrade(r *http.Request) bool {
 // apiKey finds the key in the query string (form-decoded: '+' is a space), then in an
 // `Authorization: Bearer` or `x-api-key` header.
 func apiKey(r *http.Request) string {
-	q, err := url.ParseQuery(r.URL.RawQuery)
-	if err == nil {
-		if k := q.Get("api-key"); k != "" {
-			return k
-		}
+	// ParseQuery keeps every well-formed pair even when another one is malformed
+	// (a stray '%' or ';' in the connection name must not hide the key).
+	q, _ := url.ParseQuery(r.URL.RawQuery)
+	if k := q.Get("api-key"); k != "" {
+		return k
 	}
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
 		return strings.TrimSpace(h[7:])
@@ -114,20 +132,27 @@ func apiKey(r *http.Request) string {
 
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if s.shutting.Load() {
+		s.metrics.reject("shutdown")
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
 	}
 	secret := apiKey(r)
 	if secret == "" {
-		s.metrics.authFailure()
+		s.metrics.reject("auth")
 		http.Error(w, protocol.TextMissingKey, http.StatusUnauthorized)
 		return
 	}
 	key, ok := s.db.Keys.Lookup(secret)
 	if !ok {
-		s.metrics.authFailure()
+		s.metrics.reject("auth")
 		s.log.Info("connection refused: unknown API key", "remote", r.RemoteAddr)
 		http.Error(w, protocol.TextUnknownKey, http.StatusUnauthorized)
+		return
+	}
+	if max := s.cfg.MaxConnections; max > 0 && s.Len() >= max {
+		s.metrics.reject("limit")
+		s.log.Warn("connection refused: --max-connections reached", "remote", r.RemoteAddr, "limit", max)
+		http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
 		return
 	}
 	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
@@ -143,12 +168,13 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := &conn{
 		srv: s, ws: ws, key: key, ip: ip,
-		name:   r.URL.Query().Get("name"),
+		name:   connName(r.URL.RawQuery),
 		since:  time.Now(),
 		out:    make(chan reply, s.cfg.OutboundQueue),
 		closed: make(chan struct{}),
 	}
 	c.idle = sync.NewCond(&c.mu)
+	c.lastRequest.Store(c.since.UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	keyID := "master"
 	if !key.Master {
@@ -168,6 +194,9 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 
 // revoke closes every connection that authenticated with a removed key.
 func (s *Server) revoke(e *auth.Entry) {
+	if s.limiter != nil {
+		s.limiter.forget(e)
+	}
 	for _, c := range s.conns.list() {
 		if c.key == e {
 			c.closeWith(websocket.StatusPolicyViolation, "API key revoked")
@@ -252,4 +281,9 @@ func (s *Server) Len() int {
 	s.conns.mu.Lock()
 	defer s.conns.mu.Unlock()
 	return len(s.conns.m)
+}
+
+func connName(rawQuery string) string {
+	q, _ := url.ParseQuery(rawQuery)
+	return q.Get("name")
 }

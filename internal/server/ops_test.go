@@ -1,0 +1,242 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/volandoo/fluxiondb/internal/db"
+	"github.com/volandoo/fluxiondb/internal/server"
+)
+
+// scrape returns the value of one metric line (name with labels, as printed) from /metrics.
+func scrape(t *testing.T, addr, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	re := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`)
+	m := re.FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("metric %s not found in:\n%s", series, firstLines(body, 40))
+	}
+	v, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func firstLines(b []byte, n int) string {
+	lines := strings.SplitN(string(b), "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+func TestMetricsAfterKnownTraffic(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	c.ok("ins", []any{rec("a", 1, "xx"), rec("a", 2, "yyy"), rec("b", 1, "z")})
+	c.ok("sval", map[string]any{"col": "c", "key": "k", "value": "v"})
+	c.ok("qry", map[string]any{"col": "c", "ts": 10})
+	c.ok("qry", map[string]any{"col": "c", "ts": 10})
+	c.call("qdoc", map[string]any{"col": "c"}) // error: doc missing
+	c.call("nope", map[string]any{})
+
+	for series, want := range map[string]float64{
+		`fluxiondb_connections`:                                              1,
+		`fluxiondb_records`:                                                  3,
+		`fluxiondb_documents`:                                                2,
+		`fluxiondb_collections`:                                              1,
+		`fluxiondb_kv_entries`:                                               1,
+		`fluxiondb_payload_bytes`:                                            6,
+		`fluxiondb_records_inserted_total`:                                   3,
+		`fluxiondb_requests_total{outcome="ok",type="qry"}`:                  2,
+		`fluxiondb_requests_total{outcome="ok",type="ins"}`:                  1,
+		`fluxiondb_requests_total{outcome="error",type="qdoc"}`:              1,
+		`fluxiondb_request_errors_total{code="bad_request",type="qdoc"}`:     1,
+		`fluxiondb_request_errors_total{code="unknown_type",type="unknown"}`: 1,
+		`fluxiondb_request_duration_seconds_count{type="qry"}`:               2,
+		`fluxiondb_connections_total`:                                        1,
+		`fluxiondb_subscriptions`:                                            0,
+		`fluxiondb_subscription_events_total`:                                0,
+		`fluxiondb_request_duration_seconds_bucket{type="ins",le="+Inf"}`:    1,
+		`fluxiondb_request_duration_seconds_count{type="sval"}`:              1,
+		`fluxiondb_requests_total{outcome="ok",type="sval"}`:                 1,
+		`fluxiondb_request_duration_seconds_count{type="qdoc"}`:              1,
+		`fluxiondb_requests_total{outcome="error",type="unknown"}`:           1,
+	} {
+		if got := scrape(t, s.addr, series); got != want {
+			t.Errorf("%s = %v, want %v", series, got, want)
+		}
+	}
+	// Subscription figures follow subscriptions.
+	c.ok("sub", map[string]any{"col": "c"})
+	c.ok("ins", []any{rec("a", 3, "w")})
+	c.next(5 * time.Second)
+	if got := scrape(t, s.addr, "fluxiondb_subscriptions"); got != 1 {
+		t.Errorf("fluxiondb_subscriptions = %v, want 1", got)
+	}
+	if got := scrape(t, s.addr, "fluxiondb_subscription_events_total"); got != 1 {
+		t.Errorf("fluxiondb_subscription_events_total = %v, want 1", got)
+	}
+}
+
+func TestMaxConnectionsLimit(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MaxConnections: 2, MetricsOnMainPort: true})
+	dialSub(t, s.addr, subKey)
+	dialSub(t, s.addr, subKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("third connection: err %v resp %v, want 503", err, resp)
+	}
+	if got := scrape(t, s.addr, `fluxiondb_connections_rejected_total{reason="limit"}`); got != 1 {
+		t.Fatalf("rejected{limit} = %v", got)
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{RateLimit: 5, MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	limited := 0
+	for i := 0; i < 20; i++ {
+		if m := c.call("cols", map[string]any{}); m["code"] == "rate_limited" {
+			limited++
+		}
+	}
+	if limited < 10 {
+		t.Fatalf("only %d of 20 immediate requests were rate limited at 5/s", limited)
+	}
+	if got := scrape(t, s.addr, "fluxiondb_rate_limited_total"); got != float64(limited) {
+		t.Fatalf("fluxiondb_rate_limited_total = %v, want %d", got, limited)
+	}
+	time.Sleep(300 * time.Millisecond) // tokens come back
+	c.ok("cols", map[string]any{})
+}
+
+func TestSlowConsumerIsClosed(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{OutboundQueue: 4, WriteTimeout: 300 * time.Millisecond, MetricsOnMainPort: true})
+	w := dialSub(t, s.addr, subKey)
+	big := strings.Repeat("x", 60000)
+	var batch []any
+	for i := int64(1); i <= 20; i++ {
+		batch = append(batch, rec("a", i, big))
+	}
+	w.ok("ins", batch)
+
+	// A raw client that sends many big queries and never reads.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	q := `{"id":"q","type":"qdoc","data":"{\"col\":\"c\",\"doc\":\"a\",\"to\":100}"}`
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && scrape(t, s.addr, "fluxiondb_slow_consumers_total") == 0 {
+		wctx, wcancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		_ = ws.Write(wctx, websocket.MessageText, []byte(q))
+		wcancel()
+	}
+	if got := scrape(t, s.addr, "fluxiondb_slow_consumers_total"); got < 1 {
+		t.Fatalf("slow consumer not detected")
+	}
+	// Everyone else is unaffected.
+	w.ok("cols", map[string]any{})
+}
+
+func TestMessageTooLargeIsClosedWith1009(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MaxMessageSize: 1024, MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	frame := `{"id":"x","type":"ins","data":"` + strings.Repeat("a", 2000) + `"}`
+	_ = c.ws.Write(context.Background(), websocket.MessageText, []byte(frame))
+	select {
+	case err := <-c.closed:
+		if websocket.CloseStatus(err) != websocket.StatusMessageTooBig {
+			t.Fatalf("close: %v, want 1009", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not closed")
+	}
+	if got := scrape(t, s.addr, "fluxiondb_messages_too_large_total"); got != 1 {
+		t.Fatalf("fluxiondb_messages_too_large_total = %v", got)
+	}
+}
+
+func TestIdleTimeout(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{IdleTimeout: 200 * time.Millisecond})
+	c := dialSub(t, s.addr, subKey)
+	sub := dialSub(t, s.addr, subKey)
+	sub.ok("sub", map[string]any{"col": "c"})
+	select {
+	case err := <-c.closed:
+		if websocket.CloseStatus(err) != websocket.StatusNormalClosure {
+			t.Fatalf("idle close: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("idle connection not closed")
+	}
+	select {
+	case err := <-sub.closed:
+		t.Fatalf("subscriber closed as idle: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestConnectionLogsNeverHoldTheKey(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	s := startSubServer(t, db.Config{}, server.Config{Logger: log, SlowRequest: time.Nanosecond})
+	m := dialSub(t, s.addr, subKey)
+	const scoped = "scoped-secret-key-42"
+	m.ok("keys", map[string]any{"action": "add", "key": scoped, "scope": "read_write"})
+	c := dialSub(t, s.addr, scoped)
+	c.ok("cols", map[string]any{})
+	c.ws.Close(websocket.StatusNormalClosure, "")
+	m.ok("keys", map[string]any{"action": "remove", "key": scoped})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	websocket.Dial(ctx, "ws://"+s.addr+"/?api-key=wrong-secret-77", nil)
+	time.Sleep(100 * time.Millisecond)
+	out := logs.String()
+	if !strings.Contains(out, "connection opened") || !strings.Contains(out, "connection closed") || !strings.Contains(out, "slow request") {
+		t.Fatalf("expected connection and slow-request lines, got:\n%s", out)
+	}
+	for _, secret := range []string{subKey, scoped, "wrong-secret-77"} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("log holds the secret %q:\n%s", secret, out)
+		}
+	}
+}

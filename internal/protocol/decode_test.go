@@ -121,3 +121,21 @@ func TestRegexValues(t *testing.T) {
 		}
 	}
 }
+
+// Malformed JSON is rejected, even where a lenient reading would be unambiguous: numbers with
+// leading zeros are not JSON (RFC 8259 §6).
+func TestMalformedNumbersRejected(t *testing.T) {
+	for _, num := range []string{"00", "0123", "-01", "01.5"} {
+		var d protocol.Insert
+		if e := d.Decode([]byte(`[{"col":"c","doc":"d","data":"x","ts":` + num + `}]`)); e == nil {
+			t.Errorf("ins ts %s accepted as %d, want a malformed-JSON error", num, d.Records[0].TS)
+		}
+		if q, e := protocol.DecodeLatest([]byte(`{"col":"c","ts":` + num + `}`)); e == nil {
+			t.Errorf("qry ts %s accepted as %d, want an error", num, q.TS)
+		}
+		var r protocol.Request
+		if e := protocol.ParseEnvelope([]byte(`{"id":"1","type":"cols","data":"{}","x":`+num+`}`), &r); e == nil {
+			t.Errorf("envelope with member value %s accepted, want malformed JSON", num)
+		}
+	}
+}

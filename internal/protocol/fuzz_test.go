@@ -122,14 +122,14 @@ func exactInt(n string) (int64, bool) {
 // expectInsert is the reference meaning of an `ins` payload, built on encoding/json:
 // ok=false when PROTOCOL.md says the batch must be rejected.
 func expectInsert(data []byte) (recs []protocol.InsertRecord, ok bool) {
+	if !json.Valid(data) {
+		return nil, false
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var arr []map[string]any
-	if err := dec.Decode(&arr); err != nil || dec.More() {
+	if err := dec.Decode(&arr); err != nil {
 		return nil, false
-	}
-	if _, err := dec.Token(); err == nil {
-		return nil, false // trailing data
 	}
 	for _, el := range arr {
 		if el == nil {

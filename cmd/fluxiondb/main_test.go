@@ -1,0 +1,310 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func env(kv ...string) func(string) string {
+	m := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	return func(k string) string { return m[k] }
+}
+
+// runArgs runs the command in-process with a context that is already cancelled, so a
+// configuration that would serve stops at once; it returns the exit code and outputs.
+func runArgs(t *testing.T, getenv func(string) string, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var stdout, stderr bytes.Buffer
+	code := run(ctx, args, getenv, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+func TestConfigFlagsAndEnv(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		env   []string
+		check func(*config) bool
+	}{
+		{"defaults", []string{"--secret-key=k"}, nil, func(c *config) bool {
+			return c.SecretKey == "k" && c.Port == 8080 && c.FlushInterval == 15 && c.MaxMessageSize == 16<<20 && c.Data == ""
+		}},
+		{"long flags", []string{"--secret-key", "k", "--port=9000", "--host=127.0.0.1", "--flush-interval=3", "--max-message-size=1MiB", "--log-level=debug"}, nil,
+			func(c *config) bool {
+				return c.Port == 9000 && c.Host == "127.0.0.1" && c.FlushInterval == 3 && c.MaxMessageSize == 1<<20 && c.LogLevel == "debug"
+			}},
+		{"short flags", []string{"-s", "short", "-p", "9001", "-d", "/tmp/x", "-f", "7"}, nil, func(c *config) bool {
+			return c.SecretKey == "short" && c.Port == 9001 && c.Data == "/tmp/x" && c.FlushInterval == 7
+		}},
+		{"env", nil, []string{"FLUXIONDB_SECRET_KEY", "envkey", "FLUXIONDB_PORT", "9002", "FLUXIONDB_DATA", "/tmp/y",
+			"FLUXIONDB_FLUSH_INTERVAL", "4", "FLUXIONDB_MAX_MESSAGE_SIZE", "2048", "FLUXIONDB_HOST", "::1", "FLUXIONDB_LOG_LEVEL", "warn"},
+			func(c *config) bool {
+				return c.SecretKey == "envkey" && c.Port == 9002 && c.Data == "/tmp/y" && c.FlushInterval == 4 && c.MaxMessageSize == 2048 && c.Host == "::1" && c.LogLevel == "warn"
+			}},
+		{"flag overrides env", []string{"--port=9003", "-s", "flag"}, []string{"FLUXIONDB_SECRET_KEY", "env", "FLUXIONDB_PORT", "9002"},
+			func(c *config) bool { return c.SecretKey == "flag" && c.Port == 9003 }},
+		{"short flag overrides env", []string{"-p", "9004"}, []string{"FLUXIONDB_SECRET_KEY", "env", "FLUXIONDB_PORT", "9002"},
+			func(c *config) bool { return c.SecretKey == "env" && c.Port == 9004 }},
+		{"port 0", []string{"-s", "k", "--port=0"}, nil, func(c *config) bool { return c.Port == 0 }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var stderr bytes.Buffer
+			c, err := parseConfig(tc.args, env(tc.env...), &stderr)
+			if err != nil {
+				t.Fatalf("parseConfig: %v (%s)", err, stderr.String())
+			}
+			if !tc.check(c) {
+				t.Errorf("config = %+v", *c)
+			}
+		})
+	}
+}
+
+func TestBadCommandLineExits2(t *testing.T) {
+	cases := []struct {
+		name    string
+		args    []string
+		env     []string
+		mention string
+	}{
+		{"missing secret", nil, nil, "secret-key"},
+		{"empty secret", []string{"--secret-key="}, nil, "secret-key"},
+		{"port not a number", []string{"-s", "k", "--port=abc"}, nil, "port"},
+		{"port out of range", []string{"-s", "k", "--port=70000"}, nil, "port"},
+		{"negative port", []string{"-s", "k", "-p", "-1"}, nil, "port"},
+		{"flush interval zero", []string{"-s", "k", "--flush-interval=0"}, nil, "flush-interval"},
+		{"bad message size", []string{"-s", "k", "--max-message-size=lots"}, nil, "max-message-size"},
+		{"zero message size", []string{"-s", "k", "--max-message-size=0"}, nil, "max-message-size"},
+		{"bad log level", []string{"-s", "k", "--log-level=loud"}, nil, "log-level"},
+		{"unknown flag", []string{"-s", "k", "--no-such-flag"}, nil, "no-such-flag"},
+		{"stray argument", []string{"-s", "k", "extra"}, nil, "extra"},
+		{"bad env value", nil, []string{"FLUXIONDB_SECRET_KEY", "k", "FLUXIONDB_PORT", "eighty"}, "FLUXIONDB_PORT"},
+		{"missing secret with env for others", nil, []string{"FLUXIONDB_PORT", "9000"}, "secret-key"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, stdout, stderr := runArgs(t, env(tc.env...), tc.args...)
+			if code != 2 {
+				t.Errorf("exit code %d, want 2 (stderr %q)", code, stderr)
+			}
+			if !strings.Contains(stderr, tc.mention) {
+				t.Errorf("stderr %q does not say what is wrong (%q)", stderr, tc.mention)
+			}
+			if stdout != "" {
+				t.Errorf("stdout %q, want nothing", stdout)
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}} {
+		code, _, stderr := runArgs(t, env(), args...)
+		if code != 0 {
+			t.Errorf("%v: exit code %d, want 0", args, code)
+		}
+		for _, want := range []string{"--secret-key", "-secret-key", "FLUXIONDB_"} {
+			if !strings.Contains(stderr, strings.TrimPrefix(want, "-")) {
+				t.Errorf("%v: usage lacks %q: %s", args, want, stderr)
+			}
+		}
+	}
+	for _, args := range [][]string{{"--version"}, {"--version", "-s", "k"}} {
+		code, stdout, _ := runArgs(t, env(), args...)
+		if code != 0 || !strings.HasPrefix(stdout, "fluxiondb ") {
+			t.Errorf("%v: exit %d, stdout %q; want 0 and the version", args, code, stdout)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the server's logger and the test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var listenRE = regexp.MustCompile(`msg=listening addr=(\S+)`)
+
+// talk connects to addr with key, checks the ready frame and one request, and returns the
+// connection open.
+func talk(t *testing.T, addr, key string) *websocket.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+addr+"/?api-key="+key, nil)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	_, ready, err := ws.Read(ctx)
+	if err != nil || string(ready) != `{"message":"Authentication successful","type":"ready"}` {
+		t.Fatalf("ready frame %q, %v", ready, err)
+	}
+	req := `{"id":"1","type":"ins","data":"[{\"ts\":9007199254740993,\"doc\":\"d\",\"data\":\"x\",\"col\":\"c\"}]"}`
+	if err := ws.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if _, rep, err := ws.Read(ctx); err != nil || string(rep) != `{"id":"1"}` {
+		t.Fatalf("ins reply %q, %v", rep, err)
+	}
+	req = `{"id":"2","type":"qry","data":"{\"col\":\"c\",\"ts\":9223372036854775807}"}`
+	if err := ws.Write(ctx, websocket.MessageText, []byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if _, rep, err := ws.Read(ctx); err != nil || string(rep) != `{"id":"2","records":{"d":{"ts":9007199254740993,"data":"x"}}}` {
+		t.Fatalf("qry reply %q, %v", rep, err)
+	}
+	return ws
+}
+
+// expectGoingAway reads until the close and requires 1001.
+func expectGoingAway(t *testing.T, ws *websocket.Conn) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, _, err := ws.Read(ctx)
+	if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+		t.Errorf("connection ended with %v, want close 1001", err)
+	}
+}
+
+// TestRunServes runs the whole command in-process: listen on 127.0.0.1:0, serve, stop on
+// context cancellation (what SIGTERM does through signal.NotifyContext) with exit code 0.
+func TestRunServes(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--host=127.0.0.1", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "runkey"), io.Discard, &stderr)
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("run exited with %d before listening: %s", code, stderr.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no listening line in %q", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ws := talk(t, addr, "runkey")
+	defer ws.CloseNow()
+	cancel()
+	expectGoingAway(t, ws)
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d, want 0: %s", code, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancellation")
+	}
+	if strings.Contains(stderr.String(), "runkey") {
+		t.Errorf("the secret appears in the log: %s", stderr.String())
+	}
+}
+
+// TestBinary builds the real binary, runs it on 127.0.0.1:0, talks to it and stops it with
+// SIGTERM: exit code 0.
+func TestBinary(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "fluxiondb")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "--secret-key=binkey", "--host=127.0.0.1", "--port=0")
+	cmd.Env = append(os.Environ(), "FLUXIONDB_PORT=") // the flags decide
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	addrc := make(chan string, 1)
+	var logMu sync.Mutex
+	var logText strings.Builder
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logMu.Lock()
+			logText.WriteString(sc.Text() + "\n")
+			logMu.Unlock()
+			if m := listenRE.FindStringSubmatch(sc.Text()); m != nil {
+				select {
+				case addrc <- m[1]:
+				default:
+				}
+			}
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the binary did not log its listening address")
+	}
+	ws := talk(t, addr, "binkey")
+	defer ws.CloseNow()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	expectGoingAway(t, ws)
+	<-readerDone
+	err = cmd.Wait()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) || err != nil {
+		logMu.Lock()
+		t.Errorf("exit after SIGTERM: %v, want code 0\n%s", err, logText.String())
+		logMu.Unlock()
+	}
+}

@@ -58,3 +58,30 @@ func BenchmarkAppendSync(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReplay reads back 16 MiB of 64 KiB frames (start-up cost of the log part).
+func BenchmarkReplay(b *testing.B) {
+	dir := b.TempDir()
+	l := openT(b, dir, Options{Policy: SyncNever})
+	payload := make([]byte, 64<<10)
+	const frames = 256
+	for range frames {
+		if _, err := l.Append(payload); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	l = openT(b, dir, Options{})
+	defer l.Close()
+	b.SetBytes(frames * int64(len(payload)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		n := 0
+		if err := l.Replay(1, func(uint64, []byte) error { n++; return nil }); err != nil || n != frames {
+			b.Fatal(n, err)
+		}
+	}
+}

@@ -235,3 +235,42 @@ func TestTroubleAtClose(t *testing.T) {
 		t.Fatalf("replay %v", got)
 	}
 }
+
+// TestBackgroundFsyncFailure: under SyncInterval the fsync runs in the background after
+// frames were acknowledged on write; when it fails the log must rewrite those frames.
+func TestBackgroundFsyncFailure(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	l := openT(t, dir, Options{Policy: SyncInterval, Interval: 5 * time.Millisecond, fs: ffs,
+		RetryInterval: 5 * time.Millisecond})
+	appendSync(t, l, "before")
+	ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })
+	appendSync(t, l, "acked-on-write") // Sync waits for the write only
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Stats().Err == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("background fsync failure not noticed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ffs.set(func(f *faultFS) { f.syncErr = nil })
+	for l.Stats().Err != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no recovery")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	appendSync(t, l, "after")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ffs.misuse != 0 {
+		t.Fatalf("%d uses of a failed descriptor", ffs.misuse)
+	}
+	l = openT(t, dir, Options{})
+	defer l.Close()
+	_, got := replayAll(t, l, 1)
+	if strings.Join(got, ",") != "before,acked-on-write,after" {
+		t.Fatalf("replay %v", got)
+	}
+}

@@ -1,0 +1,162 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// writeTLSCert writes a fresh self-signed certificate for 127.0.0.1 and returns its files
+// and a pool that trusts it.
+func writeTLSCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: cn},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestTLSServesWSS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := writeTLSCert(t, dir, "first")
+	ctx, cancel := context.WithCancel(context.Background())
+	var stderr lockedBuffer
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"--secret-key=tls-key", "--host=127.0.0.1", "--port=0",
+			"--tls-cert=" + certFile, "--tls-key=" + keyFile}, func(string) string { return "" }, &bytes.Buffer{}, &stderr)
+	}()
+	addrRe := regexp.MustCompile(`msg=listening addr=(\S+)`)
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if m := addrRe.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		}
+	}
+	if addr == "" {
+		t.Fatalf("server did not start:\n%s", stderr.String())
+	}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	ws, _, err := websocket.Dial(dctx, "wss://"+addr+"/?api-key=tls-key", &websocket.DialOptions{HTTPClient: client})
+	if err != nil {
+		t.Fatalf("wss dial: %v", err)
+	}
+	_, msg, err := ws.Read(dctx)
+	if err != nil || string(msg) != `{"message":"Authentication successful","type":"ready"}` {
+		t.Fatalf("ready frame over TLS: %q %v", msg, err)
+	}
+	// Plain ws:// on the TLS port must not work.
+	if _, _, err := websocket.Dial(dctx, "ws://"+addr+"/?api-key=tls-key", nil); err == nil {
+		t.Fatal("plain ws:// accepted on a TLS listener")
+	}
+	ws.Close(websocket.StatusNormalClosure, "")
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit code %d:\n%s", code, stderr.String())
+	}
+}
+
+func TestTLSCertificateReload(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeTLSCert(t, dir, "first")
+	r, err := newCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := func() string {
+		c, _ := r.getCertificate(nil)
+		x, _ := x509.ParseCertificate(c.Certificate[0])
+		return x.Subject.CommonName
+	}
+	if leaf() != "first" {
+		t.Fatalf("loaded %q", leaf())
+	}
+	writeTLSCert(t, dir, "second")
+	if err := r.load(); err != nil {
+		t.Fatal(err)
+	}
+	if leaf() != "second" {
+		t.Fatalf("after reload %q", leaf())
+	}
+	// A broken file keeps the previous certificate.
+	os.WriteFile(certFile, []byte("garbage"), 0o600)
+	if err := r.load(); err == nil {
+		t.Fatal("garbage certificate loaded")
+	}
+	if leaf() != "second" {
+		t.Fatalf("after failed reload %q", leaf())
+	}
+}
+
+func TestTLSFlagsGoTogether(t *testing.T) {
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--secret-key=x", "--tls-cert=a.pem"}, func(string) string { return "" }, &bytes.Buffer{}, &stderr)
+	if code != 2 || !bytes.Contains(stderr.Bytes(), []byte("--tls-cert and --tls-key go together")) {
+		t.Fatalf("code %d: %s", code, stderr.String())
+	}
+}

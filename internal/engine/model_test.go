@@ -61,8 +61,8 @@ func checkInvariants(t *testing.T, s *Store) {
 func TestModel(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4, 5, 6, 7, 8}
 	steps := 3000
-	if testing.Short() {
-		seeds, steps = seeds[:2], 1000
+	if testing.Short() || raceEnabled {
+		seeds, steps = seeds[:2], 1500
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {

@@ -2,15 +2,12 @@ package loadtest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"sync"
-
-	"github.com/coder/websocket"
 )
 
 // readyFrame is the first frame of every connection (PROTOCOL.md §1).
@@ -30,7 +27,7 @@ type NoopServer struct {
 	qdoc    []byte
 	wg      sync.WaitGroup
 	mu      sync.Mutex
-	conns   map[*websocket.Conn]struct{}
+	conns   map[*wsConn]struct{}
 	closing bool
 }
 
@@ -47,7 +44,7 @@ func StartNoop(qryRecords, qdocRecords []byte) (*NoopServer, error) {
 	if qdocRecords == nil {
 		qdocRecords = []byte(`[]`)
 	}
-	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*websocket.Conn]struct{}{}}
+	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*wsConn]struct{}{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve)}
 	s.wg.Go(func() { s.srv.Serve(ln) })
 	return s, nil
@@ -89,7 +86,7 @@ func (s *NoopServer) Close() error {
 	s.mu.Lock()
 	s.closing = true
 	for c := range s.conns {
-		c.CloseNow()
+		c.closeNow()
 	}
 	s.mu.Unlock()
 	err := s.srv.Close()
@@ -101,14 +98,14 @@ func (s *NoopServer) Close() error {
 }
 
 func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
-	ws, err := websocket.Accept(w, r, nil)
+	ws, err := acceptWS(w, r)
 	if err != nil {
 		return
 	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
-		ws.CloseNow()
+		ws.closeNow()
 		return
 	}
 	s.conns[ws] = struct{}{}
@@ -118,26 +115,24 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		delete(s.conns, ws)
 		s.mu.Unlock()
-		ws.CloseNow()
+		ws.closeNow()
 		s.wg.Done()
 	}()
-	ws.SetReadLimit(-1)
-	ctx := context.Background()
-	if ws.Write(ctx, websocket.MessageText, readyFrame) != nil {
+	out := make([]byte, 0, 64<<10)
+	out = append(append(out, make([]byte, wsHeaderRoom)...), readyFrame...)
+	if ws.writeText(out) != nil {
 		return
 	}
 	buf := make([]byte, 0, 64<<10)
-	out := make([]byte, 0, 64<<10)
 	for {
-		_, rd, err := ws.Reader(ctx)
-		if err == nil {
-			buf, err = readAll(rd, buf[:0])
-		}
+		buf = buf[:0]
+		_, buf, err = ws.readMessage(buf)
 		if err != nil {
 			return
 		}
 		id, typ := envelopeIDType(buf)
-		out = append(out[:0], `{"id":`...)
+		out = append(out[:0], make([]byte, wsHeaderRoom)...)
+		out = append(out, `{"id":`...)
 		out = appendJSONString(out, id)
 		switch string(typ) {
 		case "qry":
@@ -148,7 +143,7 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 			out = append(out, s.qdoc...)
 		}
 		out = append(out, '}')
-		if ws.Write(ctx, websocket.MessageText, out) != nil {
+		if ws.writeText(out) != nil {
 			return
 		}
 	}

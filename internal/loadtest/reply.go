@@ -20,7 +20,6 @@ const (
 var (
 	replyIDPrefix = []byte(`{"id":"`)
 	errorKey      = []byte(`"error":`)
-	tsKey         = []byte(`"ts":`)
 )
 
 // replyInfo is what the reader needs from a reply frame.
@@ -77,7 +76,22 @@ func replyError(b []byte) string {
 
 // countRecords counts the records in a qry or qdoc reply: every record is an
 // object with a "ts" key, and that byte sequence cannot occur inside a string.
-func countRecords(b []byte) int { return bytes.Count(b, tsKey) }
+// It anchors on 's', which the generated payloads and names do not contain:
+// bytes.Count(b, `"ts":`) stops at every quote of a JSON text and cost 15 µs
+// per 100-record reply, a third of the tool's time in the qdoc ceiling.
+func countRecords(b []byte) int {
+	n := 0
+	for {
+		i := bytes.IndexByte(b, 's')
+		if i < 0 {
+			return n
+		}
+		if i >= 2 && i+2 < len(b) && b[i-2] == '"' && b[i-1] == 't' && b[i+1] == '"' && b[i+2] == ':' {
+			n++
+		}
+		b = b[i+1:]
+	}
+}
 
 func truncate(s string, n int) string {
 	if len(s) <= n {

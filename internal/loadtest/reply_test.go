@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"bytes"
 	"strings"
 	"testing"
 )
@@ -82,4 +83,24 @@ func FuzzParseReply(f *testing.F) {
 		}
 		countRecords(b)
 	})
+}
+
+func FuzzCountRecords(f *testing.F) {
+	f.Add([]byte(`{"id":"1","records":[{"ts":1,"data":"s\"ts\":"}]}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := countRecords(b), bytes.Count(b, []byte(`"ts":`)); got != want {
+			t.Fatalf("countRecords(%q) = %d, bytes.Count = %d", b, got, want)
+		}
+	})
+}
+
+func BenchmarkCountRecords(b *testing.B) {
+	_, qdoc := CannedRecords(0, 100, MakePayload(50))
+	b.SetBytes(int64(len(qdoc)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if countRecords(qdoc) != 100 {
+			b.Fatal("count")
+		}
+	}
 }

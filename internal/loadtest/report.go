@@ -63,7 +63,7 @@ func WriteTable(w io.Writer, res *Result) {
 	if s := res.Server; s != nil {
 		fmt.Fprintf(w, "server: pid %d, cpu %.2f s in the measured phase; rss %s → %s (peak %s)",
 			s.PID, s.CPU, mib(s.RSSBefore), mib(s.RSSAfter), mib(s.HWM))
-		if s.RecordsStored > 0 {
+		if s.RecordsStored >= minRecordsForMem {
 			fmt.Fprintf(w, "; %d records stored: %.1f B/record beyond the %d B payload", s.RecordsStored, s.BytesPerRecord, c.Payload)
 		}
 		fmt.Fprintln(w)
@@ -74,6 +74,10 @@ func WriteTable(w io.Writer, res *Result) {
 	}
 	fmt.Fprintln(w)
 }
+
+// minRecordsForMem is the fewest records for which bytes per record are
+// printed: below it the server's fixed overhead dominates the difference.
+const minRecordsForMem = 100_000
 
 func mib(b int64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }
 
@@ -98,7 +102,7 @@ func Summary(res *Result) string {
 	}
 	if sv := res.Server; sv != nil {
 		s += fmt.Sprintf(" | server cpu %.2f s, rss %s", sv.CPU, mib(sv.RSSAfter))
-		if sv.RecordsStored > 0 {
+		if sv.RecordsStored >= minRecordsForMem {
 			s += fmt.Sprintf(", %.1f B/record beyond payload", sv.BytesPerRecord)
 		}
 	}

@@ -70,6 +70,8 @@ type wsConn struct {
 	// limit is the largest message accepted (0 = 1 GiB): a qry over many
 	// documents is large, but a corrupt length must not allocate the world.
 	limit int
+	// server marks the no-op server's side: its frames go out unmasked.
+	server bool
 }
 
 // dialWS performs the opening handshake on ws://host/path?query.
@@ -118,14 +120,45 @@ func dialWS(ctx context.Context, rawURL string) (*wsConn, error) {
 		nc.Close()
 		return nil, &HandshakeError{Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	}
-	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
-	if resp.Header.Get("Sec-WebSocket-Accept") != base64.StdEncoding.EncodeToString(sum[:]) {
+	if resp.Header.Get("Sec-WebSocket-Accept") != acceptKey(key) {
 		nc.Close()
 		return nil, errors.New("upgrade response has a wrong Sec-WebSocket-Accept")
 	}
 	nc.SetDeadline(time.Time{})
 	c := &wsConn{nc: nc, br: br, mask: binary.LittleEndian.Uint64(keyRaw[:8]) | 1}
 	return c, nil
+}
+
+// acceptKey is the Sec-WebSocket-Accept value for a Sec-WebSocket-Key.
+func acceptKey(key string) string {
+	sum := sha1.Sum([]byte(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"))
+	return base64.StdEncoding.EncodeToString(sum[:])
+}
+
+// acceptWS completes a server-side upgrade by hijacking the HTTP connection.
+// Only the no-op server uses it, so that the tool's ceiling is not lowered by
+// a general-purpose server library's per-message costs.
+func acceptWS(w http.ResponseWriter, r *http.Request) (*wsConn, error) {
+	key := r.Header.Get("Sec-WebSocket-Key")
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") || key == "" {
+		http.Error(w, "WebSocket upgrade required", http.StatusUpgradeRequired)
+		return nil, errors.New("not a websocket upgrade")
+	}
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		return nil, errors.New("connection cannot be hijacked")
+	}
+	nc, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, err
+	}
+	resp := "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: " + acceptKey(key) + "\r\n\r\n"
+	if _, err := io.WriteString(nc, resp); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	nc.SetDeadline(time.Time{})
+	return &wsConn{nc: nc, br: bufio.NewReaderSize(brw.Reader, 64<<10), server: true}, nil
 }
 
 func (c *wsConn) nextMask() uint32 {
@@ -151,27 +184,35 @@ func (c *wsConn) writeFrameLocked(op byte, buf []byte) error {
 	var hlen int
 	switch {
 	case n < 126:
-		hlen = 2 + 4
+		hlen = 2
 	case n <= 0xffff:
-		hlen = 4 + 4
+		hlen = 4
 	default:
-		hlen = 10 + 4
+		hlen = 10
+	}
+	maskBit := byte(0x80)
+	if c.server {
+		maskBit = 0
+	} else {
+		hlen += 4
 	}
 	h := buf[wsHeaderRoom-hlen : wsHeaderRoom]
 	h[0] = 0x80 | op
 	switch {
 	case n < 126:
-		h[1] = 0x80 | byte(n)
+		h[1] = maskBit | byte(n)
 	case n <= 0xffff:
-		h[1] = 0x80 | 126
+		h[1] = maskBit | 126
 		binary.BigEndian.PutUint16(h[2:], uint16(n))
 	default:
-		h[1] = 0x80 | 127
+		h[1] = maskBit | 127
 		binary.BigEndian.PutUint64(h[2:], uint64(n))
 	}
-	key := c.nextMask()
-	binary.LittleEndian.PutUint32(h[hlen-4:], key)
-	maskBytes(payload, key)
+	if !c.server {
+		key := c.nextMask()
+		binary.LittleEndian.PutUint32(h[hlen-4:], key)
+		maskBytes(payload, key)
+	}
 	_, err := c.nc.Write(buf[wsHeaderRoom-hlen:])
 	return err
 }

@@ -171,3 +171,40 @@ func FuzzReadMessage(f *testing.F) {
 		}
 	})
 }
+
+// TestNoopServerSpeaksToCoderWebsocket checks the server side of the framing
+// (unmasked frames, hijacked handshake) against an independent client.
+func TestNoopServerSpeaksToCoderWebsocket(t *testing.T) {
+	ns, err := StartNoop([]byte(`{"d0":{"ts":1,"data":"x"}}`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, ns.URL+"/?api-key=x", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(-1)
+	if _, msg, err := ws.Read(ctx); err != nil || string(msg) != string(readyFrame) {
+		t.Fatalf("ready: %s %v", msg, err)
+	}
+	big := AppendFrame(nil, "q\"1", "qry", bytes.Repeat([]byte("x"), 70_000))
+	for _, tc := range []struct{ in, want string }{
+		{string(AppendFrame(nil, "1.1", "ins", []byte(`[]`))), `{"id":"1.1"}`},
+		{`{"type":"qdoc","id":"2.2","data":"{}"}`, `{"id":"2.2","records":[]}`},
+		{string(big), `{"id":"q\"1","records":{"d0":{"ts":1,"data":"x"}}}`},
+	} {
+		if err := ws.Write(ctx, websocket.MessageText, []byte(tc.in)); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := ws.Read(ctx); err != nil || string(msg) != tc.want {
+			t.Fatalf("reply %s %v, want %s", msg, err, tc.want)
+		}
+	}
+	if err := ws.Close(websocket.StatusNormalClosure, ""); err != nil {
+		t.Logf("close: %v", err)
+	}
+}

@@ -148,6 +148,11 @@ func (b *BatchWriter) Write(ctx context.Context, records ...InsertRecord) error 
 	}
 	for _, r := range records {
 		select {
+		case <-b.done: // checked first: a select picks among ready cases at random
+			return ErrClosed
+		default:
+		}
+		select {
 		case b.in <- r:
 		case <-b.done:
 			return ErrClosed

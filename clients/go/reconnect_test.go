@@ -1,8 +1,11 @@
 package fluxiondb
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +19,25 @@ func (s *testServer) signal(sig syscall.Signal) {
 	if s.cmd != nil {
 		_ = s.cmd.Process.Signal(sig)
 	}
+}
+
+// freeze stops the server process (SIGSTOP) and waits until the kernel
+// reports it stopped, so that nothing sent afterwards gets an answer.
+func (s *testServer) freeze(t *testing.T) {
+	t.Helper()
+	s.signal(syscall.SIGSTOP)
+	s.mu.Lock()
+	pid := s.cmd.Process.Pid
+	s.mu.Unlock()
+	waitFor(t, "server to stop", func() bool {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return false
+		}
+		// Field 3, after "pid (comm) ", is the state; T = stopped.
+		i := bytes.LastIndexByte(b, ')')
+		return i > 0 && i+2 < len(b) && b[i+2] == 'T'
+	})
 }
 
 func (c *Client) pendingCount() int {
@@ -53,7 +75,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	}
 
 	// Freeze the server so that requests stay pending, then kill it.
-	srv.signal(syscall.SIGSTOP)
+	srv.freeze(t)
 	const n = 10
 	type result struct {
 		err error
@@ -171,6 +193,11 @@ func TestCloseDuringReconnect(t *testing.T) {
 	srv := startServer(t)
 	c := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{MinDelay: time.Second, MaxDelay: time.Second}))
 	srv.kill()
+	waitFor(t, "loss to be noticed", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.sess == nil
+	})
 	errc := make(chan error, 1)
 	go func() {
 		_, err := c.Collections(context.Background())

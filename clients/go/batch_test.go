@@ -1,0 +1,184 @@
+package fluxiondb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestBatchWriterSizeAndTime: full batches go out by size, a partial batch
+// by time, and Flush/Close send the rest; every record arrives once.
+func TestBatchWriterSizeAndTime(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+
+	bw := c.NewBatchWriter(WithBatchSize(100), WithFlushInterval(50*time.Millisecond), WithBufferSize(1000))
+	const writers, per = 8, 500
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range per {
+				if err := bw.Write(ctx, InsertRecord{Col: "bw", Doc: fmt.Sprintf("w%d", w), TS: int64(i + 1), Data: "x"}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := bw.Flush(ctx); err != nil {
+		t.Fatalf("Flush: %v", err)
+	}
+	for w := range writers {
+		expectCount(t, c, "bw", fmt.Sprintf("w%d", w), per)
+	}
+
+	// A lone record is sent by the timer, without Flush.
+	if err := bw.Write(ctx, InsertRecord{Col: "bw", Doc: "lone", TS: 1, Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "timer flush", func() bool {
+		h, err := c.History(ctx, HistoryQuery{Col: "bw", Doc: "lone", To: math.MaxInt64})
+		return err == nil && len(h) == 1
+	})
+
+	if err := bw.Write(ctx, InsertRecord{Col: "bw", Doc: "last", TS: 1, Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	expectCount(t, c, "bw", "last", 1)
+	if err := bw.Close(ctx); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if err := bw.Write(ctx, InsertRecord{Col: "bw", Doc: "late", TS: 1, Data: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write after Close: %v; want ErrClosed", err)
+	}
+}
+
+// TestBatchWriterErrors: a rejected batch reaches the handler with its
+// records and is returned by Flush; later batches still go through.
+func TestBatchWriterErrors(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+	var mu sync.Mutex
+	var failed []InsertRecord
+	bw := c.NewBatchWriter(WithBatchSize(2), WithErrorHandler(func(err error, recs []InsertRecord) {
+		mu.Lock()
+		defer mu.Unlock()
+		if !errors.Is(err, ErrInvalidRequest) {
+			t.Errorf("handler err = %v", err)
+		}
+		failed = append(failed, recs...)
+	}))
+	defer bw.Close(ctx)
+	// The second batch has a record without a document: the server rejects
+	// that whole batch.
+	recs := []InsertRecord{
+		{Col: "e", Doc: "a", TS: 1, Data: "1"}, {Col: "e", Doc: "a", TS: 2, Data: "2"},
+		{Col: "e", Doc: "a", TS: 3, Data: "3"}, {Col: "e", Doc: "", TS: 4, Data: "4"},
+		{Col: "e", Doc: "a", TS: 5, Data: "5"}, {Col: "e", Doc: "a", TS: 6, Data: "6"},
+	}
+	if err := bw.Write(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	err := bw.Flush(ctx)
+	if !errors.Is(err, ErrInvalidRequest) {
+		t.Fatalf("Flush = %v; want the batch's ErrInvalidRequest", err)
+	}
+	mu.Lock()
+	if len(failed) != 2 || failed[0].TS != 3 || failed[1].TS != 4 {
+		t.Fatalf("handler got %v; want the records ts 3 and 4", failed)
+	}
+	mu.Unlock()
+	expectHistory(t, c, "e", "a", 1, 2, 5, 6)
+	if err := bw.Flush(ctx); err != nil {
+		t.Fatalf("second Flush = %v; errors are returned once", err)
+	}
+}
+
+// TestBatchWriterBackPressure: with the server frozen, Write blocks once
+// the queue and the in-flight window are full, and resumes when the server
+// answers again.
+func TestBatchWriterBackPressure(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+	bw := c.NewBatchWriter(WithBatchSize(10), WithBufferSize(20), WithMaxInFlight(1), WithFlushInterval(time.Millisecond))
+	defer bw.Close(ctx)
+
+	srv.freeze(t)
+	var written atomic.Int64
+	done := make(chan error, 1)
+	go func() {
+		for i := range 200 {
+			if err := bw.Write(ctx, InsertRecord{Col: "bp", Doc: "d", TS: int64(i + 1), Data: "x"}); err != nil {
+				done <- err
+				return
+			}
+			written.Add(1)
+		}
+		done <- nil
+	}()
+	// Capacity while frozen: 1 batch in flight + 1 batch being assembled +
+	// 20 queued = at most 40 records; the writer must stall there.
+	time.Sleep(300 * time.Millisecond)
+	if n := written.Load(); n >= 200 || n > 45 {
+		t.Fatalf("%d records accepted while the server is frozen; want Write to block", n)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := bw.Write(short, InsertRecord{Col: "bp", Doc: "other", TS: 1, Data: "x"}); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Write on a full queue with a short deadline: %v; want ErrTimeout", err)
+	}
+	srv.signal(syscall.SIGCONT)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := bw.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	expectCount(t, c, "bp", "d", 200)
+}
+
+// TestBatchWriterClientClosed: closing the Client under a BatchWriter
+// fails what is queued with ErrClosed instead of hanging.
+func TestBatchWriterClientClosed(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+	bw := c.NewBatchWriter(WithFlushInterval(time.Hour))
+	if err := bw.Write(ctx, InsertRecord{Col: "x", Doc: "d", TS: 1, Data: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	if err := bw.Close(ctx); !errors.Is(err, ErrClosed) {
+		t.Fatalf("BatchWriter.Close after Client.Close = %v; want ErrClosed for the unsent batch", err)
+	}
+	if err := bw.Write(ctx, InsertRecord{Col: "x", Doc: "d", TS: 2, Data: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write = %v; want ErrClosed", err)
+	}
+	bw2 := c.NewBatchWriter()
+	if err := bw2.Write(ctx, InsertRecord{Col: "x", Doc: "d", TS: 2, Data: "x"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Write on a writer of a closed client = %v; want ErrClosed", err)
+	}
+}
+
+func expectCount(t *testing.T, c *Client, col, doc string, n int) {
+	t.Helper()
+	h, err := c.History(testCtx(t), HistoryQuery{Col: col, Doc: doc, To: math.MaxInt64})
+	if err != nil || len(h) != n {
+		t.Fatalf("%s/%s has %d records (%v); want %d", col, doc, len(h), err, n)
+	}
+}

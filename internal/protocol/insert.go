@@ -4,13 +4,17 @@ package protocol
 // an insert batch allocates nothing per record once the names have been seen. Each connection
 // owns one (not safe for concurrent use); it is bounded and simply starts over when full.
 type Interner struct {
-	m map[string]string
+	m    map[string]string
+	last string // most batches name one collection over and over
 }
 
 const internMax = 1 << 16
 
 // Intern returns a string equal to b, reusing an earlier one when possible.
 func (in *Interner) Intern(b []byte) string {
+	if string(b) == in.last {
+		return in.last
+	}
 	if s, ok := in.m[string(b)]; ok { // map lookup with string(b) does not allocate
 		return s
 	}
@@ -169,6 +173,7 @@ func (d *Insert) element(s *scanner, i int) *Error {
 		return Errorf("data[%d].data is required (a string)", i)
 	}
 	r.Collection = d.in.Intern(c)
+	d.in.last = r.Collection
 	r.Doc = d.in.Intern(dn)
 	d.Records = append(d.Records, r)
 	return nil

@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -153,6 +154,10 @@ func (s *scanner) str(dst []byte) []byte {
 	s.i++
 	start := s.i
 	for s.i < len(s.b) {
+		s.i += plainRun(s.b[s.i:])
+		if s.i >= len(s.b) {
+			break
+		}
 		c := s.b[s.i]
 		if c == '"' {
 			v := s.b[start:s.i]
@@ -185,10 +190,7 @@ func (s *scanner) strSlow(dst []byte) []byte {
 			return nil
 		case c != '\\':
 			// Copy the run of plain bytes at once.
-			j := s.i + 1
-			for j < len(s.b) && s.b[j] != '"' && s.b[j] != '\\' && s.b[j] >= 0x20 {
-				j++
-			}
+			j := s.i + 1 + plainRun(s.b[s.i+1:])
 			dst = append(dst, s.b[s.i:j]...)
 			s.i = j
 			continue
@@ -269,6 +271,32 @@ func (s *scanner) hex4() rune {
 	}
 	s.i += 4
 	return r
+}
+
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// plainRun returns how many leading bytes of b need no attention inside a JSON string: not
+// '"', not '\\', not a control character. It tests 8 bytes per step (SWAR): for each byte
+// class, (v - lsb) &^ v has the high bit set in a byte that was zero.
+func plainRun(b []byte) int {
+	i := 0
+	for ; i+8 <= len(b); i += 8 {
+		x := binary.LittleEndian.Uint64(b[i:])
+		q := x ^ (lsb * '"')
+		e := x ^ (lsb * '\\')
+		if ((q-lsb)&^q|(e-lsb)&^e|(x-lsb*0x20)&^x)&msb != 0 {
+			break
+		}
+	}
+	for ; i < len(b); i++ {
+		if c := b[i]; c == '"' || c == '\\' || c < 0x20 {
+			return i
+		}
+	}
+	return i
 }
 
 // numKind tells what an integer read found, so callers can word their errors.

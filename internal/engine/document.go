@@ -7,8 +7,9 @@ import "slices"
 type document struct {
 	name    string
 	blocks  []block
-	count   int   // records
-	payload int64 // payload bytes
+	count   int    // records
+	payload int64  // payload bytes
+	epoch   uint64 // collection.exports when blocks was last copied; see collection.own
 }
 
 // maxTS is the newest timestamp; only valid when count > 0.

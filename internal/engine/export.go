@@ -14,8 +14,7 @@ type Exporter interface {
 	Value(key, value string) error
 }
 
-// frozenDoc is a document's block index copied under the collection lock. Blocks are
-// immutable below their length, so reading them later needs no lock.
+// frozenDoc is a document's block index captured under the collection lock.
 type frozenDoc struct {
 	name   string
 	count  int
@@ -24,8 +23,8 @@ type frozenDoc struct {
 
 // Export walks a point-in-time view of each collection in turn (consistent per collection),
 // collections and documents in name order. It holds a collection's read lock only while it
-// copies the block index (O(documents + blocks), no payload bytes) and the KV map, then calls
-// v without locks. Writers that run meanwhile are not reflected in the collection already
+// captures each document's block index (O(documents), no records are touched) and copies the
+// KV map, then calls v without locks. Writers that run meanwhile are not reflected in the collection already
 // frozen; replaying their (blind set/delete) WAL records over the export gives the exact
 // final state. The first error from v stops the walk and is returned wrapped.
 func (s *Store) Export(v Exporter) error {
@@ -49,24 +48,20 @@ func (s *Store) Export(v Exporter) error {
 	return nil
 }
 
-// freeze copies the collection's view; ok is false when it is empty or removed.
+// freeze captures the collection's view; ok is false when it is empty or removed. It copies
+// one slice header per document, not the block indexes: bumping exports makes the next
+// writer of each document copy its index first (collection.own), so the captured indexes
+// never change. Blocks are immutable below their length, so the view needs no lock.
 func (c *collection) freeze() (docs []frozenDoc, kv [][2]string, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	if c.dead || (len(c.docs) == 0 && len(c.kv) == 0) {
 		return nil, nil, false
 	}
-	nBlocks := 0
-	for _, d := range c.docs {
-		nBlocks += len(d.blocks)
-	}
-	// One backing array for every document's index copy: two allocations, not one per doc.
-	all := make([]block, 0, nBlocks)
+	c.exports.Add(1)
 	docs = make([]frozenDoc, 0, len(c.docs))
 	for _, d := range c.docs {
-		start := len(all)
-		all = append(all, d.blocks...)
-		docs = append(docs, frozenDoc{name: d.name, count: d.count, blocks: all[start:len(all):len(all)]})
+		docs = append(docs, frozenDoc{name: d.name, count: d.count, blocks: d.blocks})
 	}
 	kv = make([][2]string, 0, len(c.kv))
 	for k, val := range c.kv {

@@ -48,6 +48,20 @@ type collection struct {
 	dead bool
 	// live mirrors "holds documents or KV entries" so Collections needs no collection lock.
 	live atomic.Bool
+	// exports counts Export freezes. A document whose epoch differs may share its block
+	// index with a frozen view, so a writer copies the index before changing it (own).
+	// Incremented under the read lock, read under the write lock.
+	exports atomic.Uint64
+}
+
+// own makes d's block index private to the writer (which holds c.mu) before it is changed:
+// an Export since the last change may still be reading the old one. Cost O(blocks of d),
+// once per document per Export.
+func (c *collection) own(d *document) {
+	if e := c.exports.Load(); d.epoch != e {
+		d.blocks = slices.Clone(d.blocks)
+		d.epoch = e
+	}
 }
 
 // New returns an empty Store.
@@ -186,10 +200,11 @@ func (s *Store) Insert(recs []Record) {
 			if d == nil || d.name != r.Doc {
 				d = c.docs[r.Doc]
 				if d == nil {
-					d = &document{name: strings.Clone(r.Doc)}
+					d = &document{name: strings.Clone(r.Doc), epoch: c.exports.Load()}
 					c.docs[d.name] = d
 					docs++
 				}
+				c.own(d)
 			}
 			if d.count == 0 || r.TS > d.maxTS() {
 				d.appendNewest(r.TS, r.Data)
@@ -413,6 +428,7 @@ func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scr
 	if d == nil {
 		return scratch
 	}
+	c.own(d)
 	n, bytes, scratch := d.deleteRange(from, to, scratch)
 	s.nRecs.Add(-int64(n))
 	s.nBytes.Add(-bytes)

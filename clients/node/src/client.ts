@@ -1,0 +1,345 @@
+/**
+ * BaseClient holds every FluxionDB call, under both generations of names (PROTOCOL.md §4):
+ * the v1 names (`insertMultipleDocumentRecords`, `fetchLatestDocumentRecords`, …) are aliases
+ * of the v2 ones (`insertMultipleRecords`, `fetchLatestRecords`, …), and every call accepts
+ * both spellings of its parameters. The entry points (index.ts for Node, browser.ts for
+ * browsers) only choose the WebSocket implementation.
+ *
+ * Requests always go out with the v2 field names (`col`, `doc`), which our server and the
+ * official v2 server read.
+ */
+
+import { Connection, type ConnectionState, type Reply } from "./connection.js";
+import { FluxionDBError, InvalidRequestError } from "./errors.js";
+import { parseExact, stringify, type Timestamp } from "./json.js";
+import type {
+  AddApiKeyParams,
+  ApiKeyEntry,
+  ClientOptions,
+  CollectionParam,
+  ConnectionInfo,
+  DeleteCollectionParams,
+  DeleteDocumentParams,
+  DeleteRecord,
+  DeleteRecordsRange,
+  DeleteValueParams,
+  FetchLatestRecordsParams,
+  FetchRecordsParams,
+  GetValueParams,
+  GetValuesParams,
+  InsertMessageRequest,
+  LatestRecords,
+  Logger,
+  ManageApiKeyResponse,
+  RemoveApiKeyParams,
+  SetValueParams,
+  StoredRecord,
+  WebSocketConstructor,
+} from "./types.js";
+
+/** The message codes of PROTOCOL.md §3. */
+const T = {
+  insert: "ins",
+  latest: "qry",
+  collections: "cols",
+  document: "qdoc",
+  deleteDocument: "ddoc",
+  deleteCollection: "dcol",
+  deleteRecord: "drec",
+  deleteRecords: "dmrec",
+  deleteRange: "drrng",
+  setValue: "sval",
+  getValue: "gval",
+  getValuesMatching: "gvalues",
+  deleteValue: "rval",
+  getAllValues: "gvals",
+  getKeys: "gkeys",
+  keys: "keys",
+  connections: "conn",
+} as const;
+
+// Keys whose integer values are timestamps, parsed exactly in bigint mode.
+const TIMESTAMP_KEYS: ReadonlySet<string> = new Set(["ts", "from", "to", "fromTs", "toTs"]);
+
+const DEFAULTS = {
+  connectTimeout: 10_000,
+  requestTimeout: 30_000,
+  reconnectInterval: 500,
+  maxReconnectInterval: 15_000,
+  maxReconnectAttempts: Infinity,
+};
+
+type Loose = { col?: string; collection?: string; doc?: string; key?: string };
+
+export class BaseClient<B extends boolean = false> {
+  private readonly conn: Connection;
+  private readonly requestTimeout: number;
+
+  protected constructor(options: ClientOptions<B>, loadWebSocket: () => Promise<WebSocketConstructor>) {
+    if (!options || typeof options.url !== "string" || options.url.length === 0) {
+      throw new TypeError("FluxionDBClient: options.url is required");
+    }
+    if (typeof options.apiKey !== "string") {
+      throw new TypeError("FluxionDBClient: options.apiKey must be a string");
+    }
+    const logger: Logger | undefined = options.logger ?? (options.showLogs ? console : undefined);
+    const custom = options.WebSocket;
+    this.requestTimeout = nonNegative(options.requestTimeout, DEFAULTS.requestTimeout);
+    this.conn = new Connection({
+      url: options.url,
+      apiKey: options.apiKey,
+      connectionName: options.connectionName,
+      connectTimeout: nonNegative(options.connectTimeout, DEFAULTS.connectTimeout),
+      reconnectInterval: Math.max(1, nonNegative(options.reconnectInterval, DEFAULTS.reconnectInterval)),
+      maxReconnectInterval: Math.max(1, nonNegative(options.maxReconnectInterval, DEFAULTS.maxReconnectInterval)),
+      maxReconnectAttempts: Math.max(1, nonNegative(options.maxReconnectAttempts, DEFAULTS.maxReconnectAttempts)),
+      logger,
+      parse: options.bigint ? (text) => parseExact(text, TIMESTAMP_KEYS) : JSON.parse,
+      loadWebSocket: custom ? () => Promise.resolve(custom) : loadWebSocket,
+    });
+  }
+
+  /** state is `idle`, `connecting`, `open` or `closed` (after close()). */
+  get state(): ConnectionState {
+    return this.conn.state;
+  }
+
+  /**
+   * connect opens the connection and resolves once the server accepted the key. Calls connect
+   * on their own, so this is optional; it surfaces a wrong URL or key early. After close() it
+   * opens the client again.
+   */
+  connect(): Promise<void> {
+    return this.conn.connect();
+  }
+
+  /**
+   * close stops reconnecting, rejects every waiting call with ClosedError and closes the
+   * socket. Later calls reject with ClosedError until connect() is called.
+   */
+  close(): Promise<void> {
+    return this.conn.close();
+  }
+
+  // ---- time series -------------------------------------------------------------------------
+
+  /** insertMultipleRecords inserts records (all or none). The same document and ts replaces. */
+  async insertMultipleRecords(items: InsertMessageRequest[], timeout?: number): Promise<void> {
+    if (!Array.isArray(items)) throw new InvalidRequestError("items must be an array", "bad_request");
+    const rows = items.map((it) => ({ ts: it.ts, doc: doc(it), data: it.data, col: col(it) }));
+    await this.call(T.insert, rows, timeout);
+  }
+
+  /** insertMultipleDocumentRecords is the v1 name of insertMultipleRecords. */
+  insertMultipleDocumentRecords(items: InsertMessageRequest[], timeout?: number): Promise<void> {
+    return this.insertMultipleRecords(items, timeout);
+  }
+
+  /** insertSingleRecord inserts one record. */
+  insertSingleRecord(item: InsertMessageRequest, timeout?: number): Promise<void> {
+    return this.insertMultipleRecords([item], timeout);
+  }
+
+  /** insertSingleDocumentRecord is the v1 name of insertSingleRecord. */
+  insertSingleDocumentRecord(item: InsertMessageRequest, timeout?: number): Promise<void> {
+    return this.insertMultipleRecords([item], timeout);
+  }
+
+  /**
+   * fetchLatestRecords returns, per document, the latest record at or before `ts`. `doc` may
+   * be a literal name or a `/regex/flags`; `where`/`filter` keep/drop by data content.
+   */
+  async fetchLatestRecords(params: FetchLatestRecordsParams, timeout?: number): Promise<LatestRecords<B>> {
+    const p = params as FetchLatestRecordsParams & Loose;
+    const reply = await this.call(
+      T.latest,
+      { col: col(p), ts: p.ts, doc: p.doc ?? p.key ?? "", from: p.from ?? 0, where: p.where, filter: p.filter },
+      timeout,
+    );
+    return objectField(reply, "records") as LatestRecords<B>;
+  }
+
+  /** fetchLatestDocumentRecords is the v1 name of fetchLatestRecords. */
+  fetchLatestDocumentRecords(params: FetchLatestRecordsParams, timeout?: number): Promise<LatestRecords<B>> {
+    return this.fetchLatestRecords(params, timeout);
+  }
+
+  /** fetchDocument returns one document's records with from <= ts <= to, oldest first unless `reverse`. */
+  async fetchDocument(params: FetchRecordsParams, timeout?: number): Promise<StoredRecord<B>[]> {
+    const p = params as FetchRecordsParams & Loose;
+    const reply = await this.call(
+      T.document,
+      {
+        col: col(p),
+        doc: doc(p),
+        from: p.from ?? 0,
+        to: p.to,
+        limit: p.limit,
+        reverse: p.reverse,
+        where: p.where,
+        filter: p.filter,
+      },
+      timeout,
+    );
+    return arrayField(reply, "records") as StoredRecord<B>[];
+  }
+
+  /** fetchCollections lists every collection that holds documents or key-value entries. */
+  async fetchCollections(timeout?: number): Promise<string[]> {
+    const reply = await this.call(T.collections, {}, timeout);
+    return arrayField(reply, "collections") as string[];
+  }
+
+  /** deleteDocument removes a document from its collection, or from every collection when none is named. */
+  async deleteDocument(params: DeleteDocumentParams, timeout?: number): Promise<void> {
+    const p = params as DeleteDocumentParams & Loose;
+    await this.call(T.deleteDocument, { doc: doc(p), col: p.col ?? p.collection ?? "" }, timeout);
+  }
+
+  /** deleteCollection removes a collection with its records and key-value entries. */
+  async deleteCollection(params: DeleteCollectionParams, timeout?: number): Promise<void> {
+    await this.call(T.deleteCollection, { col: col(params) }, timeout);
+  }
+
+  /** deleteRecord removes the record with exactly timestamp `ts`. */
+  async deleteRecord(params: DeleteRecord, timeout?: number): Promise<void> {
+    await this.call(T.deleteRecord, { doc: doc(params), col: col(params), ts: params.ts }, timeout);
+  }
+
+  /** deleteDocumentRecord is the v1 name of deleteRecord. */
+  deleteDocumentRecord(params: DeleteRecord, timeout?: number): Promise<void> {
+    return this.deleteRecord(params, timeout);
+  }
+
+  /** deleteMultipleRecords removes many records (all or none), possibly across collections. */
+  async deleteMultipleRecords(params: DeleteRecord[], timeout?: number): Promise<void> {
+    if (!Array.isArray(params)) throw new InvalidRequestError("params must be an array", "bad_request");
+    await this.call(
+      T.deleteRecords,
+      params.map((r) => ({ doc: doc(r), col: col(r), ts: r.ts })),
+      timeout,
+    );
+  }
+
+  /** deleteMultipleDocumentRecords is the v1 name of deleteMultipleRecords. */
+  deleteMultipleDocumentRecords(params: DeleteRecord[], timeout?: number): Promise<void> {
+    return this.deleteMultipleRecords(params, timeout);
+  }
+
+  /** deleteRecordsRange removes a document's records with fromTs <= ts <= toTs. */
+  async deleteRecordsRange(params: DeleteRecordsRange, timeout?: number): Promise<void> {
+    await this.call(
+      T.deleteRange,
+      { doc: doc(params), col: col(params), fromTs: params.fromTs, toTs: params.toTs },
+      timeout,
+    );
+  }
+
+  // ---- key-value store ---------------------------------------------------------------------
+
+  /** setValue stores `value` under `key` in the collection's key-value store. */
+  async setValue(params: SetValueParams, timeout?: number): Promise<void> {
+    await this.call(T.setValue, { col: col(params), key: params.key, value: params.value }, timeout);
+  }
+
+  /** getValue returns the value of `key`, or "" when there is none. */
+  async getValue(params: GetValueParams, timeout?: number): Promise<string> {
+    const reply = await this.call(T.getValue, { col: col(params), key: params.key }, timeout);
+    return typeof reply.value === "string" ? reply.value : "";
+  }
+
+  /**
+   * getValues returns key → value: every entry without `key`, else the entries whose key
+   * matches `key` (a literal or `/regex/flags`).
+   */
+  async getValues(params: GetValuesParams, timeout?: number): Promise<Record<string, string>> {
+    const c = col(params);
+    const reply =
+      params.key !== undefined && params.key.length > 0
+        ? await this.call(T.getValuesMatching, { col: c, key: params.key }, timeout)
+        : await this.call(T.getAllValues, { col: c }, timeout);
+    return objectField(reply, "values") as Record<string, string>;
+  }
+
+  /** getKeys lists the keys of the collection's key-value store. */
+  async getKeys(params: CollectionParam, timeout?: number): Promise<string[]> {
+    const reply = await this.call(T.getKeys, { col: col(params) }, timeout);
+    return arrayField(reply, "keys") as string[];
+  }
+
+  /** deleteValue removes one key-value entry. */
+  async deleteValue(params: DeleteValueParams, timeout?: number): Promise<void> {
+    await this.call(T.deleteValue, { col: col(params), key: params.key }, timeout);
+  }
+
+  // ---- management ---------------------------------------------------------------------------
+
+  /** addApiKey creates an API key with a scope, or re-scopes an existing one. Master key only. */
+  async addApiKey(params: AddApiKeyParams, timeout?: number): Promise<ManageApiKeyResponse> {
+    const reply = await this.call(T.keys, { action: "add", key: params.key, scope: params.scope }, timeout);
+    return apiKeyResponse(reply);
+  }
+
+  /** removeApiKey revokes an API key; its open connections are closed. Master key only. */
+  async removeApiKey(params: RemoveApiKeyParams, timeout?: number): Promise<ManageApiKeyResponse> {
+    const reply = await this.call(T.keys, { action: "remove", key: params.key }, timeout);
+    return apiKeyResponse(reply);
+  }
+
+  /** listApiKeys lists the API keys (identifiers, never secrets). Master key only. */
+  async listApiKeys(timeout?: number): Promise<ApiKeyEntry[]> {
+    const reply = await this.call(T.keys, { action: "list" }, timeout);
+    return arrayField(reply, "keys") as ApiKeyEntry[];
+  }
+
+  /** getConnections lists the server's live connections; `self` marks this client's. */
+  async getConnections(timeout?: number): Promise<ConnectionInfo[]> {
+    const reply = await this.call(T.connections, {}, timeout);
+    return arrayField(reply, "connections") as ConnectionInfo[];
+  }
+
+  private call(type: string, payload: unknown, timeout: number | undefined): Promise<Reply> {
+    const ms = timeout === undefined ? this.requestTimeout : nonNegative(timeout, this.requestTimeout);
+    return this.conn.request(type, stringify(payload), ms);
+  }
+}
+
+function col(p: { col?: string; collection?: string }): string {
+  return p.col ?? p.collection ?? "";
+}
+
+function doc(p: { doc?: string; key?: string }): string {
+  return p.doc ?? p.key ?? "";
+}
+
+function nonNegative(v: number | undefined, dflt: number): number {
+  return typeof v === "number" && !Number.isNaN(v) && v >= 0 ? v : dflt;
+}
+
+function arrayField(reply: Reply, name: string): unknown[] {
+  const v = reply[name];
+  if (v === undefined || v === null) return [];
+  if (!Array.isArray(v)) throw malformed(reply, name);
+  return v;
+}
+
+function objectField(reply: Reply, name: string): Record<string, unknown> {
+  const v = reply[name];
+  if (v === undefined || v === null) return {};
+  if (typeof v !== "object" || Array.isArray(v)) throw malformed(reply, name);
+  return v as Record<string, unknown>;
+}
+
+function apiKeyResponse(reply: Reply): ManageApiKeyResponse {
+  const out: ManageApiKeyResponse = { status: typeof reply.status === "string" ? reply.status : "ok" };
+  if (typeof reply.scope === "string") out.scope = reply.scope;
+  return out;
+}
+
+function malformed(reply: Reply, field: string): FluxionDBError {
+  return new FluxionDBError(`malformed reply: field ${field} has the wrong type`, "malformed_reply", {
+    requestId: typeof reply.id === "string" ? reply.id : undefined,
+  });
+}
+
+export type { Timestamp };

@@ -1,0 +1,565 @@
+/**
+ * Connection owns the one WebSocket of a client: connecting, the ready handshake, matching
+ * replies to requests by id, reconnecting, and closing.
+ *
+ * The rule that shapes it: no promise ever hangs. Every request is in `pending` from the call
+ * until it settles, and each way out of a connection (timeout, socket loss, failed reconnects,
+ * close) settles the requests it strands:
+ *
+ *   - a request waits for the connection and its reply together, bounded by its timeout;
+ *   - requests already sent when the socket drops reject with ConnectionError (the server
+ *     may or may not have applied them; they are not resent);
+ *   - requests not yet sent wait for the reconnect, until their timeout, an authentication
+ *     failure, `maxReconnectAttempts` failed attempts in a row, or close();
+ *   - close() rejects everything with ClosedError and stops every timer.
+ *
+ * Frames without an `id` go to `onUnsolicited`, the hook later server push messages
+ * (subscriptions) will use.
+ */
+
+import {
+  AuthenticationError,
+  ClosedError,
+  ConnectionError,
+  FluxionDBError,
+  TimeoutError,
+  serverError,
+} from "./errors.js";
+import type { Logger, WebSocketConstructor, WebSocketLike } from "./types.js";
+
+/** Reply is a decoded reply frame. */
+export type Reply = Record<string, unknown>;
+
+/** ConnectionConfig is the resolved form of the client options the connection needs. */
+export interface ConnectionConfig {
+  url: string;
+  apiKey: string;
+  connectionName?: string;
+  connectTimeout: number;
+  reconnectInterval: number;
+  maxReconnectInterval: number;
+  maxReconnectAttempts: number;
+  logger?: Logger;
+  parse: (text: string) => unknown;
+  loadWebSocket: () => Promise<WebSocketConstructor>;
+}
+
+interface Pending {
+  readonly id: string;
+  readonly frame: string;
+  readonly resolve: (reply: Reply) => void;
+  readonly reject: (err: FluxionDBError) => void;
+  timer?: ReturnType<typeof setTimeout>;
+  sent: boolean;
+}
+
+interface Waiter {
+  readonly resolve: () => void;
+  readonly reject: (err: FluxionDBError) => void;
+  timer?: ReturnType<typeof setTimeout>;
+}
+
+const OPEN = 1;
+
+// wsLike is the part of the `ws` package's API beyond WHATWG that improves error reports.
+interface WsExtras {
+  on?(event: "unexpected-response", cb: (req: unknown, res: HttpResponseLike) => void): void;
+  terminate?(): void;
+}
+interface HttpResponseLike {
+  statusCode?: number;
+  setEncoding?(enc: string): void;
+  on(event: "data", cb: (chunk: string) => void): void;
+  on(event: "end" | "error" | "close", cb: () => void): void;
+}
+
+/** State is where the connection is in its life. */
+export type ConnectionState = "idle" | "connecting" | "open" | "closed";
+
+export class Connection {
+  /** onUnsolicited receives frames that carry no id of a pending request. */
+  onUnsolicited?: (msg: Reply) => void;
+
+  private readonly cfg: ConnectionConfig;
+  private st: ConnectionState = "idle";
+  private sock: WebSocketLike | null = null;
+  private attemptSock: WebSocketLike | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private queue: Pending[] = [];
+  private readonly waiters = new Set<Waiter>();
+  private failures = 0;
+  private everOpened = false;
+  private lastError: FluxionDBError | undefined;
+  private backoffTimer: ReturnType<typeof setTimeout> | undefined;
+  private seq = 0;
+  // generation changes on every attempt and on close, so that events of an abandoned socket are ignored.
+  private generation = 0;
+
+  constructor(cfg: ConnectionConfig) {
+    this.cfg = cfg;
+  }
+
+  /** state tells whether the connection is idle, connecting, open, or closed by close(). */
+  get state(): ConnectionState {
+    return this.st;
+  }
+
+  /** inFlight is the number of requests not yet settled. */
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  /**
+   * connect resolves once the server's ready frame arrived. It waits at most `connectTimeout`,
+   * across reconnect attempts. After close() it opens the client again.
+   */
+  connect(): Promise<void> {
+    if (this.st === "closed") this.st = "idle";
+    if (this.st === "open") return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const w: Waiter = { resolve, reject };
+      if (this.cfg.connectTimeout > 0) {
+        w.timer = setTimeout(() => {
+          this.waiters.delete(w);
+          const last = this.lastError;
+          reject(
+            last
+              ? new ConnectionError(`could not connect within ${this.cfg.connectTimeout}ms: ${last.message}`, { cause: last })
+              : new TimeoutError(`could not connect within ${this.cfg.connectTimeout}ms`),
+          );
+        }, this.cfg.connectTimeout);
+      }
+      this.waiters.add(w);
+      this.ensureConnecting();
+    });
+  }
+
+  /**
+   * request sends one request and resolves with its reply; a reply carrying `error` rejects
+   * with the ServerError subclass its code names. `timeout` <= 0 means no time limit.
+   */
+  request(type: string, data: string, timeout: number): Promise<Reply> {
+    if (this.st === "closed") return Promise.reject(new ClosedError("client is closed"));
+    return new Promise<Reply>((resolve, reject) => {
+      this.seq = (this.seq + 1) % Number.MAX_SAFE_INTEGER;
+      const id = this.seq.toString(36);
+      const p: Pending = {
+        id,
+        frame: `{"id":"${id}","type":${JSON.stringify(type)},"data":${JSON.stringify(data)}}`,
+        resolve,
+        reject,
+        sent: false,
+      };
+      if (timeout > 0) p.timer = setTimeout(() => this.expire(p, timeout), timeout);
+      this.pending.set(id, p);
+      if (this.st === "open" && this.sock) {
+        this.transmit(p, this.sock);
+      } else {
+        this.queue.push(p);
+        this.ensureConnecting();
+      }
+    });
+  }
+
+  /**
+   * close rejects every waiting call with ClosedError, stops reconnecting and closes the
+   * socket. It resolves when the socket has closed (at most about a second later).
+   */
+  close(): Promise<void> {
+    const wasClosed = this.st === "closed";
+    this.st = "closed";
+    this.generation++;
+    clearTimeout(this.backoffTimer);
+    this.backoffTimer = undefined;
+    this.failAll(new ClosedError("client closed"), true);
+    const socks = [this.sock, this.attemptSock].filter((s): s is WebSocketLike => s !== null);
+    this.sock = null;
+    this.attemptSock = null;
+    if (wasClosed || socks.length === 0) return Promise.resolve();
+    return Promise.all(socks.map((s) => closeSocket(s))).then(() => undefined);
+  }
+
+  private log(level: keyof Logger, message: string, fields?: Record<string, unknown>): void {
+    const fn = this.cfg.logger?.[level];
+    if (fn) {
+      try {
+        fn.call(this.cfg.logger, message, fields);
+      } catch {
+        // A broken logger must not break the client.
+      }
+    }
+  }
+
+  private transmit(p: Pending, sock: WebSocketLike): void {
+    p.sent = true;
+    try {
+      sock.send(p.frame);
+    } catch (err) {
+      this.settle(p, new ConnectionError("could not send the request", { cause: err, requestId: p.id }));
+    }
+  }
+
+  private expire(p: Pending, timeout: number): void {
+    if (this.pending.get(p.id) !== p) return;
+    const err = p.sent
+      ? new TimeoutError(`no reply within ${timeout}ms`, { requestId: p.id })
+      : this.lastError
+        ? new ConnectionError(`not connected within ${timeout}ms: ${this.lastError.message}`, {
+            cause: this.lastError,
+            requestId: p.id,
+          })
+        : new TimeoutError(`not connected within ${timeout}ms`, { requestId: p.id });
+    this.settle(p, err);
+    this.maybeGoIdle();
+  }
+
+  private settle(p: Pending, result: Reply | FluxionDBError): void {
+    if (this.pending.get(p.id) !== p) return;
+    this.pending.delete(p.id);
+    clearTimeout(p.timer);
+    if (result instanceof FluxionDBError) p.reject(result);
+    else p.resolve(result);
+  }
+
+  // failAll rejects waiters and queued requests, and also sent ones when includeSent is set.
+  private failAll(err: FluxionDBError, includeSent: boolean): void {
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(err);
+    }
+    this.waiters.clear();
+    for (const p of [...this.pending.values()]) {
+      if (p.sent && !includeSent) continue;
+      this.settle(p, withRequestId(err, p.id));
+    }
+    this.queue = [];
+  }
+
+  private ensureConnecting(): void {
+    if (this.st !== "idle") return;
+    this.st = "connecting";
+    void this.attempt();
+  }
+
+  // maybeGoIdle stops retrying a connection that nobody waits for and that never worked:
+  // reconnecting in the background is for clients that had a session.
+  private maybeGoIdle(): void {
+    if (this.st !== "connecting" || this.everOpened || this.attemptSock) return;
+    if (this.waiters.size > 0 || this.queue.some((p) => this.pending.has(p.id))) return;
+    this.generation++;
+    clearTimeout(this.backoffTimer);
+    this.backoffTimer = undefined;
+    this.st = "idle";
+  }
+
+  private async attempt(): Promise<void> {
+    const gen = ++this.generation;
+    let WS: WebSocketConstructor;
+    try {
+      WS = await this.cfg.loadWebSocket();
+    } catch (err) {
+      if (gen === this.generation) this.giveUp(new ConnectionError("no WebSocket implementation available", { cause: err }));
+      return;
+    }
+    if (gen !== this.generation) return;
+
+    let sock: WebSocketLike;
+    try {
+      sock = new WS(this.connectUrl());
+    } catch (err) {
+      // A malformed URL: retrying cannot help.
+      this.giveUp(new ConnectionError(`cannot connect to ${this.cfg.url}`, { cause: err }));
+      return;
+    }
+    this.attemptSock = sock;
+    this.log("debug", "connecting", { url: this.cfg.url });
+
+    let ready = false;
+    let done = false;
+    let socketError: unknown;
+    let refusal: { status: number; body: string } | undefined;
+
+    const fail = (err: FluxionDBError) => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      if (this.attemptSock === sock) this.attemptSock = null;
+      abandon(sock);
+      if (gen !== this.generation) return;
+      this.attemptFailed(err);
+    };
+
+    const timer =
+      this.cfg.connectTimeout > 0
+        ? setTimeout(
+            () => fail(new TimeoutError(`no ready frame from ${this.cfg.url} within ${this.cfg.connectTimeout}ms`)),
+            this.cfg.connectTimeout,
+          )
+        : undefined;
+
+    // With `ws`, a refused upgrade shows its HTTP status and body (e.g. 401 "Unknown API key").
+    const extras = sock as unknown as WsExtras;
+    if (typeof extras.on === "function") {
+      extras.on("unexpected-response", (_req, res) => {
+        const status = res.statusCode ?? 0;
+        let body = "";
+        res.setEncoding?.("utf8");
+        res.on("data", (chunk: string) => {
+          if (body.length < 1024) body += chunk;
+        });
+        const finish = () => {
+          if (refusal) return;
+          refusal = { status, body: body.trim().slice(0, 200) };
+          fail(refusalError(this.cfg.url, refusal));
+        };
+        res.on("end", finish);
+        res.on("error", finish);
+        res.on("close", finish);
+      });
+    }
+
+    sock.addEventListener("error", (ev: { error?: unknown; message?: string }) => {
+      socketError = ev?.error ?? (ev?.message ? new Error(ev.message) : undefined);
+      if (ready && gen === this.generation && this.sock === sock) {
+        this.log("warn", "socket error", { error: describe(socketError) });
+      }
+    });
+
+    sock.addEventListener("message", (ev: { data: unknown }) => {
+      if (gen !== this.generation) {
+        // An attempt that was given up (close(), or a newer attempt) must not linger.
+        if (this.sock !== sock) abandon(sock);
+        return;
+      }
+      const text = typeof ev.data === "string" ? ev.data : undefined;
+      if (ready) {
+        if (text === undefined) {
+          this.log("warn", "ignored a binary frame");
+          return;
+        }
+        this.onFrame(text);
+        return;
+      }
+      // The first frame of a session is {"type":"ready",…}; requests wait for it.
+      let msg: unknown;
+      try {
+        msg = text === undefined ? undefined : JSON.parse(text);
+      } catch {
+        msg = undefined;
+      }
+      if (msg && typeof msg === "object" && (msg as Reply).type === "ready") {
+        ready = true;
+        done = true;
+        clearTimeout(timer);
+        this.attemptSock = null;
+        this.opened(sock);
+      } else {
+        this.log("warn", "unexpected frame before the ready frame", { frame: text?.slice(0, 200) });
+      }
+    });
+
+    sock.addEventListener("close", (ev: { code?: number; reason?: string }) => {
+      const code = ev?.code ?? 1006;
+      const reason = ev?.reason ? String(ev.reason) : "";
+      if (!ready) {
+        if (refusal) return;
+        const detail = reason || describe(socketError) || `closed with code ${code}`;
+        // The v1 server accepted the upgrade, then closed with 1008 and the reason.
+        if (code === 1008) fail(new AuthenticationError(`connection refused: ${detail}`, { cause: socketError }));
+        else if (/Unexpected server response: 40[13]/.test(detail))
+          fail(new AuthenticationError(`connection refused: ${detail}`, { cause: socketError }));
+        else fail(new ConnectionError(`could not connect to ${this.cfg.url}: ${detail}`, { cause: socketError }));
+        return;
+      }
+      if (gen !== this.generation || this.sock !== sock) return;
+      this.lost(code, reason, socketError);
+    });
+  }
+
+  private connectUrl(): string {
+    const params = new URLSearchParams();
+    params.set("api-key", this.cfg.apiKey);
+    if (this.cfg.connectionName) params.set("name", this.cfg.connectionName);
+    const u = this.cfg.url;
+    return u + (u.includes("?") ? "&" : "?") + params.toString();
+  }
+
+  private opened(sock: WebSocketLike): void {
+    this.st = "open";
+    this.sock = sock;
+    this.failures = 0;
+    this.lastError = undefined;
+    this.everOpened = true;
+    this.log("info", "connected", { url: this.cfg.url });
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+    this.waiters.clear();
+    const queued = this.queue;
+    this.queue = [];
+    for (const p of queued) {
+      if (this.pending.get(p.id) !== p) continue; // expired while waiting
+      if (this.sock !== sock) {
+        this.queue.push(p); // the socket closed during the flush
+        continue;
+      }
+      this.transmit(p, sock);
+    }
+  }
+
+  private lost(code: number, reason: string, cause: unknown): void {
+    this.sock = null;
+    const detail = `connection lost (code ${code}${reason ? `: ${reason}` : ""})`;
+    this.log("warn", "disconnected", { code, reason });
+    if (code === 1008 && /api key/i.test(reason)) {
+      // The key was revoked: reconnecting would only be refused.
+      this.giveUp(new AuthenticationError(detail, { cause }));
+      return;
+    }
+    const err = new ConnectionError(detail, { cause });
+    for (const p of [...this.pending.values()]) {
+      if (p.sent) this.settle(p, withRequestId(err, p.id));
+    }
+    this.lastError = err;
+    this.st = "connecting";
+    this.scheduleRetry();
+  }
+
+  private attemptFailed(err: FluxionDBError): void {
+    this.lastError = err;
+    this.log("warn", "connection attempt failed", { error: err.message, failures: this.failures + 1 });
+    if (err instanceof AuthenticationError) {
+      this.giveUp(err);
+      return;
+    }
+    this.failures++;
+    if (this.failures >= this.cfg.maxReconnectAttempts) {
+      this.giveUp(
+        new ConnectionError(`could not connect after ${this.failures} attempts: ${err.message}`, { cause: err }),
+      );
+      return;
+    }
+    this.maybeGoIdle();
+    if (this.st === "connecting") this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    // Exponential backoff with "equal jitter": half the delay fixed, half random, so that many
+    // clients dropped together do not come back together.
+    const exp = Math.min(this.cfg.maxReconnectInterval, this.cfg.reconnectInterval * 2 ** Math.min(this.failures, 30));
+    const delay = exp / 2 + Math.random() * (exp / 2);
+    this.log("debug", "reconnecting", { delayMs: Math.round(delay), failures: this.failures });
+    const gen = this.generation;
+    this.backoffTimer = setTimeout(() => {
+      this.backoffTimer = undefined;
+      if (gen !== this.generation || this.st !== "connecting") return;
+      void this.attempt();
+    }, delay);
+    // The wait alone must not keep a Node process alive; a waiting request's own timer does.
+    (this.backoffTimer as { unref?: () => void }).unref?.();
+  }
+
+  private giveUp(err: FluxionDBError): void {
+    this.lastError = err;
+    clearTimeout(this.backoffTimer);
+    this.backoffTimer = undefined;
+    this.st = "idle";
+    this.everOpened = false;
+    this.failures = 0;
+    const sock = this.sock;
+    this.sock = null;
+    if (sock) abandon(sock);
+    this.failAll(err, true);
+  }
+
+  private onFrame(text: string): void {
+    let msg: unknown;
+    try {
+      msg = this.cfg.parse(text);
+    } catch (err) {
+      this.log("warn", "ignored a frame that is not JSON", { error: describe(err), frame: text.slice(0, 200) });
+      return;
+    }
+    if (!msg || typeof msg !== "object" || Array.isArray(msg)) {
+      this.log("warn", "ignored a frame that is not a JSON object", { frame: text.slice(0, 200) });
+      return;
+    }
+    const reply = msg as Reply;
+    const p = typeof reply.id === "string" ? this.pending.get(reply.id) : undefined;
+    if (p) {
+      if (typeof reply.error === "string") {
+        this.settle(p, serverError(reply.error, typeof reply.code === "string" ? reply.code : undefined, p.id));
+      } else {
+        this.settle(p, reply);
+      }
+      return;
+    }
+    if (this.onUnsolicited) {
+      try {
+        this.onUnsolicited(reply);
+      } catch (err) {
+        this.log("error", "unsolicited frame handler threw", { error: describe(err) });
+      }
+      return;
+    }
+    this.log("debug", "ignored a frame without a pending request", { frame: text.slice(0, 200) });
+  }
+}
+
+function withRequestId(err: FluxionDBError, requestId: string): FluxionDBError {
+  // One error object per request, so that each carries its own requestId.
+  const Ctor = err.constructor as new (message: string, options: { cause?: unknown; requestId?: string }) => FluxionDBError;
+  if (Ctor === AuthenticationError || Ctor === ConnectionError || Ctor === ClosedError || Ctor === TimeoutError) {
+    return new Ctor(err.message, { cause: (err as { cause?: unknown }).cause, requestId });
+  }
+  return err;
+}
+
+function refusalError(url: string, r: { status: number; body: string }): FluxionDBError {
+  const text = r.body ? `HTTP ${r.status}: ${r.body}` : `HTTP ${r.status}`;
+  if (r.status === 401 || r.status === 403) return new AuthenticationError(`connection refused: ${text}`);
+  return new ConnectionError(`could not connect to ${url}: ${text}`);
+}
+
+function describe(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  if (err === undefined || err === null) return "";
+  return String(err);
+}
+
+// abandon drops a socket at once: terminate() in `ws`, close() elsewhere.
+function abandon(sock: WebSocketLike): void {
+  try {
+    const t = (sock as unknown as WsExtras).terminate;
+    if (typeof t === "function") t.call(sock);
+    else sock.close();
+  } catch {
+    // Already closed.
+  }
+}
+
+function closeSocket(sock: WebSocketLike): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (sock.readyState === 3) {
+      resolve();
+      return;
+    }
+    const timer = setTimeout(() => {
+      abandon(sock);
+      resolve();
+    }, 1000);
+    (timer as { unref?: () => void }).unref?.();
+    sock.addEventListener("close", () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    try {
+      if (sock.readyState === OPEN) sock.close(1000, "client closed");
+      else abandon(sock);
+    } catch {
+      clearTimeout(timer);
+      resolve();
+    }
+  });
+}

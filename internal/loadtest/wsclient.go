@@ -179,6 +179,22 @@ func (c *wsConn) writeText(buf []byte) error {
 }
 
 func (c *wsConn) writeFrameLocked(op byte, buf []byte) error {
+	_, err := c.nc.Write(c.encodeFrame(op, buf))
+	return err
+}
+
+// writeRaw sends frames already encoded by encodeFrame, in one write: the
+// pipelined writer coalesces small requests so a syscall carries several.
+func (c *wsConn) writeRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_, err := c.nc.Write(b)
+	return err
+}
+
+// encodeFrame writes the frame header into the room before buf's payload,
+// masks the payload (client side) and returns header and payload.
+func (c *wsConn) encodeFrame(op byte, buf []byte) []byte {
 	payload := buf[wsHeaderRoom:]
 	n := len(payload)
 	var hlen int
@@ -213,8 +229,7 @@ func (c *wsConn) writeFrameLocked(op byte, buf []byte) error {
 		binary.LittleEndian.PutUint32(h[hlen-4:], key)
 		maskBytes(payload, key)
 	}
-	_, err := c.nc.Write(buf[wsHeaderRoom-hlen:])
-	return err
+	return buf[wsHeaderRoom-hlen:]
 }
 
 // maskBytes XORs b with the 4-byte mask key (little-endian order of the key

@@ -9,17 +9,21 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/volandoo/fluxiondb/internal/db"
 	"github.com/volandoo/fluxiondb/internal/server"
+	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -41,6 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "version":
 			fmt.Fprintln(stdout, "fluxiondb", version)
 			return 0
+		case "repair":
+			return repair(args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stderr)
@@ -56,14 +62,48 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := newLogger(cfg, stderr)
-	if cfg.Data != "" {
-		fmt.Fprintf(stderr, "fluxiondb: --data is not supported by this build yet: persistence is not implemented; run without --data to serve in memory\n")
-		return 2
+	// Listen before recovering the data folder, so that orchestrators see the process alive
+	// (/healthz 200) but not ready (/readyz 503) while a large log replays.
+	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
+	if err != nil {
+		log.Error("cannot listen", "addr", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), "err", err)
+		return 1
 	}
+	gate := &startGate{}
+	hs := &http.Server{Handler: gate, ReadHeaderTimeout: cfg.HandshakeTimeout}
+	scheme := "ws"
+	if cfg.TLSCert != "" {
+		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
+		if err != nil {
+			log.Error("cannot serve TLS", "err", err)
+			return 1
+		}
+		stopWatch := make(chan struct{})
+		defer close(stopWatch)
+		go certs.watchSIGHUP(stopWatch)
+		hs.TLSConfig = certs.config()
+		scheme = "wss"
+	}
+	if cfg.PprofAddr != "" {
+		go servePprof(cfg.PprofAddr, log.Error)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		if hs.TLSConfig != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
+	defer hs.Close()
+	// "listening" is logged once requests are served (tools wait for that line); until
+	// then the port answers /healthz 200 and everything else 503.
+	log.Info("starting", "addr", ln.Addr().String(), "data", cfg.Data)
 
-	d, err := db.Open(db.Config{MasterKey: cfg.SecretKey})
+	d, err := openDB(cfg, log)
 	if err != nil {
 		log.Error("cannot open the database", "err", err)
+		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
 		return 1
 	}
 	defer d.Close()
@@ -82,28 +122,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 		MetricsOnMainPort: cfg.MetricsAddr == "",
 	})
-	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
-	if err != nil {
-		log.Error("cannot listen", "addr", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)), "err", err)
-		return 1
-	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: cfg.HandshakeTimeout}
-	scheme := "ws"
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-		if err != nil {
-			log.Error("cannot serve TLS", "err", err)
-			return 1
-		}
-		stopWatch := make(chan struct{})
-		defer close(stopWatch)
-		go certs.watchSIGHUP(stopWatch)
-		hs.TLSConfig = certs.config()
-		scheme = "wss"
-	}
-	if cfg.PprofAddr != "" {
-		go servePprof(cfg.PprofAddr, log.Error)
-	}
+	srv.Register(d.Collectors()...)
 	if cfg.MetricsAddr != "" {
 		mln, err := net.Listen("tcp", cfg.MetricsAddr)
 		if err != nil {
@@ -117,14 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		defer ms.Close()
 		log.Info("metrics listening", "addr", mln.Addr().String())
 	}
-	errc := make(chan error, 1)
-	go func() {
-		if hs.TLSConfig != nil {
-			errc <- hs.ServeTLS(ln, "", "")
-			return
-		}
-		errc <- hs.Serve(ln)
-	}()
+	gate.open(srv)
 	log.Info("listening", "addr", ln.Addr().String(), "scheme", scheme, "version", version, "persistence", cfg.Data != "")
 
 	select {
@@ -184,5 +196,76 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 		fmt.Fprintln(stderr, "unhealthy: status", resp.Status)
 		return 1
 	}
+	return 0
+}
+
+// openDB opens the database: in memory, or recovered from --data (snapshot + log replay).
+func openDB(cfg *config, log *slog.Logger) (*db.DB, error) {
+	dcfg := db.Config{MasterKey: cfg.SecretKey, Dir: cfg.Data, Logger: log}
+	if cfg.Data != "" {
+		policy, err := wal.ParsePolicy(cfg.Fsync)
+		if err != nil {
+			return nil, err
+		}
+		dcfg.Fsync = policy
+		dcfg.FlushInterval = time.Duration(cfg.FlushInterval) * time.Second
+	}
+	return db.Open(dcfg)
+}
+
+// startGate is the HTTP handler while the data folder is recovered: /healthz answers 200,
+// /readyz and every upgrade 503; once open hands it the server, it delegates.
+type startGate struct{ srv atomic.Pointer[server.Server] }
+
+func (g *startGate) open(s *server.Server) { g.srv.Store(s) }
+
+func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s := g.srv.Load(); s != nil {
+		s.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if r.URL.Path == "/healthz" && !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		_, _ = w.Write([]byte("ok\n"))
+		return
+	}
+	w.Header().Set("Retry-After", "1")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte("starting: recovering data\n"))
+}
+
+// repair is `fluxiondb repair --data DIR`: cut a damaged log at its first bad frame and
+// salvage a damaged snapshot, moving what is dropped aside (db.Repair).
+func repair(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("repair", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := getenv(envName("data"))
+	fs.StringVar(&dir, "data", dir, "data folder to repair (the server must be stopped)")
+	fs.StringVar(&dir, "d", dir, "shorthand for --data")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: %s\n\nCuts a damaged write-ahead log at its first bad frame and salvages a damaged snapshot;\n"+
+			"everything dropped is moved aside, never deleted. Stop the server first.\n\nFlags:\n", wal.RepairCommand)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if dir == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fluxiondb repair: --data DIR is required and takes no other arguments\n")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	lines, err := db.Repair(dir, log)
+	for _, l := range lines {
+		fmt.Fprintln(stdout, l)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "fluxiondb repair: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "repair done: start the server again")
 	return 0
 }

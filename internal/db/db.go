@@ -1,27 +1,21 @@
-// Package db is the one entry point for every change of FluxionDB's state: records, KV
-// entries and API keys. It puts the in-memory engine, the write-ahead log and the key set
-// behind a single ordered sequence of changes.
-//
-// Every change goes through change(): under one mutex it is (1) logged, when persistence is on,
-// and (2) applied to memory, so the log order is exactly the apply order and a replay rebuilds
-// the same state. The caller then waits for durability (Wait) before it acknowledges, outside
-// the mutex, so concurrent writers share one fsync (group commit in internal/wal).
-//
-// Reads go straight to the engine; they never take the change mutex.
 package db
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/pubsub"
+	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
-// Commit identifies a logged change; Wait(ctx, c) returns once it is durable under the
-// configured fsync policy. The zero Commit needs no wait (in-memory mode).
+// Commit identifies a logged change (its WAL sequence number); Wait(ctx, c) returns once
+// it is durable under the configured fsync policy. The zero Commit needs no wait
+// (in-memory mode, or a change that did not need logging).
 type Commit uint64
 
 // DB is the database: engine + key set (+ log when persistent). Safe for concurrent use.
@@ -32,6 +26,8 @@ type DB struct {
 
 	mu  sync.Mutex // orders changes: log order = apply order = publish order
 	seq uint64     // sequence number of the last change, under mu
+
+	p *persist // nil in memory
 }
 
 // Config configures Open.
@@ -42,9 +38,32 @@ type Config struct {
 	// a client can resume after a reconnect (default 5 minutes).
 	SubHistoryBytes int64
 	SubRetention    time.Duration
+
+	// Dir is the data folder; "" keeps everything in memory only. Open recovers the state
+	// found there (latest snapshot + the log after it) before it returns.
+	Dir string
+	// Fsync says when a change counts as durable (wal.SyncAlways by default);
+	// FlushInterval is the fsync period under wal.SyncInterval (default 1s).
+	Fsync         wal.Policy
+	FlushInterval time.Duration
+	// SegmentSize is the log's segment size (default 64 MiB).
+	SegmentSize int64
+	// A snapshot is taken in the background when the log has grown by SnapshotBytes since
+	// the last one (default 256 MiB), or when SnapshotAge has passed since it and anything
+	// changed (default 1 hour). SnapshotCheck is how often that is checked (default 1s).
+	SnapshotBytes int64
+	SnapshotAge   time.Duration
+	SnapshotCheck time.Duration
+	// Logger receives recovery, snapshot and disk-trouble reports. Default slog.Default().
+	Logger *slog.Logger
+
+	// wrapLog lets tests put a fault-injecting layer between the DB and its log.
+	wrapLog func(changeLog) changeLog
 }
 
-// Open creates an in-memory database.
+// Open creates the database. With cfg.Dir it recovers the state from the data folder
+// first; damage there that recovery must not paper over is an error that names the file
+// and offset and the repair command (wal.IsCorruption / snapshot.CorruptionError).
 func Open(cfg Config) (*DB, error) {
 	if cfg.SubHistoryBytes <= 0 {
 		cfg.SubHistoryBytes = 64 << 20
@@ -52,11 +71,20 @@ func Open(cfg Config) (*DB, error) {
 	if cfg.SubRetention <= 0 {
 		cfg.SubRetention = 5 * time.Minute
 	}
-	return &DB{
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	d := &DB{
 		Engine: engine.New(),
 		Keys:   auth.New(cfg.MasterKey),
 		Hub:    pubsub.New(cfg.SubHistoryBytes, cfg.SubRetention),
-	}, nil
+	}
+	if cfg.Dir != "" {
+		if err := d.openPersist(cfg); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // Paused runs fn while no change can happen, with the sequence number of the last change.
@@ -68,83 +96,133 @@ func (d *DB) Paused(fn func(seq uint64)) {
 	fn(d.seq)
 }
 
-// Close releases the database. Safe to call more than once.
-func (d *DB) Close() error { return nil }
+// Close stops background snapshots, writes and fsyncs everything logged and closes the
+// log. Safe to call more than once.
+func (d *DB) Close() error {
+	if d.p == nil {
+		return nil
+	}
+	return d.p.close()
+}
 
-// Wait blocks until c is durable, or ctx ends.
-func (d *DB) Wait(ctx context.Context, c Commit) error { return nil }
+// Wait blocks until c is durable, or ctx ends. An error means the change may not survive
+// a crash (the disk is in trouble); the caller must not acknowledge it as done.
+func (d *DB) Wait(ctx context.Context, c Commit) error {
+	if c == 0 || d.p == nil {
+		return nil
+	}
+	if err := d.p.log.Sync(ctx, uint64(c)); err != nil {
+		return fmt.Errorf("sync the log: %w", err)
+	}
+	return nil
+}
 
-// change applies one state change in order and publishes it to subscribers. events builds
-// the change's events; it is called only while someone subscribes.
-func (d *DB) change(apply func(), events func() []pubsub.Event) (Commit, error) {
+// encBuf pools op encoding buffers: encoding runs outside the change mutex.
+var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// change logs one state change (encode builds its op), applies it and publishes it to
+// subscribers, in that order under the change mutex. events builds the change's events;
+// it is called only while someone subscribes. If the change cannot be logged (disk
+// trouble) nothing is applied and the error is returned.
+func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pubsub.Event) (Commit, error) {
+	var payload *[]byte
+	if d.p != nil {
+		payload = encBuf.Get().(*[]byte)
+		*payload = encode((*payload)[:0])
+		defer func() {
+			if cap(*payload) <= 1<<20 { // do not pin one huge batch's buffer
+				encBuf.Put(payload)
+			}
+		}()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	var c Commit
+	if payload != nil {
+		seq, err := d.p.log.Append(*payload)
+		if err != nil {
+			return 0, fmt.Errorf("log the change: %w", err)
+		}
+		c = Commit(seq)
+	}
 	apply()
 	d.seq++
 	d.Hub.Publish(d.seq, events)
-	return 0, nil
+	return c, nil
 }
 
 // Insert stores records; the same (collection, doc, ts) replaces.
 func (d *DB) Insert(recs []engine.Record) (Commit, error) {
-	return d.change(func() { d.Engine.Insert(recs) }, func() []pubsub.Event {
-		ev := make([]pubsub.Event, len(recs))
-		for i, r := range recs {
-			ev[i] = pubsub.Event{Op: pubsub.OpInsert, Collection: r.Collection, Doc: r.Doc, TS: r.TS, Data: r.Data}
-		}
-		return ev
-	})
+	return d.change(func(b []byte) []byte { return appendInsert(b, recs) },
+		func() { d.Engine.Insert(recs) }, func() []pubsub.Event {
+			ev := make([]pubsub.Event, len(recs))
+			for i, r := range recs {
+				ev[i] = pubsub.Event{Op: pubsub.OpInsert, Collection: r.Collection, Doc: r.Doc, TS: r.TS, Data: r.Data}
+			}
+			return ev
+		})
 }
 
 // DeleteDoc removes a document; collection "" means every collection.
 func (d *DB) DeleteDoc(collection, doc string) (Commit, error) {
-	return d.change(func() { d.Engine.DeleteDoc(collection, doc) }, func() []pubsub.Event {
+	return d.change(func(b []byte) []byte {
+		return appendString(appendString(append(b, opDeleteDoc), collection), doc)
+	}, func() { d.Engine.DeleteDoc(collection, doc) }, func() []pubsub.Event {
 		return []pubsub.Event{{Op: pubsub.OpDeleteDoc, Collection: collection, Doc: doc}}
 	})
 }
 
 // DeleteCollection removes a collection's documents and KV entries.
 func (d *DB) DeleteCollection(collection string) (Commit, error) {
-	return d.change(func() { d.Engine.DeleteCollection(collection) }, func() []pubsub.Event {
-		return []pubsub.Event{{Op: pubsub.OpDeleteCollection, Collection: collection}}
-	})
+	return d.change(func(b []byte) []byte { return appendString(append(b, opDeleteCol), collection) },
+		func() { d.Engine.DeleteCollection(collection) }, func() []pubsub.Event {
+			return []pubsub.Event{{Op: pubsub.OpDeleteCollection, Collection: collection}}
+		})
 }
 
 // DeleteRecords removes the named records.
 func (d *DB) DeleteRecords(keys []engine.RecordKey) (Commit, error) {
-	return d.change(func() { d.Engine.DeleteRecords(keys) }, func() []pubsub.Event {
-		ev := make([]pubsub.Event, len(keys))
-		for i, k := range keys {
-			ev[i] = pubsub.Event{Op: pubsub.OpDeleteRecord, Collection: k.Collection, Doc: k.Doc, TS: k.TS}
-		}
-		return ev
-	})
+	return d.change(func(b []byte) []byte { return appendDeleteRecords(b, keys) },
+		func() { d.Engine.DeleteRecords(keys) }, func() []pubsub.Event {
+			ev := make([]pubsub.Event, len(keys))
+			for i, k := range keys {
+				ev[i] = pubsub.Event{Op: pubsub.OpDeleteRecord, Collection: k.Collection, Doc: k.Doc, TS: k.TS}
+			}
+			return ev
+		})
 }
 
 // DeleteRange removes a document's records with from <= ts <= to.
 func (d *DB) DeleteRange(collection, doc string, from, to int64) (Commit, error) {
-	return d.change(func() { d.Engine.DeleteRange(collection, doc, from, to) }, func() []pubsub.Event {
-		return []pubsub.Event{{Op: pubsub.OpDeleteRange, Collection: collection, Doc: doc, TS: from, ToTS: to}}
-	})
+	return d.change(func(b []byte) []byte { return appendDeleteRange(b, collection, doc, from, to) },
+		func() { d.Engine.DeleteRange(collection, doc, from, to) }, func() []pubsub.Event {
+			return []pubsub.Event{{Op: pubsub.OpDeleteRange, Collection: collection, Doc: doc, TS: from, ToTS: to}}
+		})
 }
 
 // SetValue sets a KV entry. KV changes are not streamed to subscribers.
 func (d *DB) SetValue(collection, key, value string) (Commit, error) {
-	return d.change(func() { d.Engine.SetValue(collection, key, value) }, nil)
+	return d.change(func(b []byte) []byte {
+		return appendString(appendString(appendString(append(b, opSetValue), collection), key), value)
+	}, func() { d.Engine.SetValue(collection, key, value) }, nil)
 }
 
 // DeleteValue removes a KV entry.
 func (d *DB) DeleteValue(collection, key string) (Commit, error) {
-	return d.change(func() { d.Engine.DeleteValue(collection, key) }, nil)
+	return d.change(func(b []byte) []byte {
+		return appendString(appendString(append(b, opDeleteValue), collection), key)
+	}, func() { d.Engine.DeleteValue(collection, key) }, nil)
 }
 
-// PutKey adds a scoped API key or changes its scope.
+// PutKey adds a scoped API key or changes its scope. Only the hash and hint are logged.
 func (d *DB) PutKey(h auth.Hash, hint string, s auth.Scope) (Commit, error) {
-	return d.change(func() { d.Keys.Put(h, hint, s) }, nil)
+	return d.change(func(b []byte) []byte { return appendPutKey(b, h, hint, s) },
+		func() { d.Keys.Put(h, hint, s) }, nil)
 }
 
 // RemoveKey removes a scoped API key; found reports whether it existed.
 func (d *DB) RemoveKey(h auth.Hash) (found bool, c Commit, err error) {
-	c, err = d.change(func() { found = d.Keys.Remove(h) }, nil)
+	c, err = d.change(func(b []byte) []byte { return append(append(b, opRemoveKey), h[:]...) },
+		func() { found = d.Keys.Remove(h) }, nil)
 	return found, c, err
 }

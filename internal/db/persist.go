@@ -1,0 +1,393 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/snapshot"
+	"github.com/volandoo/fluxiondb/internal/wal"
+)
+
+// Sub-folders of the data folder.
+const (
+	walSubdir      = "wal"
+	snapshotSubdir = "snapshots"
+)
+
+// changeLog is the part of *wal.Log the DB uses; tests wrap it to inject disk faults.
+type changeLog interface {
+	Append(payload []byte) (uint64, error)
+	Sync(ctx context.Context, seq uint64) error
+	Cut() uint64
+	Flush(ctx context.Context) error
+	RemoveBefore(seq uint64) error
+	Stats() wal.Stats
+	Close() error
+}
+
+// persist is the durable side of a DB: the log, the snapshot folder and the background
+// snapshotter.
+type persist struct {
+	dir, walDir, snapDir string
+	log                  changeLog
+	logger               *slog.Logger
+	snapBytes            int64
+	snapAge, snapCheck   time.Duration
+
+	ctx    context.Context // cancelled by close: stops a snapshot in progress
+	cancel context.CancelFunc
+	done   chan struct{} // closed when the snapshot loop has returned
+
+	snapMu sync.Mutex // one snapshot at a time
+
+	// Figures for metrics and logs.
+	recovery     RecoveryStats
+	lastSnap     atomic.Pointer[SnapshotStats]
+	snapshots    atomic.Uint64
+	snapFailures atomic.Uint64
+	fsyncSeconds prometheus.Histogram
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// RecoveryStats describe what Open rebuilt from the data folder.
+type RecoveryStats struct {
+	SnapshotSeq     uint64 // WAL sequence the snapshot started from (0 = none)
+	SnapshotRecords int64
+	Frames          int64 // log frames replayed
+	Records         int64 // records inserted by those frames
+	Duration        time.Duration
+}
+
+// SnapshotStats describe the last snapshot written.
+type SnapshotStats struct {
+	Seq      uint64
+	At       time.Time
+	Bytes    int64
+	Records  int64
+	Duration time.Duration
+}
+
+func (d *DB) openPersist(cfg Config) error {
+	if cfg.SnapshotBytes <= 0 {
+		cfg.SnapshotBytes = 256 << 20
+	}
+	if cfg.SnapshotAge <= 0 {
+		cfg.SnapshotAge = time.Hour
+	}
+	if cfg.SnapshotCheck <= 0 {
+		cfg.SnapshotCheck = time.Second
+	}
+	start := time.Now()
+	dir := cfg.Dir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("data folder %s is not usable: %w", dir, err)
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("data folder %s is not usable: not a folder", dir)
+	}
+	p := &persist{
+		dir:       dir,
+		walDir:    filepath.Join(dir, walSubdir),
+		snapDir:   filepath.Join(dir, snapshotSubdir),
+		logger:    cfg.Logger,
+		snapBytes: cfg.SnapshotBytes,
+		snapAge:   cfg.SnapshotAge,
+		snapCheck: cfg.SnapshotCheck,
+		done:      make(chan struct{}),
+	}
+	p.ctx, p.cancel = context.WithCancel(context.Background())
+	p.fsyncSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name:    "fluxiondb_wal_fsync_seconds",
+		Help:    "Latency of log fsyncs (one fsync covers every change waiting for it).",
+		Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+	})
+
+	info, err := snapshot.Latest(p.snapDir, p.logger)
+	switch {
+	case errors.Is(err, snapshot.ErrNoSnapshot):
+		info = snapshot.Info{}
+	case err != nil:
+		return fmt.Errorf("%w; to keep what can still be read from it run `%s`", err, wal.RepairCommand)
+	}
+	log, err := wal.Open(p.walDir, wal.Options{
+		Policy:      cfg.Fsync,
+		Interval:    cfg.FlushInterval,
+		SegmentSize: cfg.SegmentSize,
+		MinSeq:      info.Seq,
+		Logger:      p.logger,
+		OnFsync:     func(t time.Duration) { p.fsyncSeconds.Observe(t.Seconds()) },
+	})
+	if err != nil {
+		if wal.IsCorruption(err) {
+			return err // names file, offset and the repair command
+		}
+		return fmt.Errorf("data folder %s is not usable: %w", dir, err)
+	}
+	if err := d.recover(p, log, info); err != nil {
+		_ = log.Close()
+		return err
+	}
+	p.recovery.Duration = time.Since(start)
+	if cfg.wrapLog != nil {
+		p.log = cfg.wrapLog(log)
+	} else {
+		p.log = log
+	}
+	d.p = p
+	r := p.recovery
+	p.logger.Info("recovered the data folder", "dir", dir,
+		"snapshot_seq", r.SnapshotSeq, "snapshot_records", r.SnapshotRecords,
+		"log_frames", r.Frames, "log_records", r.Records, "took", r.Duration.Round(time.Millisecond))
+	go d.snapshotLoop()
+	return nil
+}
+
+// recover loads the snapshot (if any) and replays the log after it into the engine and
+// the key set.
+func (d *DB) recover(p *persist, log *wal.Log, info snapshot.Info) error {
+	if info.Path != "" {
+		l := &loader{d: d}
+		if _, err := snapshot.Load(info.Path, l); err != nil {
+			return fmt.Errorf("load %s: %w; to keep what can still be read from it run `%s`", info.Path, err, wal.RepairCommand)
+		}
+		l.flush()
+		p.recovery.SnapshotSeq = info.Seq
+		p.recovery.SnapshotRecords = info.Records
+		p.lastSnap.Store(&SnapshotStats{Seq: info.Seq, At: info.Created, Bytes: info.Bytes, Records: info.Records})
+	}
+	a := &applier{d: d}
+	var dec opDecoder
+	err := log.Replay(info.Seq, func(seq uint64, payload []byte) error {
+		if err := dec.decode(payload, a); err != nil {
+			return fmt.Errorf("wal: frame %d in %s: %w", seq, log.Dir(), err)
+		}
+		p.recovery.Frames++
+		return nil
+	})
+	p.recovery.Records = a.records
+	if err != nil {
+		return fmt.Errorf("replay the log: %w", err)
+	}
+	return nil
+}
+
+// applier applies replayed ops straight to the engine and keys (no publishing: nobody
+// subscribes during start-up).
+type applier struct {
+	d       *DB
+	records int64
+}
+
+func (a *applier) insert(recs []engine.Record) {
+	a.records += int64(len(recs))
+	a.d.Engine.Insert(recs)
+}
+func (a *applier) deleteDoc(col, doc string)             { a.d.Engine.DeleteDoc(col, doc) }
+func (a *applier) deleteCollection(col string)           { a.d.Engine.DeleteCollection(col) }
+func (a *applier) deleteRecords(keys []engine.RecordKey) { a.d.Engine.DeleteRecords(keys) }
+func (a *applier) deleteRange(col, doc string, from, to int64) {
+	a.d.Engine.DeleteRange(col, doc, from, to)
+}
+func (a *applier) setValue(col, key, value string)               { a.d.Engine.SetValue(col, key, value) }
+func (a *applier) deleteValue(col, key string)                   { a.d.Engine.DeleteValue(col, key) }
+func (a *applier) putKey(h auth.Hash, hint string, s auth.Scope) { a.d.Keys.Put(h, hint, s) }
+func (a *applier) removeKey(h auth.Hash)                         { a.d.Keys.Remove(h) }
+
+// loader feeds a snapshot into the engine: a document's records are copied into an arena
+// and inserted in bulk (they arrive in ascending order, so the engine appends).
+type loader struct {
+	d     *DB
+	col   string
+	doc   string
+	recs  []engine.Record
+	ends  []int
+	arena []byte
+}
+
+const loaderChunk = 16384
+
+func (l *loader) flush() {
+	if len(l.recs) == 0 {
+		return
+	}
+	start := 0
+	for i, end := range l.ends {
+		l.recs[i].Data = l.arena[start:end:end]
+		start = end
+	}
+	l.d.Engine.Insert(l.recs)
+	clear(l.recs)
+	l.recs, l.ends, l.arena = l.recs[:0], l.ends[:0], l.arena[:0]
+}
+
+func (l *loader) Collection(name string) error {
+	l.flush()
+	l.col = name
+	return nil
+}
+
+func (l *loader) Document(doc string, n int) error {
+	l.flush()
+	l.doc = doc
+	return nil
+}
+
+func (l *loader) Record(ts int64, data []byte) error {
+	l.arena = append(l.arena, data...)
+	l.ends = append(l.ends, len(l.arena))
+	l.recs = append(l.recs, engine.Record{Collection: l.col, Doc: l.doc, TS: ts})
+	if len(l.recs) >= loaderChunk || len(l.arena) >= 8<<20 {
+		l.flush()
+	}
+	return nil
+}
+
+func (l *loader) Value(key, value string) error {
+	l.flush()
+	l.d.Engine.SetValue(l.col, key, value)
+	return nil
+}
+
+func (l *loader) Extra(blob []byte) error {
+	l.flush()
+	k, err := decodeKeyBlob(blob)
+	if err != nil {
+		return err
+	}
+	l.d.Keys.Put(k.Hash, k.Hint, k.Scope)
+	return nil
+}
+
+// snapshotLoop takes a snapshot whenever the log has grown past the size threshold, or
+// has any change and the age threshold has passed.
+func (d *DB) snapshotLoop() {
+	p := d.p
+	defer close(p.done)
+	t := time.NewTicker(p.snapCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.ctx.Done():
+			return
+		case <-t.C:
+		}
+		st := p.log.Stats()
+		if st.Err != nil || st.BytesSinceCut == 0 {
+			continue
+		}
+		if st.BytesSinceCut < p.snapBytes && time.Since(st.CutAt) < p.snapAge {
+			continue
+		}
+		if err := d.Snapshot(p.ctx); err != nil && p.ctx.Err() == nil {
+			p.logger.Error("snapshot failed; the log keeps everything and the next attempt follows the next threshold", "err", err)
+		}
+	}
+}
+
+// Snapshot writes a snapshot of the current state and removes the log segments it makes
+// unnecessary. Writers are held only for the Cut (no I/O) and, per collection, while the
+// engine copies its block index. It runs in the background on its own; tests and
+// operators may call it directly.
+func (d *DB) Snapshot(ctx context.Context) error {
+	p := d.p
+	if p == nil {
+		return errors.New("snapshot: the database is in memory only")
+	}
+	p.snapMu.Lock()
+	defer p.snapMu.Unlock()
+	start := time.Now()
+	d.mu.Lock()
+	seq := p.log.Cut()
+	keys := d.Keys.Export() // consistent at seq; later key changes are in the log
+	d.mu.Unlock()
+	err := d.writeSnapshot(ctx, seq, keys, start)
+	if err != nil {
+		p.snapFailures.Add(1)
+	}
+	return err
+}
+
+func (d *DB) writeSnapshot(ctx context.Context, seq uint64, keys []auth.Stored, start time.Time) error {
+	p := d.p
+	if err := p.log.Flush(ctx); err != nil {
+		return fmt.Errorf("snapshot at %d: flush the log: %w", seq, err)
+	}
+	blobs := make([][]byte, len(keys))
+	for i, k := range keys {
+		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
+	}
+	res, err := snapshot.Write(p.snapDir, seq, func(e snapshot.Exporter) error {
+		return d.Engine.Export(ctxExporter{e, ctx})
+	}, blobs, snapshot.WriteOptions{Logger: p.logger})
+	if err != nil {
+		return fmt.Errorf("snapshot at %d: %w", seq, err)
+	}
+	// Keep the log from the oldest retained snapshot: if the newest turns out damaged at
+	// the next start, the older one still has every frame it needs.
+	if err := p.log.RemoveBefore(res.OldestRetainedSeq); err != nil {
+		p.logger.Warn("snapshot written, but old log segments could not be removed", "err", err)
+	}
+	took := time.Since(start)
+	p.lastSnap.Store(&SnapshotStats{Seq: seq, At: time.Now(), Bytes: res.Bytes, Records: res.Records, Duration: took})
+	p.snapshots.Add(1)
+	p.logger.Info("snapshot written", "file", res.Path, "seq", seq, "records", res.Records,
+		"bytes", res.Bytes, "took", took.Round(time.Millisecond))
+	return nil
+}
+
+// ctxExporter stops an export when ctx ends (Close during a snapshot).
+type ctxExporter struct {
+	snapshot.Exporter
+	ctx context.Context
+}
+
+func (c ctxExporter) Document(doc string, n int) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return c.Exporter.Document(doc, n)
+}
+
+func (p *persist) close() error {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		<-p.done
+		if err := p.log.Close(); err != nil {
+			p.closeErr = fmt.Errorf("close the log: %w", err)
+		}
+	})
+	return p.closeErr
+}
+
+// Recovery returns what Open rebuilt from the data folder (zero in memory).
+func (d *DB) Recovery() RecoveryStats {
+	if d.p == nil {
+		return RecoveryStats{}
+	}
+	return d.p.recovery
+}
+
+// LastSnapshot returns the figures of the last snapshot written or loaded, if any.
+func (d *DB) LastSnapshot() (SnapshotStats, bool) {
+	if d.p == nil {
+		return SnapshotStats{}, false
+	}
+	s := d.p.lastSnap.Load()
+	if s == nil {
+		return SnapshotStats{}, false
+	}
+	return *s, true
+}

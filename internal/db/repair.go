@@ -1,0 +1,104 @@
+package db
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/snapshot"
+	"github.com/volandoo/fluxiondb/internal/wal"
+)
+
+// Repair is `fluxiondb repair --data DIR`: the explicit operator act that makes a damaged
+// data folder start again, keeping everything that can still be read and moving the rest
+// aside (never deleting it). It returns one line per action, for the operator.
+//
+//   - The log is cut at its first bad frame or sequence gap (wal.Repair); the dropped bytes
+//     go to wal/corrupt-<time>/.
+//   - If no snapshot verifies, the newest one is salvaged: what reads before the damage is
+//     written as a new snapshot at the same sequence number (the log after it still
+//     applies), and the damaged file is renamed <name>.corrupt. A damaged newest snapshot
+//     with an older good one needs no repair: start-up falls back on its own.
+//
+// The server must not be running (the log's folder lock is taken).
+func Repair(dir string, logger *slog.Logger) ([]string, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return nil, fmt.Errorf("data folder: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("data folder %s is not a folder", dir)
+	}
+	var out []string
+	walDir := filepath.Join(dir, walSubdir)
+	if _, err := os.Stat(walDir); err == nil {
+		rep, err := wal.Repair(walDir)
+		if err != nil {
+			return out, fmt.Errorf("repair the log: %w", err)
+		}
+		if rep.Clean {
+			out = append(out, "log: no damage found")
+		} else {
+			out = append(out, fmt.Sprintf("log: %s; cut %s at offset %d, moved %d bytes (%s) to %s",
+				rep.Reason, rep.File, rep.Offset, rep.DroppedBytes, strings.Join(rep.Moved, ", "), rep.MovedTo))
+		}
+	}
+	snapDir := filepath.Join(dir, snapshotSubdir)
+	_, err = snapshot.Latest(snapDir, logger)
+	var ce *snapshot.CorruptionError
+	switch {
+	case err == nil || errors.Is(err, snapshot.ErrNoSnapshot):
+		out = append(out, "snapshots: a valid snapshot is in place (or none is needed)")
+	case errors.As(err, &ce):
+		line, err := salvageSnapshot(snapDir, ce, logger)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, line)
+	default:
+		return out, fmt.Errorf("check the snapshots: %w", err)
+	}
+	return out, nil
+}
+
+// salvageSnapshot rewrites the readable prefix of a damaged snapshot under its own name.
+func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, error) {
+	name := filepath.Base(ce.File)
+	seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snapshot-"), ".snap"), 10, 64)
+	if err != nil || snapshot.FileName(seq) != name {
+		return "", fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
+	}
+	tmp := &DB{Engine: engine.New(), Keys: auth.New("")}
+	l := &loader{d: tmp}
+	_, loadErr := snapshot.Load(ce.File, l)
+	l.flush()
+	if loadErr == nil {
+		return "", fmt.Errorf("snapshot %s reads fully now; nothing to salvage", ce.File)
+	}
+	aside := ce.File + ".corrupt"
+	if err := os.Rename(ce.File, aside); err != nil {
+		return "", fmt.Errorf("move damaged snapshot aside: %w", err)
+	}
+	keys := tmp.Keys.Export()
+	blobs := make([][]byte, len(keys))
+	for i, k := range keys {
+		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
+	}
+	res, err := snapshot.Write(snapDir, seq, func(e snapshot.Exporter) error { return tmp.Engine.Export(e) },
+		blobs, snapshot.WriteOptions{Logger: logger})
+	if err != nil {
+		return "", fmt.Errorf("write the salvaged snapshot: %w", err)
+	}
+	return fmt.Sprintf("snapshot: %s was damaged (%v); kept the %d records and %d values read before the damage in %s; "+
+		"the rest of that snapshot is lost; the damaged file is kept as %s",
+		ce.File, loadErr, res.Records, res.Values, res.Path, aside), nil
+}

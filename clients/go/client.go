@@ -514,11 +514,15 @@ func (cl *call) wait(ctx context.Context, out any) error {
 // ctxError turns an ended context into the client's error: a deadline is
 // ErrTimeout (and context.DeadlineExceeded), a cancel is context.Canceled.
 func ctxError(ctx context.Context, typ, id string) error {
+	what := typ
+	if id != "" {
+		what += " request " + id
+	}
 	err := ctx.Err()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("fluxiondb: %s request %s: %w: %w", typ, id, ErrTimeout, err)
+		return fmt.Errorf("fluxiondb: %s: %w: %w", what, ErrTimeout, err)
 	}
-	return fmt.Errorf("fluxiondb: %s request %s: %w", typ, id, err)
+	return fmt.Errorf("fluxiondb: %s: %w", what, err)
 }
 
 // emptyPayload is the data of messages without parameters.

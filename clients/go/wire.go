@@ -40,8 +40,38 @@ func appendRequest(dst []byte, id, typ string, payload []byte) []byte {
 	dst = append(dst, `,"type":`...)
 	dst = appendJSONString(dst, typ)
 	dst = append(dst, `,"data":`...)
-	dst = appendJSONString(dst, string(payload))
+	dst = appendQuotedJSON(dst, payload)
 	return append(dst, '}')
+}
+
+// appendQuotedJSON appends doc, a JSON document as encoding/json writes it
+// (valid UTF-8), as a JSON string literal. It is appendJSONString without
+// the UTF-8 checks and without copying doc to a string: the payload of a
+// large batch is the hot part of every frame.
+func appendQuotedJSON(dst, doc []byte) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i, c := range doc {
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, doc[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	dst = append(dst, doc[start:]...)
+	return append(dst, '"')
 }
 
 const hexDigits = "0123456789abcdef"

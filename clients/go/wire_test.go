@@ -52,6 +52,27 @@ func FuzzAppendJSONString(f *testing.F) {
 	})
 }
 
+// FuzzAppendQuotedJSON: for valid UTF-8 input, the output is a JSON string
+// that decodes to the input byte for byte.
+func FuzzAppendQuotedJSON(f *testing.F) {
+	for _, s := range []string{"", `{"a":"b\\"c"}`, "[1,2]", "\x00\n\t\x1f", "é\u2028"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if !utf8.Valid(doc) {
+			return
+		}
+		out := appendQuotedJSON(nil, doc)
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("appendQuotedJSON(%q) = %s: not JSON: %v", doc, out, err)
+		}
+		if got != string(doc) {
+			t.Fatalf("round trip of %q = %q", doc, got)
+		}
+	})
+}
+
 // FuzzParseHeader feeds arbitrary frames to the read loop's decoder: it
 // must never panic, and must either fail or return the frame's fields.
 func FuzzParseHeader(f *testing.F) {

@@ -36,8 +36,7 @@
 // before its first change after that (collection.own), so captured indexes stay intact.
 // The result is fuzzy across collections (each collection is consistent at its own
 // moment); because every mutation is a blind set or delete, replaying the WAL from the
-// export's start over it yields
-// the exact state.
+// export's start over it yields the exact state.
 //
 // # Costs
 //

@@ -27,12 +27,13 @@ failed=0
 # run NAME ARGS... runs one scenario; the table goes to the terminal and to
 # $out/NAME.txt, the JSON result to $out/NAME.json.
 run() {
-	local name=$1
-	shift
+	local name=$1 scenario=$2
+	shift 2
 	echo
 	echo "== $name"
-	echo "\$ fluxbench $*"
-	if "$fb" "$@" -q -json >"$out/$name.json" 2>"$out/$name.txt"; then
+	echo "\$ fluxbench $scenario $*"
+	# -q and -json go before the scenario's flags: anything after -- is the server's.
+	if "$fb" "$scenario" -q -json "$@" >"$out/$name.json" 2>"$out/$name.txt"; then
 		grep -v '^summary:' "$out/$name.txt"
 		summaries+=("$name: $(grep '^summary:' "$out/$name.txt" | sed 's/^summary: //')")
 		return 0

@@ -327,7 +327,13 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 // lost handles the end of session s: fail its pending requests, forget it,
 // and start reconnecting. It may run more than once for one session.
 func (c *Client) lost(s *session, cause error) {
-	s.fail(fmt.Errorf("%w: %w", ErrConnectionLost, cause))
+	if websocket.CloseStatus(cause) == websocket.StatusMessageTooBig {
+		// The server closes with 1009 when a request frame is over its size
+		// limit: say so, beside the loss.
+		s.fail(fmt.Errorf("%w: %w (request frame over the server's size limit): %w", ErrConnectionLost, ErrTooLarge, cause))
+	} else {
+		s.fail(fmt.Errorf("%w: %w", ErrConnectionLost, cause))
+	}
 	s.cancel()
 	_ = s.ws.CloseNow()
 

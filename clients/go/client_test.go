@@ -533,3 +533,18 @@ func mapsEqual[V comparable](a, b map[string]V) bool {
 	}
 	return true
 }
+
+// TestFrameTooLarge: a request over the server's frame limit closes the
+// connection (1009); the caller learns why, and the client reconnects.
+func TestFrameTooLarge(t *testing.T) {
+	srv := startServer(t, "--max-message-size=4096")
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 8192)})
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("oversized frame: %v; want ErrTooLarge and ErrConnectionLost", err)
+	}
+	if err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: "small"}); err != nil {
+		t.Fatalf("after reconnect: %v", err)
+	}
+}

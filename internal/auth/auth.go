@@ -136,11 +136,9 @@ func (k *Keys) IsMaster(secret string) bool {
 // Hint returns the identifying prefix shown for a secret: at most 4 characters, and never
 // more than a quarter of it.
 func Hint(secret string) string {
-	n := min(4, len(secret)/4)
-	if n == 0 {
-		return ""
-	}
-	return secret[:n]
+	runes := []rune(secret)
+	n := min(4, len(runes)/4)
+	return string(runes[:n])
 }
 
 // Put adds a key or changes its scope (by hash, as the log and snapshots store it).

@@ -1,0 +1,609 @@
+package db
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/wal"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// openT opens a persistent DB in dir; the caller closes it (reopen tests need to).
+func openT(t testing.TB, dir string, tune ...func(*Config)) *DB {
+	t.Helper()
+	cfg := Config{MasterKey: "master-secret-0123456789", Dir: dir, Fsync: wal.SyncNever, Logger: quiet}
+	for _, f := range tune {
+		f(&cfg)
+	}
+	d, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open(%s): %v", dir, err)
+	}
+	return d
+}
+
+func closeT(t testing.TB, d *DB) {
+	t.Helper()
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+}
+
+// dump renders the whole state deterministically: every collection, document, record,
+// KV entry and scoped key.
+func dump(d *DB) string {
+	var b strings.Builder
+	cols := d.Engine.Collections()
+	sort.Strings(cols)
+	for _, c := range cols {
+		fmt.Fprintf(&b, "collection %q\n", c)
+		var docs []string
+		d.Engine.Latest(c, engine.LatestQuery{TS: math.MaxInt64}, func(doc string, ts int64, data []byte) {
+			docs = append(docs, doc)
+		})
+		sort.Strings(docs)
+		for _, doc := range docs {
+			fmt.Fprintf(&b, " doc %q:", doc)
+			d.Engine.Range(c, doc, engine.RangeQuery{From: math.MinInt64, To: math.MaxInt64}, func(ts int64, data []byte) {
+				fmt.Fprintf(&b, " %d=%q", ts, data)
+			})
+			b.WriteByte('\n')
+		}
+		var kv []string
+		d.Engine.Values(c, nil, func(k, v string) { kv = append(kv, fmt.Sprintf(" kv %q=%q\n", k, v)) })
+		sort.Strings(kv)
+		b.WriteString(strings.Join(kv, ""))
+	}
+	for _, k := range d.Keys.Export() {
+		fmt.Fprintf(&b, "key %x %q %v\n", k.Hash, k.Hint, k.Scope)
+	}
+	return b.String()
+}
+
+// randomChanges makes n random changes of every kind through d.
+func randomChanges(t testing.TB, d *DB, rng *rand.Rand, n int) {
+	t.Helper()
+	cols := []string{"a", "b", "c/é", ""}
+	col := func() string { return cols[rng.IntN(3)] }
+	doc := func() string { return fmt.Sprintf("doc%d", rng.IntN(6)) }
+	ts := func() int64 { return int64(rng.IntN(50)) - 5 }
+	for i := 0; i < n; i++ {
+		var err error
+		switch k := rng.IntN(20); {
+		case k < 10:
+			recs := make([]engine.Record, 1+rng.IntN(8))
+			for j := range recs {
+				recs[j] = engine.Record{Collection: col(), Doc: doc(), TS: ts(), Data: []byte(fmt.Sprintf(`{"v":%d}`, rng.IntN(1000)))}
+			}
+			_, err = d.Insert(recs)
+		case k == 10:
+			_, err = d.DeleteDoc(cols[rng.IntN(4)], doc())
+		case k == 11 && rng.IntN(4) == 0:
+			_, err = d.DeleteCollection(col())
+		case k == 12:
+			_, err = d.DeleteRecords([]engine.RecordKey{{Collection: col(), Doc: doc(), TS: ts()}, {Collection: col(), Doc: doc(), TS: ts()}})
+		case k == 13:
+			from := ts()
+			_, err = d.DeleteRange(col(), doc(), from, from+int64(rng.IntN(10)))
+		case k < 16:
+			_, err = d.SetValue(col(), fmt.Sprintf("k%d", rng.IntN(5)), fmt.Sprintf("v%d", rng.IntN(100)))
+		case k == 16:
+			_, err = d.DeleteValue(col(), fmt.Sprintf("k%d", rng.IntN(5)))
+		case k == 17:
+			secret := fmt.Sprintf("scoped-secret-%d-abcdefgh", rng.IntN(4))
+			_, err = d.PutKey(auth.HashKey(secret), auth.Hint(secret), auth.Scope(1+rng.IntN(3)))
+		case k == 18:
+			_, _, err = d.RemoveKey(auth.HashKey(fmt.Sprintf("scoped-secret-%d-abcdefgh", rng.IntN(4))))
+		}
+		if err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+}
+
+// TestReopenSameState: a restart gives exactly the state before it, whether it comes
+// from the log alone, a snapshot plus log, or several snapshots and many segments.
+func TestReopenSameState(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		snapshots int
+		segment   int64
+	}{
+		{"log only", 0, 0},
+		{"snapshot then log", 1, 0},
+		{"many snapshots, small segments", 4, 2 << 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rng := rand.New(rand.NewPCG(1, uint64(len(tc.name))))
+			tune := func(c *Config) { c.SegmentSize = tc.segment }
+			d := openT(t, dir, tune)
+			for i := 0; i <= tc.snapshots; i++ {
+				randomChanges(t, d, rng, 400)
+				if i < tc.snapshots {
+					if err := d.Snapshot(context.Background()); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			want := dump(d)
+			closeT(t, d)
+			for round := 0; round < 2; round++ { // reopen twice: the second start reads what the first kept
+				d = openT(t, dir, tune)
+				if got := dump(d); got != want {
+					t.Fatalf("round %d: state after reopen differs:\nwant\n%s\ngot\n%s", round, want, got)
+				}
+				if tc.snapshots > 0 && d.Recovery().SnapshotSeq == 0 {
+					t.Errorf("recovery did not use the snapshot: %+v", d.Recovery())
+				}
+				closeT(t, d)
+			}
+		})
+	}
+}
+
+// TestDeletesStayDeleted: every kind of delete survives a restart, from the log and from
+// a snapshot (the original server never persisted record deletes).
+func TestDeletesStayDeleted(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	var recs []engine.Record
+	for _, c := range []string{"c1", "c2"} {
+		for _, doc := range []string{"x", "y", "z"} {
+			for ts := int64(1); ts <= 10; ts++ {
+				recs = append(recs, engine.Record{Collection: c, Doc: doc, TS: ts, Data: []byte("v")})
+			}
+		}
+	}
+	must := func(_ Commit, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(d.Insert(recs))
+	must(d.SetValue("c1", "k", "v"))
+	must(d.SetValue("c3", "k", "v"))
+	must(d.DeleteRecords([]engine.RecordKey{{Collection: "c1", Doc: "x", TS: 3}}))
+	must(d.DeleteRange("c1", "y", 2, 9))
+	must(d.DeleteDoc("", "z"))
+	must(d.DeleteValue("c1", "k"))
+	must(d.DeleteCollection("c3"))
+	want := dump(d)
+	for _, bad := range []string{`3="v"`, `"z"`, `"c3"`, `kv "k"`} {
+		if bad == `3="v"` {
+			continue // present in other docs
+		}
+		if strings.Contains(want, bad) {
+			t.Fatalf("state before restart still has %s:\n%s", bad, want)
+		}
+	}
+	closeT(t, d)
+	d = openT(t, dir)
+	if got := dump(d); got != want {
+		t.Fatalf("after restart from the log:\nwant\n%s\ngot\n%s", want, got)
+	}
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, d)
+	d = openT(t, dir)
+	defer closeT(t, d)
+	if got := dump(d); got != want {
+		t.Fatalf("after restart from the snapshot:\nwant\n%s\ngot\n%s", want, got)
+	}
+}
+
+// TestKeysPersistWithoutSecrets: scoped keys survive restarts (log and snapshot); no file
+// in the data folder holds a secret, and the master key is never written.
+func TestKeysPersistWithoutSecrets(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	secrets := []string{"first-scoped-secret-Zq8x", "second-scoped-secret-Wm3v", "third-scoped-secret-Pk5r"}
+	for i, s := range secrets {
+		if _, err := d.PutKey(auth.HashKey(s), auth.Hint(s), auth.Scope(1+i)); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if err := d.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, _, err := d.RemoveKey(auth.HashKey(secrets[0])); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(d)
+	closeT(t, d)
+	d = openT(t, dir)
+	if got := dump(d); got != want {
+		t.Fatalf("keys after restart:\nwant\n%s\ngot\n%s", want, got)
+	}
+	if e, ok := d.Keys.Lookup(secrets[2]); !ok || e.Scope() != auth.ScopeReadWriteDelete {
+		t.Errorf("third key after restart: %v %v", e, ok)
+	}
+	if _, ok := d.Keys.Lookup(secrets[0]); ok {
+		t.Error("a removed key came back after a restart")
+	}
+	closeT(t, d)
+	files := 0
+	err := filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
+		if err != nil || e.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files++
+		for _, s := range append(secrets, "master-secret-0123456789") {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds the secret %q", path, s)
+			}
+		}
+		return nil
+	})
+	if err != nil || files < 2 {
+		t.Fatalf("walk %s: %v (%d files)", dir, err, files)
+	}
+}
+
+// TestSnapshotDuringIngest: snapshots taken while writers insert as fast as they can
+// stall no writer for long, trim the log, and a restart gives exactly the final state.
+func TestSnapshotDuringIngest(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir, func(c *Config) { c.SegmentSize = 256 << 10 })
+	var stop atomic.Bool
+	var maxPause atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := int64(0)
+			recs := make([]engine.Record, 200)
+			for i := 0; !stop.Load(); i++ {
+				for j := range recs {
+					ts++
+					recs[j] = engine.Record{Collection: fmt.Sprintf("col%d", w), Doc: fmt.Sprintf("d%d", j%10), TS: ts, Data: []byte("payload-0123456789-0123456789")}
+				}
+				start := time.Now()
+				c, err := d.Insert(recs)
+				if err == nil {
+					err = d.Wait(context.Background(), c)
+				}
+				if p := int64(time.Since(start)); p > maxPause.Load() {
+					maxPause.Store(p)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if i%50 == 0 {
+					if _, err := d.DeleteRange(fmt.Sprintf("col%d", w), "d3", ts-500, ts-400); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	snaps := 0
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		snaps++
+	}
+	stop.Store(true)
+	wg.Wait()
+	segs := d.p.log.Stats().Segments
+	want := dump(d)
+	st := d.Engine.Stats()
+	closeT(t, d)
+	t.Logf("%d snapshots during ingest of %d records; longest insert+wait %v; %d segments left",
+		snaps, st.Records, time.Duration(maxPause.Load()), segs)
+	if snaps < 2 || st.Records < 10000 {
+		t.Fatalf("too little happened: %d snapshots, %d records", snaps, st.Records)
+	}
+	// The log keeps what the older of the two retained snapshots needs, nothing before.
+	segFiles, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
+	snapFiles, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+	if len(segFiles) == 0 || len(snapFiles) != 2 {
+		t.Fatalf("segments %d, snapshots %v", len(segFiles), snapFiles)
+	}
+	firstSeg := strings.TrimSuffix(filepath.Base(segFiles[0]), ".wal")
+	oldestSnap := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(snapFiles[0]), "snapshot-"), ".snap")
+	if firstSeg > oldestSnap { // same width, so string order is number order
+		t.Errorf("first segment %s starts after the oldest snapshot %s: frames it needs were removed", firstSeg, oldestSnap)
+	}
+	if firstSeg == fmt.Sprintf("%020d", 1) {
+		t.Errorf("segment 1 is still there after %d snapshots: covered segments are not removed", snaps)
+	}
+	d = openT(t, dir)
+	defer closeT(t, d)
+	if got := dump(d); got != want {
+		t.Fatalf("state after restart differs (%d vs %d bytes of dump)", len(got), len(want))
+	}
+}
+
+// TestBackgroundSnapshot: the size threshold triggers a snapshot on its own.
+func TestBackgroundSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir, func(c *Config) { c.SnapshotBytes = 64 << 10; c.SnapshotCheck = 10 * time.Millisecond })
+	randomChanges(t, d, rand.New(rand.NewPCG(7, 7)), 3000)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := d.LastSnapshot(); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no snapshot after the log passed the size threshold")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	want := dump(d)
+	closeT(t, d)
+	d = openT(t, dir)
+	defer closeT(t, d)
+	if d.Recovery().SnapshotSeq == 0 {
+		t.Error("restart did not start from the background snapshot")
+	}
+	if got := dump(d); got != want {
+		t.Fatal("state after restart differs")
+	}
+}
+
+// faultyLog injects disk trouble in front of the real log: while failing is set, Append
+// and Sync fail with ENOSPC the way *wal.Log does when its disk is full.
+type faultyLog struct {
+	changeLog
+	failing atomic.Bool
+}
+
+func (f *faultyLog) Append(p []byte) (uint64, error) {
+	if f.failing.Load() {
+		return 0, fmt.Errorf("wal: write segment: %w", syscall.ENOSPC)
+	}
+	return f.changeLog.Append(p)
+}
+
+func (f *faultyLog) Sync(ctx context.Context, seq uint64) error {
+	if f.failing.Load() {
+		return fmt.Errorf("wal: fsync segment: %w", syscall.ENOSPC)
+	}
+	return f.changeLog.Sync(ctx, seq)
+}
+
+// TestDiskTrouble: while the log refuses changes, a change is rejected and changes
+// nothing, reads keep working, and changes resume once the disk recovers.
+func TestDiskTrouble(t *testing.T) {
+	dir := t.TempDir()
+	var fl *faultyLog
+	d := openT(t, dir, func(c *Config) {
+		c.Fsync = wal.SyncAlways
+		c.wrapLog = func(l changeLog) changeLog { fl = &faultyLog{changeLog: l}; return fl }
+	})
+	ins := func(ts int64) (Commit, error) {
+		return d.Insert([]engine.Record{{Collection: "c", Doc: "d", TS: ts, Data: []byte("x")}})
+	}
+	c, err := ins(1)
+	if err != nil || d.Wait(context.Background(), c) != nil {
+		t.Fatalf("healthy insert: %v", err)
+	}
+	before := dump(d)
+
+	fl.failing.Store(true)
+	if _, err := ins(2); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("insert while the disk is full: %v, want ENOSPC", err)
+	}
+	if _, err := d.SetValue("c", "k", "v"); err == nil {
+		t.Fatal("sval while the disk is full succeeded")
+	}
+	if _, _, err := d.RemoveKey(auth.HashKey("nobody")); err == nil {
+		t.Fatal("key removal while the disk is full succeeded")
+	}
+	if got := dump(d); got != before {
+		t.Fatalf("a refused change was applied:\n%s", got)
+	}
+	if v := d.Engine.Stats().Records; v != 1 {
+		t.Fatalf("reads during trouble: %d records", v)
+	}
+	// A change logged just before trouble whose sync then fails is not acknowledged.
+	fl.failing.Store(false)
+	c, err = ins(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fl.failing.Store(true)
+	if err := d.Wait(context.Background(), c); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("Wait during trouble: %v, want ENOSPC", err)
+	}
+
+	fl.failing.Store(false) // the disk recovers
+	c, err = ins(4)
+	if err != nil || d.Wait(context.Background(), c) != nil {
+		t.Fatalf("insert after recovery: %v", err)
+	}
+	want := dump(d)
+	closeT(t, d)
+	d = openT(t, dir)
+	defer closeT(t, d)
+	if got := dump(d); got != want {
+		t.Fatalf("after restart:\nwant\n%s\ngot\n%s", want, got)
+	}
+}
+
+// TestUnusableDataFolder: a data folder that cannot be used is a clear error.
+func TestUnusableDataFolder(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "plain-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{file, filepath.Join(file, "sub")} {
+		_, err := Open(Config{Dir: dir, Logger: quiet})
+		if err == nil || !strings.Contains(err.Error(), "not usable") || !strings.Contains(err.Error(), dir) {
+			t.Errorf("Open(%s): %v, want a 'not usable' error naming the folder", dir, err)
+		}
+	}
+}
+
+// TestSecondProcessRefused: the folder lock keeps a second open out, with a clear error.
+func TestSecondProcessRefused(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	defer closeT(t, d)
+	if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil {
+		t.Fatal("a second Open of the same folder succeeded")
+	}
+}
+
+// TestCorruptLogStopsOpenAndRepairRecovers: damage in an earlier segment stops Open with
+// an error naming the file and the repair command; Repair keeps the good prefix.
+func TestCorruptLogStopsOpenAndRepairRecovers(t *testing.T) {
+	dir := t.TempDir()
+	tune := func(c *Config) { c.SegmentSize = 4 << 10 }
+	d := openT(t, dir, tune)
+	for i := 0; i < 200; i++ {
+		if _, err := d.SetValue("c", fmt.Sprintf("k%03d", i), strings.Repeat("v", 100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeT(t, d)
+	segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
+	if len(segs) < 3 {
+		t.Fatalf("want several segments, got %v", segs)
+	}
+	damaged := segs[1]
+	b, _ := os.ReadFile(damaged)
+	b[len(b)/2] ^= 0xff
+	if err := os.WriteFile(damaged, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Config{Dir: dir, Logger: quiet})
+	if !wal.IsCorruption(err) || !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), wal.RepairCommand) {
+		t.Fatalf("Open of a damaged log: %v", err)
+	}
+	lines, err := Repair(dir, quiet)
+	if err != nil {
+		t.Fatalf("Repair: %v (%q)", err, lines)
+	}
+	d = openT(t, dir, tune)
+	defer closeT(t, d)
+	n := len(d.Engine.Keys("c"))
+	if n == 0 || n >= 200 {
+		t.Errorf("after repair %d values; want the prefix before the damage", n)
+	}
+	for i := 0; i < n; i++ {
+		if _, ok := d.Engine.Value("c", fmt.Sprintf("k%03d", i)); !ok {
+			t.Errorf("k%03d missing: the kept data is not a prefix", i)
+		}
+	}
+}
+
+// TestCorruptSnapshot: a damaged newest snapshot with an older good one is set aside
+// automatically; a damaged only snapshot stops Open, and Repair salvages what reads.
+func TestCorruptSnapshot(t *testing.T) {
+	t.Run("older one exists", func(t *testing.T) {
+		dir := t.TempDir()
+		d := openT(t, dir)
+		randomChanges(t, d, rand.New(rand.NewPCG(3, 3)), 300)
+		for i := 0; i < 2; i++ {
+			if err := d.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			randomChanges(t, d, rand.New(rand.NewPCG(4, uint64(i))), 300)
+		}
+		want := dump(d)
+		closeT(t, d)
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+		if len(snaps) != 2 {
+			t.Fatalf("snapshots %v", snaps)
+		}
+		flipByte(t, snaps[1], 40)
+		d = openT(t, dir)
+		defer closeT(t, d)
+		if got := dump(d); got != want {
+			t.Fatal("state after falling back to the older snapshot differs")
+		}
+		if _, err := os.Stat(snaps[1] + ".corrupt"); err != nil {
+			t.Errorf("damaged snapshot not set aside: %v", err)
+		}
+	})
+	t.Run("only one", func(t *testing.T) {
+		dir := t.TempDir()
+		d := openT(t, dir)
+		var recs []engine.Record
+		for i := 0; i < 20000; i++ {
+			recs = append(recs, engine.Record{Collection: "c", Doc: fmt.Sprintf("d%02d", i%50), TS: int64(i), Data: bytes.Repeat([]byte{'p'}, 40)})
+		}
+		if _, err := d.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.SetValue("after", "k", "v"); err != nil {
+			t.Fatal(err)
+		}
+		closeT(t, d)
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+		fi, _ := os.Stat(snaps[0])
+		flipByte(t, snaps[0], fi.Size()*3/4)
+		_, err := Open(Config{Dir: dir, Logger: quiet})
+		if err == nil || !strings.Contains(err.Error(), snaps[0]) || !strings.Contains(err.Error(), wal.RepairCommand) {
+			t.Fatalf("Open with a damaged only snapshot: %v", err)
+		}
+		lines, err := Repair(dir, quiet)
+		if err != nil {
+			t.Fatalf("Repair: %v", err)
+		}
+		t.Logf("repair: %q", lines)
+		d = openT(t, dir)
+		defer closeT(t, d)
+		n := d.Engine.Stats().Records
+		if n == 0 || n >= 20000 {
+			t.Errorf("after salvage %d records; want the part before the damage", n)
+		}
+		if v, _ := d.Engine.Value("after", "k"); v != "v" {
+			t.Error("the log after the salvaged snapshot was not replayed")
+		}
+	})
+}
+
+func flipByte(t *testing.T, path string, off int64) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[off] ^= 0x5a
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -179,5 +179,7 @@ func (c *capture) setValue(col, key, value string) {
 func (c *capture) deleteValue(col, key string) {
 	c.out = appendString(appendString(append(c.out, opDeleteValue), col), key)
 }
-func (c *capture) putKey(h auth.Hash, hint string, s auth.Scope) { c.out = appendPutKey(c.out, h, hint, s) }
-func (c *capture) removeKey(h auth.Hash)                         { c.out = append(append(c.out, opRemoveKey), h[:]...) }
+func (c *capture) putKey(h auth.Hash, hint string, s auth.Scope) {
+	c.out = appendPutKey(c.out, h, hint, s)
+}
+func (c *capture) removeKey(h auth.Hash) { c.out = append(append(c.out, opRemoveKey), h[:]...) }

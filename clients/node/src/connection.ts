@@ -46,7 +46,7 @@ export interface ConnectionConfig {
 
 interface Pending {
   readonly id: string;
-  readonly frame: string;
+  frame: string; // emptied once sent, so that a slow reply does not pin a large request
   readonly resolve: (reply: Reply) => void;
   readonly reject: (err: FluxionDBError) => void;
   timer?: ReturnType<typeof setTimeout>;
@@ -192,8 +192,10 @@ export class Connection {
 
   private transmit(p: Pending, sock: WebSocketLike): void {
     p.sent = true;
+    const frame = p.frame;
+    p.frame = "";
     try {
-      sock.send(p.frame);
+      sock.send(frame);
     } catch (err) {
       this.settle(p, new ConnectionError("could not send the request", { cause: err, requestId: p.id }));
     }

@@ -73,7 +73,7 @@ test("browser build: close() with calls in flight, and a lost connection, never 
   const client = new mod.FluxionDBClient({ url: s.url, apiKey: s.key, maxReconnectAttempts: 1, reconnectInterval: 10 });
   try {
     await client.connect();
-    s.pause();
+    await s.pause();
     const lost = Promise.allSettled([client.fetchCollections(), client.getKeys({ col: "c" })]);
     await s.kill();
     for (const r of await lost) {

@@ -119,7 +119,7 @@ describe("timeouts", () => {
     const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, requestTimeout: 300 });
     try {
       await client.connect();
-      frozen.pause(); // SIGSTOP: the socket stays open, nothing answers
+      await frozen.pause(); // SIGSTOP: the socket stays open, nothing answers
       const t0 = Date.now();
       const err = await rejectsWith(client.fetchCollections(), TimeoutError, "timeout");
       assert.ok(Date.now() - t0 < 2000);
@@ -136,7 +136,7 @@ describe("timeouts", () => {
 
   test("connectTimeout: connect() to a server that never answers the upgrade", async () => {
     const frozen = await startServer();
-    frozen.pause();
+    await frozen.pause();
     const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, connectTimeout: 300, requestTimeout: 600 });
     try {
       const t0 = Date.now();
@@ -180,7 +180,7 @@ describe("disconnects", () => {
     let second;
     try {
       await client.insertSingleRecord({ ts: 1, doc: "d", data: "before", col: "restart" });
-      first.pause(); // hold the next calls in flight on the server side
+      await first.pause(); // hold the next calls in flight on the server side
       const inFlight = Promise.allSettled(Array.from({ length: 20 }, () => client.fetchCollections()));
       await new Promise((r) => setTimeout(r, 50));
       await first.kill();
@@ -211,7 +211,7 @@ describe("disconnects", () => {
     const client = new FluxionDBClient({ url: s.url, apiKey: s.key, maxReconnectAttempts: 1, reconnectInterval: 10 });
     try {
       await client.connect();
-      s.pause();
+      await s.pause();
       const p = Promise.allSettled([client.fetchCollections()]);
       s.resume();
       // Stop races the reply: either the call answered, or it failed typed. It never hangs.
@@ -226,11 +226,31 @@ describe("disconnects", () => {
   });
 });
 
+describe("oversized requests", () => {
+  test("a frame over the server's limit (close 1009) rejects with ConnectionError; the client reconnects", async () => {
+    const s = await startServer({ args: ["--max-message-size=4096"] });
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, reconnectInterval: 20 });
+    try {
+      await client.connect();
+      const err = await rejectsWith(
+        client.insertSingleRecord({ ts: 1, doc: "d", data: "x".repeat(10_000), col: "big" }),
+        FluxionDBError,
+      );
+      assert.ok(err instanceof ConnectionError || err.code === "too_large", `${err.name}: ${err.message}`);
+      await client.insertSingleRecord({ ts: 1, doc: "d", data: "small", col: "big" });
+      assert.deepEqual(await client.fetchDocument({ col: "big", doc: "d", to: 5 }), [{ ts: 1, data: "small" }]);
+    } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+});
+
 describe("close()", () => {
   test("close() with calls in flight rejects them with ClosedError and stops everything", async () => {
     const client = new FluxionDBClient(opts());
     await client.connect();
-    srv.pause(); // keep the calls in flight
+    await srv.pause(); // keep the calls in flight
     try {
       const calls = Array.from({ length: 50 }, (_, i) => client.getValue({ col: "c", key: `k${i}` }));
       const queued = new FluxionDBClient(opts({ url: `ws://127.0.0.1:${await freePort()}` }));

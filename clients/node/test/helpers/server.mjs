@@ -2,7 +2,7 @@
 // 127.0.0.1 with an OS-chosen port (server-facts.md). No mocked server anywhere.
 
 import { spawn, execFileSync } from "node:child_process";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -96,8 +96,17 @@ export async function startServer({ key = "master-test-key", port = 0, args = []
       await exited;
       clearTimeout(keepAlive);
     },
-    pause() {
+    /** pause stops the process (SIGSTOP) and resolves once the kernel reports it stopped. */
+    async pause() {
       proc.kill("SIGSTOP");
+      // Signal delivery is asynchronous; a busy machine may let the server run on for a while.
+      const deadline = Date.now() + 5000;
+      while (Date.now() < deadline) {
+        const stat = readFileSync(`/proc/${proc.pid}/stat`, "utf8");
+        if (/^\d+ \(.*\) [Tt]/.test(stat)) return;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      throw new Error("server did not stop after SIGSTOP");
     },
     resume() {
       proc.kill("SIGCONT");

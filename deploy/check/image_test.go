@@ -339,6 +339,10 @@ func TestImageRunsSeedCommand(t *testing.T) {
 	if err := runHealthcheck(hc.Test[1:], toHost, hcEnv, hc.Timeout); err == nil {
 		t.Errorf("HEALTHCHECK passed with the server stopped")
 	}
+	// --data took effect: the server wrote its files into the volume.
+	if entries, err := os.ReadDir(data); err != nil || len(entries) == 0 {
+		t.Errorf("data directory %s is empty after a run with --data (%v)", data, err)
+	}
 }
 
 // TestChartPodRunsBinary runs the container the chart renders (README

@@ -275,3 +275,24 @@ func podVolume(sts *appsv1.StatefulSet, name string) (corev1.Volume, bool) {
 	}
 	return corev1.Volume{}, false
 }
+
+// TestStrictDecodeCatchesMistakes proves decodeManifest is strict: each
+// manifest below has one mistake the API server would reject.
+func TestStrictDecodeCatchesMistakes(t *testing.T) {
+	const good = "apiVersion: v1\nkind: Service\nmetadata:\n  name: x\nspec:\n  ports:\n    - name: ws\n      port: 8080\n"
+	if _, err := decodeManifest("good", good); err != nil {
+		t.Fatalf("valid manifest refused: %v", err)
+	}
+	for name, doc := range map[string]string{
+		"unknown field":   strings.Replace(good, "port: 8080", "prot: 8080", 1),
+		"misplaced field": strings.Replace(good, "  name: x\n", "  name: x\n  ports: []\n", 1),
+		"wrong case":      strings.Replace(good, "port: 8080", "Port: 8080", 1),
+		"duplicate key":   strings.Replace(good, "port: 8080", "port: 8080\n      port: 8081", 1),
+		"wrong type":      strings.Replace(good, "port: 8080", "port: http", 1),
+		"unknown kind":    strings.Replace(good, "kind: Service", "kind: Deployment", 1),
+	} {
+		if _, err := decodeManifest(name, doc); err == nil {
+			t.Errorf("%s: accepted:\n%s", name, doc)
+		}
+	}
+}

@@ -100,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// then the port answers /healthz 200 and everything else 503.
 	log.Info("starting", "addr", ln.Addr().String(), "data", cfg.Data)
 
-	d, err := openDB(cfg, log)
+	d, err := openDB(cfg, getenv, log)
 	if err != nil {
 		log.Error("cannot open the database", "err", err)
 		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
@@ -200,7 +200,7 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 }
 
 // openDB opens the database: in memory, or recovered from --data (snapshot + log replay).
-func openDB(cfg *config, log *slog.Logger) (*db.DB, error) {
+func openDB(cfg *config, getenv func(string) string, log *slog.Logger) (*db.DB, error) {
 	dcfg := db.Config{MasterKey: cfg.SecretKey, Dir: cfg.Data, Logger: log}
 	if cfg.Data != "" {
 		policy, err := wal.ParsePolicy(cfg.Fsync)
@@ -209,6 +209,30 @@ func openDB(cfg *config, log *slog.Logger) (*db.DB, error) {
 		}
 		dcfg.Fsync = policy
 		dcfg.FlushInterval = time.Duration(cfg.FlushInterval) * time.Second
+		// Snapshot thresholds and the segment size are tuning knobs for operators and
+		// tests, read from the environment only (docs/persistence.md).
+		if v := getenv(envName("snapshot-bytes")); v != "" {
+			n, err := parseBytes(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", envName("snapshot-bytes"), err)
+			}
+			dcfg.SnapshotBytes = n
+		}
+		if v := getenv(envName("snapshot-age")); v != "" {
+			age, err := time.ParseDuration(v)
+			if err != nil || age <= 0 {
+				return nil, fmt.Errorf("%s: %q is not a positive duration (examples: 30m, 1h)", envName("snapshot-age"), v)
+			}
+			dcfg.SnapshotAge = age
+			dcfg.SnapshotCheck = min(time.Second, age)
+		}
+		if v := getenv(envName("wal-segment-bytes")); v != "" {
+			n, err := parseBytes(v)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", envName("wal-segment-bytes"), err)
+			}
+			dcfg.SegmentSize = n
+		}
 	}
 	return db.Open(dcfg)
 }

@@ -5,8 +5,9 @@
 //	fluxbench ingest -server ./fluxiondb -ceiling
 //	fluxbench qdoc -url ws://127.0.0.1:8080 -key KEY -k 100 -reverse -limit 20
 //	fluxbench ingest -server ./fluxiondb -- --data=/tmp/d --fsync=always
+//	fluxbench fanout -server ./fluxiondb -conns 100 -writers 1 -rate 2000 -batch 10
 //
-// Scenarios: ingest, qry, qdoc, mixed (fanout once subscriptions exist).
+// Scenarios: ingest, qry, qdoc, mixed, fanout.
 // See internal/loadtest for the model and docs/profiling.md for profiling.
 package main
 
@@ -41,7 +42,8 @@ Scenarios:
   qry     latest record of every document, after a preload of -docs × -depth
   qdoc    ranges of -k records of random documents, after a preload
   mixed   -writers ingest connections and -conns qdoc readers at once
-  fanout  subscription fan-out (not yet: needs subscriptions, issue 8)
+  fanout  -conns subscriber connections (-subs each) receive the records that
+          -writers insert at -rate; events/s and delivery latency
 
 Target: -server PATH starts the server on 127.0.0.1:0 (so its memory and CPU
 are known); -url/-key use a running one (-pid adds its /proc figures); -noop
@@ -72,11 +74,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	jsonOut := fs.Bool("json", false, "print the result as JSON on stdout (the table goes to stderr)")
 	quiet := fs.Bool("q", false, "no progress lines")
 	cpuProfile := fs.String("cpuprofile", "", "write the tool's own CPU profile to this file")
-	fs.IntVar(&cfg.Conns, "conns", 0, "connections (qdoc readers in mixed) (default per scenario: ingest 2, qry 1, qdoc 2, mixed 1)")
+	fs.IntVar(&cfg.Conns, "conns", 0, "connections (qdoc readers in mixed, subscribers in fanout) (default per scenario: ingest 2, qry 1, qdoc 2, mixed 1, fanout 100)")
 	fs.IntVar(&cfg.Inflight, "inflight", 0, "requests in flight per connection (default 4; qry 1)")
-	fs.IntVar(&cfg.Batch, "batch", 1000, "records per ins request")
+	fs.IntVar(&cfg.Batch, "batch", 0, "records per ins request (default 1000; fanout 10)")
 	fs.IntVar(&cfg.Payload, "payload", 50, "payload bytes per record")
-	fs.IntVar(&cfg.Docs, "docs", 0, "documents (default 10000; qdoc and mixed 1000)")
+	fs.IntVar(&cfg.Docs, "docs", 0, "documents (default 10000; qdoc, mixed and fanout 1000)")
 	fs.IntVar(&cfg.Collections, "collections", 1, "collections the documents are spread over")
 	fs.Int64Var(&cfg.Records, "records", 0, "ingest: records to send (default: run for -duration)")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "qry/qdoc: requests to send (default: run for -duration)")
@@ -85,7 +87,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&cfg.K, "k", 100, "qdoc: records per range")
 	fs.IntVar(&cfg.Limit, "limit", 0, "qdoc: limit field (0 = none)")
 	fs.BoolVar(&cfg.Reverse, "reverse", false, "qdoc: reverse field (newest first)")
-	fs.IntVar(&cfg.Writers, "writers", 1, "mixed: ingest connections")
+	fs.IntVar(&cfg.Writers, "writers", 1, "mixed, fanout: ingest connections")
+	fs.IntVar(&cfg.Subs, "subs", 1, "fanout: subscriptions per subscriber connection (each gets every record)")
+	fs.Float64Var(&cfg.Rate, "rate", 2000, "fanout: records/s inserted over all writers; 0 = flat out (2000 × 100 subscribers = issue 8's 200k events/s)")
 	fs.StringVar(&cfg.Prefix, "prefix", "fb", "prefix of generated collection and document names")
 	fs.DurationVar(&cfg.Settle, "settle", time.Second, "wait before the final server memory sample")
 	fs.DurationVar(&cfg.Stall, "stall", 10*time.Second, "abort when no reply arrives for this long")

@@ -99,6 +99,7 @@ type pipeConn struct {
 	slots    []slot
 	free     chan int
 	st       *connStats
+	pacer    pacer // non-nil: send at the generator's rate, one frame per write
 
 	readDone chan struct{}
 	readErr  error
@@ -117,6 +118,9 @@ func newPipeConn(ws *wsConn, gen generator, inflight int) *pipeConn {
 	}
 	for i := range inflight {
 		c.free <- i
+	}
+	if p, ok := gen.(pacer); ok && p.paced() {
+		c.pacer = p
 	}
 	return c
 }
@@ -159,6 +163,11 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
+		if c.pacer != nil {
+			if err := c.pacer.wait(ctx); err != nil {
+				return err
+			}
+		}
 		// Take every other free slot too, so that requests freed by one
 		// burst of replies go out in one write instead of one each.
 		batch = batch[:0]
@@ -192,7 +201,7 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 				}
 				batch = append(batch, enc...)
 			}
-			if len(single)+len(batch) >= coalesceMax {
+			if len(single)+len(batch) >= coalesceMax || c.pacer != nil {
 				break
 			}
 			select {

@@ -66,6 +66,26 @@ func (h *Histogram) Record(v int64) {
 	h.sum += float64(v)
 }
 
+// RecordN adds the value v n times: a fan-out receiver sees one send stamp
+// for every event of a batch and records them in one step.
+func (h *Histogram) RecordN(v int64, n uint64) {
+	if n == 0 {
+		return
+	}
+	if v < 0 {
+		v = 0
+	}
+	if h.n == 0 || v < h.min {
+		h.min = v
+	}
+	if v > h.max {
+		h.max = v
+	}
+	h.counts[histIndex(v)] += n
+	h.n += n
+	h.sum += float64(v) * float64(n)
+}
+
 // Merge adds every value of o to h.
 func (h *Histogram) Merge(o *Histogram) {
 	if o.n == 0 {

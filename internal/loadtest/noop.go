@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 )
 
@@ -17,6 +18,12 @@ var readyFrame = []byte(`{"message":"Authentication successful","type":"ready"}`
 // ready frame, answers ins (and any unknown type) with {"id":…} and qry/qdoc
 // with a canned records value. Measuring the tool against it gives the tool's
 // own ceiling. It runs in-process, so its CPU is counted as the tool's.
+//
+// For the fan-out ceiling it also accepts sub (any data: every subscription
+// gets every insert) and echoes each ins batch as one event frame to every
+// subscription, written by the inserting connection's goroutine: a subscriber
+// that does not read slows the inserts down (where the real server would
+// signal an overflow), which a ceiling run never provokes.
 type NoopServer struct {
 	// URL is ws://127.0.0.1:PORT.
 	URL string
@@ -28,6 +35,8 @@ type NoopServer struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
+	subs    map[*wsConn]int // subscriptions per connection
+	cursor  uint64          // event frames sent, under mu
 	closing bool
 }
 
@@ -44,7 +53,7 @@ func StartNoop(qryRecords, qdocRecords []byte) (*NoopServer, error) {
 	if qdocRecords == nil {
 		qdocRecords = []byte(`[]`)
 	}
-	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*wsConn]struct{}{}}
+	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*wsConn]struct{}{}, subs: map[*wsConn]int{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve)}
 	s.wg.Go(func() { s.srv.Serve(ln) })
 	return s, nil
@@ -114,6 +123,7 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, ws)
+		delete(s.subs, ws)
 		s.mu.Unlock()
 		ws.closeNow()
 		s.wg.Done()
@@ -142,6 +152,16 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 		case "qdoc":
 			out = append(out, `,"records":`...)
 			out = append(out, s.qdoc...)
+		case "sub":
+			s.mu.Lock()
+			s.subs[ws]++
+			n := s.subs[ws]
+			s.mu.Unlock()
+			out = append(out, `,"sub":"s`...)
+			out = strconv.AppendInt(out, int64(n), 10)
+			out = append(out, `","cursor":"0"`...)
+		case "ins":
+			s.publish(ws, buf)
 		}
 		out = append(out, '}')
 		// Replies to requests already buffered go out in one write, as a
@@ -152,6 +172,76 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			pending = pending[:0]
+		}
+	}
+}
+
+// publish sends the records of an ins request as one event frame to every
+// subscription. The records are decoded with encoding/json: the noop server's
+// cost is counted as the tool's, but per batch it is far below the fan-out's.
+func (s *NoopServer) publish(from *wsConn, frame []byte) {
+	type target struct {
+		ws   *wsConn
+		subs int
+	}
+	s.mu.Lock()
+	if len(s.subs) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	targets := make([]target, 0, len(s.subs))
+	most := 0
+	for ws, n := range s.subs {
+		targets = append(targets, target{ws, n})
+		most = max(most, n)
+	}
+	s.cursor++
+	cursor := s.cursor
+	s.mu.Unlock()
+
+	var env struct {
+		Data string `json:"data"`
+	}
+	var recs []struct {
+		Col  string      `json:"col"`
+		Doc  string      `json:"doc"`
+		TS   json.Number `json:"ts"`
+		Data string      `json:"data"`
+	}
+	if json.Unmarshal(frame, &env) != nil || json.Unmarshal([]byte(env.Data), &recs) != nil {
+		return
+	}
+	body := []byte(`,"cursor":"`)
+	body = strconv.AppendUint(body, cursor, 10)
+	body = append(body, `","events":[`...)
+	for i, r := range recs {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"op":"ins","col":`...)
+		body = appendJSONString(body, []byte(r.Col))
+		body = append(body, `,"doc":`...)
+		body = appendJSONString(body, []byte(r.Doc))
+		body = append(body, `,"ts":`...)
+		body = append(body, r.TS...)
+		body = append(body, `,"data":`...)
+		body = appendJSONString(body, []byte(r.Data))
+		body = append(body, '}')
+	}
+	body = append(body, "]}"...)
+	out := make([]byte, 0, wsHeaderRoom+32+len(body))
+	for j := 1; j <= most; j++ {
+		out = append(out[:0], make([]byte, wsHeaderRoom)...)
+		out = append(out, `{"type":"event","sub":"s`...)
+		out = strconv.AppendInt(out, int64(j), 10)
+		out = append(out, '"')
+		out = append(out, body...)
+		// Server frames are not masked: encoding only fills the header room.
+		enc := from.encodeFrame(opText, out)
+		for _, t := range targets {
+			if t.subs >= j {
+				t.ws.writeRaw(enc) // a closed subscriber ends its own serve loop
+			}
 		}
 	}
 }

@@ -22,6 +22,7 @@ type phaseOpts struct {
 	duration time.Duration // 0 = until the generators are done
 	stall    time.Duration // abort when no reply arrives for this long
 	progress io.Writer     // nil = quiet
+	extra    func() string // appended to each progress line
 }
 
 // KindResult is the outcome of one request kind in one phase.
@@ -201,6 +202,9 @@ func watch(ctx context.Context, cancel context.CancelCauseFunc, o phaseOpts, con
 			}
 		}
 		prev = cur
+		if o.extra != nil {
+			line += o.extra()
+		}
 		if o.progress != nil {
 			fmt.Fprintln(o.progress, line)
 		}

@@ -13,7 +13,13 @@ func WriteTable(w io.Writer, res *Result) {
 	c := res.Config
 	fmt.Fprintf(w, "fluxbench %s against %s, %s\n", c.Scenario, res.Target, res.Date.Format(time.RFC3339))
 	fmt.Fprintf(w, "config: batch %d, payload %d B, docs %d, collections %d", c.Batch, c.Payload, c.Docs, c.Collections)
-	if c.Scenario != ScenarioIngest {
+	if c.Scenario == ScenarioFanout {
+		rate := "flat out"
+		if c.Rate > 0 {
+			rate = fmt.Sprintf("%.0f records/s", c.Rate)
+		}
+		fmt.Fprintf(w, ", writers %d at %s, subscribers %d×%d", c.Writers, rate, c.Conns, c.Subs)
+	} else if c.Scenario != ScenarioIngest {
 		fmt.Fprintf(w, ", depth %d", c.Depth)
 	}
 	if c.Scenario == ScenarioQdoc || c.Scenario == ScenarioMixed {
@@ -47,6 +53,7 @@ func WriteTable(w io.Writer, res *Result) {
 		rows("ceiling", res.Ceiling.Measured)
 	}
 	tw.Flush()
+	writeFanout(w, res)
 	if res.Measured != nil {
 		for _, k := range res.Measured.Kinds {
 			if k.Errors > 0 {
@@ -75,6 +82,36 @@ func WriteTable(w io.Writer, res *Result) {
 	fmt.Fprintln(w)
 }
 
+// writeFanout prints what the subscribers received, with the ceiling's row.
+func writeFanout(w io.Writer, res *Result) {
+	if res.Fanout == nil {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "fanout\tsubs\tinserted\tinsert rec/s\tevents\texpected\tevents/s\tper conn min/med/max\tp50 ms\tp90 ms\tp99 ms\tmax ms\toverflow\t")
+	row := func(label string, f *FanoutResult) {
+		fmt.Fprintf(tw, "%s\t%d×%d\t%d\t%.0f\t%d\t%d\t%.0f\t%s/%s/%s\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t\n",
+			label, f.Subscribers, f.SubsPerConn, f.Inserted, f.InsertPerS, f.Events, f.Expected, f.EventsPerS,
+			human(f.PerConnMin), human(f.PerConnMedian), human(f.PerConnMax),
+			f.LatencyMs.P50, f.LatencyMs.P90, f.LatencyMs.P99, f.LatencyMs.Max, f.Overflows)
+	}
+	row("measure", res.Fanout)
+	if c := res.Ceiling; c != nil && c.Fanout != nil {
+		row("ceiling", c.Fanout)
+	}
+	tw.Flush()
+	f := res.Fanout
+	if f.Events != f.Expected && f.Overflows == 0 && f.ConnsLost == 0 {
+		fmt.Fprintf(w, "warning: subscribers received %d events, expected %d (records inserted × subscriptions)\n", f.Events, f.Expected)
+	}
+	if f.Other > 0 {
+		fmt.Fprintf(w, "warning: %d pushed frames were not events (%d overflow signals); first: %s\n", f.Other, f.Overflows, f.FirstOther)
+	}
+	if f.ConnsLost > 0 {
+		fmt.Fprintf(w, "warning: the server closed %d subscriber connections; first: %s\n", f.ConnsLost, f.FirstConnError)
+	}
+}
+
 // minRecordsForMem is the fewest records for which bytes per record are
 // printed: below it the server's fixed overhead dominates the difference.
 const minRecordsForMem = 100_000
@@ -94,11 +131,18 @@ func Summary(res *Result) string {
 		}
 		return out
 	}
+	fan := func(f *FanoutResult) string {
+		if f == nil {
+			return ""
+		}
+		return fmt.Sprintf(" events %s/s to %d×%d subs, delivery p50 %.3f ms p99 %.3f ms, overflow %d, %d/%d events",
+			human(f.EventsPerS), f.Subscribers, f.SubsPerConn, f.LatencyMs.P50, f.LatencyMs.P99, f.Overflows, f.Events, f.Expected)
+	}
 	if res.Measured != nil {
-		s += kinds(res.Measured)
+		s += kinds(res.Measured) + fan(res.Fanout)
 	}
 	if c := res.Ceiling; c != nil && c.Measured != nil {
-		s += " | ceiling" + kinds(c.Measured)
+		s += " | ceiling" + kinds(c.Measured) + fan(c.Fanout)
 	}
 	if sv := res.Server; sv != nil {
 		s += fmt.Sprintf(" | server cpu %.2f s, rss %s", sv.CPU, mib(sv.RSSAfter))

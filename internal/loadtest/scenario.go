@@ -22,7 +22,7 @@ type Config struct {
 	Scenario    string        `json:"scenario"`
 	URL         string        `json:"-"`
 	Key         string        `json:"-"`
-	Conns       int           `json:"conns"`    // connections of the measured kind (readers in mixed)
+	Conns       int           `json:"conns"`    // connections of the measured kind (readers in mixed, subscribers in fanout)
 	Inflight    int           `json:"inflight"` // requests in flight per connection
 	Batch       int           `json:"batch"`    // records per ins request
 	Payload     int           `json:"payload"`  // payload bytes per record
@@ -35,7 +35,9 @@ type Config struct {
 	K           int           `json:"k,omitempty"`     // qdoc: records per range
 	Limit       int           `json:"limit,omitempty"` // qdoc: limit field (0 = none)
 	Reverse     bool          `json:"reverse,omitempty"`
-	Writers     int           `json:"writers,omitempty"` // mixed: ingest connections
+	Writers     int           `json:"writers,omitempty"` // mixed, fanout: ingest connections
+	Subs        int           `json:"subs,omitempty"`    // fanout: subscriptions per subscriber connection
+	Rate        float64       `json:"rate,omitempty"`    // fanout: records/s over all writers (0 = flat out)
 	Prefix      string        `json:"prefix"`            // prepended to collection and document names
 	TSBase      int64         `json:"ts_base"`
 
@@ -71,6 +73,13 @@ func (c *Config) Defaults() {
 		def(&c.Writers, 1)
 		def(&c.Docs, 1000)
 		def(&c.Depth, 1000)
+	case ScenarioFanout:
+		def(&c.Conns, 100)
+		def(&c.Inflight, 4)
+		def(&c.Writers, 1)
+		def(&c.Subs, 1)
+		def(&c.Batch, 10)
+		def(&c.Docs, 1000)
 	default:
 		def(&c.Conns, 2)
 		def(&c.Inflight, 4)
@@ -106,6 +115,7 @@ type Result struct {
 	Server   *ServerFigures `json:"server,omitempty"`
 	ToolCPU  float64        `json:"tool_cpu_s"`
 	Ceiling  *Result        `json:"ceiling,omitempty"`
+	Fanout   *FanoutResult  `json:"fanout,omitempty"`
 }
 
 // ServerFigures are read from /proc/PID of the server.
@@ -122,7 +132,14 @@ type ServerFigures struct {
 // Run runs cfg.Scenario against cfg.URL.
 func Run(ctx context.Context, cfg Config) (*Result, error) {
 	cfg.Defaults()
-	if cfg.Docs < max(cfg.Conns, cfg.PreloadConns, cfg.Writers) {
+	writing := max(cfg.Conns, cfg.PreloadConns, cfg.Writers)
+	if cfg.Scenario == ScenarioFanout {
+		writing = cfg.Writers
+		if cfg.Collections != 1 {
+			return nil, errFanoutCollections
+		}
+	}
+	if cfg.Docs < writing {
 		return nil, fmt.Errorf("-docs (%d) must be at least the number of writing connections", cfg.Docs)
 	}
 	if cfg.Collections > cfg.Docs {
@@ -165,7 +182,6 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		stored = int64(cfg.Docs) * int64(cfg.Depth)
 	case ScenarioIngest:
 	case ScenarioFanout:
-		return nil, errors.New("fanout: subscriptions are not in the server yet (issue 8)")
 	default:
 		return nil, fmt.Errorf("unknown scenario %q (ingest, qry, qdoc, mixed, fanout)", cfg.Scenario)
 	}
@@ -188,10 +204,31 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 		specs = ingestSpecs(refs, payload, cfg.TSBase+int64(cfg.Depth), cfg.Batch, cfg.Writers, cfg.Inflight, 0, -1)
 		specs = append(specs, qdocSpecs(cfg, refs, cfg.Conns)...)
+	case ScenarioFanout:
+		specs = fanoutSpecs(cfg, refs)
+	}
+	var fan *fanout
+	if cfg.Scenario == ScenarioFanout {
+		// Subscribed before the writers start: every record of the phase must reach every subscription.
+		var err error
+		if fan, err = startFanout(ctx, cfg.URL, cfg.Key, ColName(cfg.Prefix, 0), cfg.Conns, cfg.Subs); err != nil {
+			return nil, fmt.Errorf("fanout: %w", err)
+		}
+		o.extra = fan.progress
 	}
 	cpu0, tool0 := serverCPU(cfg.PID), ToolCPU()
+	start := nanotime()
 	mr, err := runPhase(ctx, o, specs)
 	res.Measured = mr
+	if fan != nil {
+		if mr != nil && err == nil {
+			fan.drain(ctx, mr.Kind(KindIns).Records, fanoutQuiet)
+		}
+		fan.close()
+		if mr != nil {
+			res.Fanout = fan.result(mr.Kind(KindIns), start)
+		}
+	}
 	res.ToolCPU = (ToolCPU() - tool0).Seconds()
 	if err != nil {
 		return res, err
@@ -278,6 +315,24 @@ func ingestSpecs(refs []docRef, payload []byte, tsBase int64, batch, conns, infl
 			n = perDoc * int64(len(own))
 		}
 		specs = append(specs, connSpec{newIngestGen(own, payload, tsBase, batch, n), inflight})
+	}
+	return specs
+}
+
+// fanoutQuiet is how long the subscribers may receive nothing, after the
+// writers stopped, before the missing events are given up as lost.
+const fanoutQuiet = 2 * time.Second
+
+// fanoutSpecs shares the documents and the rate over the writers.
+func fanoutSpecs(cfg Config, refs []docRef) []connSpec {
+	specs := make([]connSpec, 0, cfg.Writers)
+	for i := range cfg.Writers {
+		var own []docRef
+		for d := i; d < len(refs); d += cfg.Writers {
+			own = append(own, refs[d])
+		}
+		g := newFanoutGen(own, cfg.Payload, cfg.TSBase, cfg.Batch, share(cfg.Records, cfg.Writers, i), cfg.Rate/float64(cfg.Writers))
+		specs = append(specs, connSpec{g, cfg.Inflight})
 	}
 	return specs
 }

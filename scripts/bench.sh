@@ -61,6 +61,10 @@ run qry qry -server "$srv" -docs 10000 -requests "$(n 300)" -conns 1 -inflight 1
 run qdoc qdoc -server "$srv" -docs 1000 -depth 1000 -k 100 -conns 2 -inflight 4 -requests "$(n 150000)" -ceiling || failed=1
 run qdoc-serial qdoc -server "$srv" -docs 1000 -depth 1000 -k 100 -conns 1 -inflight 1 -requests "$(n 20000)" -ceiling || failed=1
 run mixed mixed -server "$srv" -docs 1000 -depth 1000 -writers 1 -conns 1 -inflight 4 -duration 5s || failed=1
+# Live subscriptions (issue 8): 100 subscribers at the target of 200k events/s
+# (2000 records/s × 100), then the writers flat out.
+run fanout fanout -server "$srv" -conns 100 -writers 1 -rate 2000 -batch 10 -payload 50 -docs 1000 -duration 10s -ceiling || failed=1
+run fanout-flat fanout -server "$srv" -conns 100 -writers 2 -rate 0 -batch 10 -payload 50 -docs 1000 -duration 5s || failed=1
 run memory ingest -server "$srv" -records "$(n 10000000)" -batch 1000 -conns 2 -inflight 4 -payload 50 -docs 10000 -settle 2s || failed=1
 
 echo

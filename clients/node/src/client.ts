@@ -10,8 +10,18 @@
  */
 
 import { Connection, type ConnectionState, type Reply } from "./connection.js";
-import { FluxionDBError, InvalidRequestError } from "./errors.js";
+import {
+  AbortedError,
+  AuthenticationError,
+  ClosedError,
+  ConnectionError,
+  FluxionDBError,
+  InvalidRequestError,
+  ServerError,
+  SubscriptionLostError,
+} from "./errors.js";
 import { parseExact, stringify, type Timestamp } from "./json.js";
+import { Subscription, type SubscriptionHost } from "./subscription.js";
 import type {
   AddApiKeyParams,
   ApiKeyEntry,
@@ -34,6 +44,9 @@ import type {
   RemoveApiKeyParams,
   SetValueParams,
   StoredRecord,
+  SubscribeOptions,
+  SubscribeParams,
+  SubscriptionHandlers,
   WebSocketConstructor,
 } from "./types.js";
 
@@ -56,6 +69,8 @@ const T = {
   getKeys: "gkeys",
   keys: "keys",
   connections: "conn",
+  subscribe: "sub",
+  unsubscribe: "unsub",
 } as const;
 
 // Keys whose integer values are timestamps, parsed exactly in bigint mode.
@@ -67,13 +82,39 @@ const DEFAULTS = {
   reconnectInterval: 500,
   maxReconnectInterval: 15_000,
   maxReconnectAttempts: Infinity,
+  bufferSize: 10_000,
 };
+
+// SubWire is what a subscription sends on every (re)subscribe besides snapshot/cursor.
+interface SubWire {
+  col: string;
+  doc?: string;
+  where?: string;
+  filter?: string;
+  interval?: number;
+}
+
+// SubState is the client's bookkeeping of one subscription.
+interface SubState {
+  wire: SubWire;
+  timeout: number;
+  resubscribeWithSnapshot: boolean;
+  unlisten?: () => void;
+}
 
 type Loose = { col?: string; collection?: string; doc?: string; key?: string };
 
 export class BaseClient<B extends boolean = false> {
   private readonly conn: Connection;
   private readonly requestTimeout: number;
+  private readonly logger: Logger | undefined;
+  // Every subscription not yet ended, and the ones live on the current socket by server id.
+  private readonly live = new Map<Subscription<B>, SubState>();
+  private readonly byId = new Map<string, Subscription<B>>();
+  // Server ids of subscriptions nobody wants any more (a reply that came after an abort or a
+  // timeout) that were already told to stop on this socket.
+  private readonly orphans = new Set<string>();
+  private readonly host: SubscriptionHost;
 
   protected constructor(options: ClientOptions<B>, loadWebSocket: () => Promise<WebSocketConstructor>) {
     if (!options || typeof options.url !== "string" || options.url.length === 0) {
@@ -97,6 +138,15 @@ export class BaseClient<B extends boolean = false> {
       parse: options.bigint ? (text) => parseExact(text, TIMESTAMP_KEYS) : JSON.parse,
       loadWebSocket: custom ? () => Promise.resolve(custom) : loadWebSocket,
     });
+    this.logger = logger;
+    this.host = {
+      release: (sub, unsubId) => this.release(sub as Subscription<B>, unsubId),
+      log: (level, message, fields) => this.log(level, message, fields),
+    };
+    this.conn.onUnsolicited = (msg) => this.onPush(msg);
+    this.conn.onOpen = () => this.resumeAll();
+    this.conn.onDown = (err, final) => this.onDown(err, final);
+    this.conn.holdOpen = () => this.live.size > 0;
   }
 
   /** state is `idle`, `connecting`, `open` or `closed` (after close()). */
@@ -115,9 +165,13 @@ export class BaseClient<B extends boolean = false> {
 
   /**
    * close stops reconnecting, rejects every waiting call with ClosedError and closes the
-   * socket. Later calls reject with ClosedError until connect() is called.
+   * socket. Every subscription ends as if closed: its iterator finishes. Later calls reject
+   * with ClosedError until connect() is called.
    */
   close(): Promise<void> {
+    for (const sub of [...this.live.keys()]) sub.end();
+    this.byId.clear();
+    this.orphans.clear();
     return this.conn.close();
   }
 
@@ -296,6 +350,237 @@ export class BaseClient<B extends boolean = false> {
   async getConnections(timeout?: number): Promise<ConnectionInfo[]> {
     const reply = await this.call(T.connections, {}, timeout);
     return arrayField(reply, "connections") as ConnectionInfo[];
+  }
+
+  // ---- live subscriptions ------------------------------------------------------------------
+
+  /**
+   * subscribe starts a live subscription (PROTOCOL.md §7) and resolves once the server
+   * accepted it. Iterate it (`for await (const ev of sub)`) or pass `onEvent`/`onError`.
+   * After a reconnect the client subscribes again from the last cursor it received: events
+   * are neither lost nor repeated. When that is impossible the subscription ends with
+   * SubscriptionLostError (or, with `resubscribeWithSnapshot`, starts over with a `reset` event).
+   */
+  async subscribe(
+    params: SubscribeParams & SubscribeOptions,
+    handlers: SubscriptionHandlers<B> = {},
+  ): Promise<Subscription<B>> {
+    const p = params as SubscribeParams & SubscribeOptions & Loose;
+    const bufferSize = p.bufferSize ?? DEFAULTS.bufferSize;
+    if (!Number.isInteger(bufferSize) || bufferSize < 1) throw new TypeError("subscribe: bufferSize must be a positive integer");
+    const signal = p.signal;
+    if (signal?.aborted) throw new AbortedError("subscribe aborted", { cause: signal.reason });
+    const d = p.doc ?? p.key;
+    const wire: SubWire = { col: col(p), doc: d || undefined, where: p.where, filter: p.filter, interval: p.interval };
+    const st: SubState = {
+      wire,
+      timeout: p.timeout === undefined ? this.requestTimeout : nonNegative(p.timeout, this.requestTimeout),
+      resubscribeWithSnapshot: p.resubscribeWithSnapshot === true,
+    };
+
+    let sub: Subscription<B> | undefined;
+    let abandoned = false;
+    // start runs with the reply frame, before any event frame after it is handled.
+    const start = (reply: Reply, reason?: SubscriptionLostError): void => {
+      const id = String(reply.sub);
+      if (abandoned) {
+        this.unsubOrphan(id);
+        return;
+      }
+      sub = new Subscription<B>(this.host, reply, bufferSize, handlers);
+      this.live.set(sub, st);
+      this.byId.set(id, sub);
+      if (reason) sub.reset(sub.snapshot ?? {}, sub.receivedCursor, reason, wire.col);
+    };
+    const request = (payload: Record<string, unknown>, reason?: SubscriptionLostError) =>
+      this.conn.request(T.subscribe, stringify(payload), st.timeout, (reply) => start(reply, reason));
+
+    let pending: Promise<unknown> = request({ ...wire, snapshot: p.snapshot || undefined, cursor: p.cursor || undefined }).catch(
+      (err: unknown) => {
+        // A saved cursor the server cannot resume from.
+        if (!(err instanceof ServerError && err.code === "cursor_expired")) throw err;
+        const lost = new SubscriptionLostError(err.message, "cursor_expired", p.cursor ?? "", { cause: err });
+        if (!st.resubscribeWithSnapshot) throw lost;
+        return request({ ...wire, snapshot: true }, lost);
+      },
+    );
+    if (signal) {
+      let onAbort!: () => void;
+      const aborted = new Promise<never>((_, reject) => {
+        onAbort = () => {
+          abandoned = true;
+          reject(new AbortedError("subscribe aborted", { cause: signal.reason }));
+        };
+        signal.addEventListener("abort", onAbort, { once: true });
+      });
+      pending = Promise.race([pending, aborted]).finally(() => signal.removeEventListener("abort", onAbort));
+    }
+    try {
+      await pending;
+    } catch (err) {
+      abandoned = true;
+      if (sub) {
+        // Aborted after the reply was handled but before this continuation ran.
+        await sub.close();
+      }
+      throw err;
+    }
+    const s = sub!;
+    if (signal) {
+      const onAbort = () => void s.close();
+      signal.addEventListener("abort", onAbort, { once: true });
+      st.unlisten = () => signal.removeEventListener("abort", onAbort);
+    }
+    return s;
+  }
+
+  private log(level: keyof Logger, message: string, fields?: Record<string, unknown>): void {
+    const fn = this.logger?.[level];
+    if (fn) {
+      try {
+        fn.call(this.logger, message, fields);
+      } catch {
+        // A broken logger must not break the client.
+      }
+    }
+  }
+
+  // release is the end of a subscription on the client's side; unsubId names it on the server.
+  private async release(sub: Subscription<B>, unsubId: string | undefined): Promise<void> {
+    const st = this.live.get(sub);
+    this.live.delete(sub);
+    st?.unlisten?.();
+    sub.resumeGen++;
+    if (unsubId === undefined) return;
+    if (this.byId.get(unsubId) === sub) this.byId.delete(unsubId);
+    // Only on the socket that knows the id: after a reconnect it would name nothing (or another subscription).
+    if (this.conn.state !== "open") return;
+    this.orphans.add(unsubId); // frames already on their way are dropped without a second unsub
+    try {
+      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), this.requestTimeout);
+    } catch {
+      // not_found: the server had already ended it; a lost connection ended it too.
+    }
+  }
+
+  private unsubOrphan(id: string): void {
+    if (this.orphans.has(id) || this.conn.state !== "open") return;
+    this.orphans.add(id);
+    this.conn.request(T.unsubscribe, stringify({ sub: id }), this.requestTimeout).catch(() => undefined);
+  }
+
+  // onPush routes the server's pushed frames: events and overflow signals.
+  private onPush(msg: Reply): void {
+    const id = typeof msg.sub === "string" ? msg.sub : undefined;
+    if (id === undefined) {
+      this.log("debug", "ignored a frame without a pending request", { type: msg.type });
+      return;
+    }
+    const sub = this.byId.get(id);
+    if (!sub) {
+      // Events of a subscription nobody holds (its subscribe timed out or was aborted).
+      if (msg.type === "event") this.unsubOrphan(id);
+      return;
+    }
+    if (msg.type === "event") {
+      sub.deliver(msg);
+    } else if (msg.type === "overflow") {
+      // The server has ended it: nothing to unsubscribe.
+      this.byId.delete(id);
+      sub.detach();
+      const text = typeof msg.error === "string" ? msg.error : "subscription fell behind the server's change history";
+      const lost = new SubscriptionLostError(text, "cursor_expired", sub.receivedCursor);
+      const st = this.live.get(sub);
+      if (st?.resubscribeWithSnapshot) this.restart(sub, st, lost);
+      else sub.fail(lost);
+    }
+  }
+
+  // onDown: the socket is gone, and with it every server-side subscription.
+  private onDown(err: FluxionDBError, final: boolean): void {
+    this.byId.clear();
+    this.orphans.clear();
+    for (const sub of this.live.keys()) {
+      sub.detach();
+      sub.resumeGen++;
+    }
+    if (final) {
+      // The key was revoked or the connection gave up: the subscriptions cannot go on.
+      for (const sub of [...this.live.keys()]) sub.fail(err);
+    }
+  }
+
+  // resumeAll subscribes every live subscription again, each from the last cursor it received.
+  private resumeAll(): void {
+    for (const [sub, st] of this.live) {
+      if (sub.serverIdNow === undefined) this.resume(sub, st);
+    }
+  }
+
+  private resume(sub: Subscription<B>, st: SubState): void {
+    const gen = ++sub.resumeGen;
+    this.resubscribe(sub, st, { ...st.wire, cursor: sub.receivedCursor }, gen)
+      .then((reply) => {
+        if (reply) this.log("debug", "subscription resumed", { sub: sub.id, cursor: sub.receivedCursor });
+      })
+      .catch((err: unknown) => {
+        if (gen !== sub.resumeGen || sub.closed) return;
+        if (err instanceof ServerError && err.code === "cursor_expired") {
+          const lost = new SubscriptionLostError(
+            `subscription could not resume after a reconnect: ${err.message}`,
+            "cursor_expired",
+            sub.receivedCursor,
+            { cause: err },
+          );
+          if (st.resubscribeWithSnapshot) this.restart(sub, st, lost);
+          else sub.fail(lost);
+          return;
+        }
+        this.settleResumeError(sub, err);
+      });
+  }
+
+  // restart subscribes again with a snapshot and hands the consumer a reset event.
+  private restart(sub: Subscription<B>, st: SubState, reason: SubscriptionLostError): void {
+    const gen = ++sub.resumeGen;
+    this.resubscribe(sub, st, { ...st.wire, snapshot: true }, gen, (reply) => {
+      const records = reply.records && typeof reply.records === "object" ? reply.records : {};
+      sub.reset(records as never, String(reply.cursor ?? ""), reason, st.wire.col);
+    }).catch((err: unknown) => {
+      if (gen !== sub.resumeGen || sub.closed) return;
+      this.settleResumeError(sub, err);
+    });
+  }
+
+  // resubscribe sends `sub` for an existing subscription and attaches the reply synchronously,
+  // before the first event frame that follows it is handled. Resolves undefined when stale.
+  private resubscribe(
+    sub: Subscription<B>,
+    st: SubState,
+    payload: Record<string, unknown>,
+    gen: number,
+    then?: (reply: Reply) => void,
+  ): Promise<Reply | undefined> {
+    return this.conn
+      .request(T.subscribe, stringify(payload), st.timeout, (reply) => {
+        const id = String(reply.sub);
+        if (gen !== sub.resumeGen || sub.closed) {
+          this.unsubOrphan(id);
+          return;
+        }
+        sub.attach(id, String(reply.cursor ?? ""));
+        this.byId.set(id, sub);
+        then?.(reply);
+      })
+      .then((reply) => (gen === sub.resumeGen ? reply : undefined));
+  }
+
+  private settleResumeError(sub: Subscription<B>, err: unknown): void {
+    // A lost socket: the next reconnect tries again. close() and revocation end it elsewhere.
+    if (err instanceof ConnectionError || err instanceof ClosedError || err instanceof AuthenticationError) return;
+    sub.fail(
+      err instanceof FluxionDBError ? err : new FluxionDBError(`re-subscribe failed: ${String(err)}`, "internal", { cause: err }),
+    );
   }
 
   private call(type: string, payload: unknown, timeout: number | undefined): Promise<Reply> {

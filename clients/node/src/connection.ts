@@ -13,8 +13,11 @@
  *     failure, `maxReconnectAttempts` failed attempts in a row, or close();
  *   - close() rejects everything with ClosedError and stops every timer.
  *
- * Frames without an `id` go to `onUnsolicited`, the hook later server push messages
- * (subscriptions) will use.
+ * Frames without an `id` go to `onUnsolicited`: the server's pushed subscription frames.
+ * Subscriptions (subscription.ts, client.ts) also use `onOpen` to re-subscribe after a
+ * reconnect, `onDown` to learn that the socket is gone (and whether the connection gave up),
+ * a request's synchronous `onReply` to register a subscription before the next frame is
+ * read, and `holdOpen` to keep the process alive while live subscriptions wait for a reconnect.
  */
 
 import {
@@ -49,6 +52,9 @@ interface Pending {
   frame: string; // emptied once sent, so that a slow reply does not pin a large request
   readonly resolve: (reply: Reply) => void;
   readonly reject: (err: FluxionDBError) => void;
+  // onReply runs synchronously with the reply frame, before any later frame is handled: `ws`
+  // may deliver several frames in one tick, before a promise continuation could run.
+  readonly onReply?: (reply: Reply) => void;
   timer?: ReturnType<typeof setTimeout>;
   sent: boolean;
 }
@@ -79,6 +85,16 @@ export type ConnectionState = "idle" | "connecting" | "open" | "closed";
 export class Connection {
   /** onUnsolicited receives frames that carry no id of a pending request. */
   onUnsolicited?: (msg: Reply) => void;
+  /** onOpen runs each time a connection is established, after queued requests were sent. */
+  onOpen?: () => void;
+  /**
+   * onDown runs when an established socket is lost (`final` false: a reconnect follows) and
+   * when the connection gives up (`final` true: revoked key, too many failed attempts).
+   * close() does not call it.
+   */
+  onDown?: (err: FluxionDBError, final: boolean) => void;
+  /** holdOpen, when it returns true, lets reconnect timers keep a Node process alive. */
+  holdOpen?: () => boolean;
 
   private readonly cfg: ConnectionConfig;
   private st: ConnectionState = "idle";
@@ -138,7 +154,7 @@ export class Connection {
    * request sends one request and resolves with its reply; a reply carrying `error` rejects
    * with the ServerError subclass its code names. `timeout` <= 0 means no time limit.
    */
-  request(type: string, data: string, timeout: number): Promise<Reply> {
+  request(type: string, data: string, timeout: number, onReply?: (reply: Reply) => void): Promise<Reply> {
     if (this.st === "closed") return Promise.reject(new ClosedError("client is closed"));
     return new Promise<Reply>((resolve, reject) => {
       this.seq = (this.seq + 1) % Number.MAX_SAFE_INTEGER;
@@ -148,6 +164,7 @@ export class Connection {
         frame: `{"id":"${id}","type":${JSON.stringify(type)},"data":${JSON.stringify(data)}}`,
         resolve,
         reject,
+        onReply,
         sent: false,
       };
       if (timeout > 0) p.timer = setTimeout(() => this.expire(p, timeout), timeout);
@@ -219,8 +236,18 @@ export class Connection {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
     clearTimeout(p.timer);
-    if (result instanceof FluxionDBError) p.reject(result);
-    else p.resolve(result);
+    if (result instanceof FluxionDBError) {
+      p.reject(result);
+      return;
+    }
+    if (p.onReply) {
+      try {
+        p.onReply(result);
+      } catch (err) {
+        this.log("error", "reply handler threw", { error: describe(err) });
+      }
+    }
+    p.resolve(result);
   }
 
   // failAll rejects waiters and queued requests, and also sent ones when includeSent is set.
@@ -408,6 +435,15 @@ export class Connection {
       }
       this.transmit(p, sock);
     }
+    this.notify(() => this.onOpen?.());
+  }
+
+  private notify(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log("error", "connection hook threw", { error: describe(err) });
+    }
   }
 
   private lost(code: number, reason: string, cause: unknown): void {
@@ -426,6 +462,7 @@ export class Connection {
     this.lastError = err;
     this.st = "connecting";
     this.scheduleRetry();
+    this.notify(() => this.onDown?.(err, false));
   }
 
   private attemptFailed(err: FluxionDBError): void {
@@ -458,8 +495,9 @@ export class Connection {
       if (gen !== this.generation || this.st !== "connecting") return;
       void this.attempt();
     }, delay);
-    // The wait alone must not keep a Node process alive; a waiting request's own timer does.
-    (this.backoffTimer as { unref?: () => void }).unref?.();
+    // The wait alone must not keep a Node process alive; a waiting request's own timer does,
+    // and so do live subscriptions (holdOpen), which would otherwise end with the process.
+    if (!this.holdOpen?.()) (this.backoffTimer as { unref?: () => void }).unref?.();
   }
 
   private giveUp(err: FluxionDBError): void {
@@ -473,6 +511,7 @@ export class Connection {
     this.sock = null;
     if (sock) abandon(sock);
     this.failAll(err, true);
+    this.notify(() => this.onDown?.(err, true));
   }
 
   private onFrame(text: string): void {

@@ -91,6 +91,35 @@ export class ClosedError extends FluxionDBError {
   }
 }
 
+/**
+ * SubscriptionLostError ends a subscription that could not go on without a gap:
+ *
+ *   - `cursor_expired`: the server no longer keeps the changes since the subscription's
+ *     cursor (it fell behind the server's bounded history — an `overflow` frame — or it tried
+ *     to resume after a reconnect to a server that was restarted or had evicted them);
+ *   - `buffer_full`: the consumer of the async iterator did not keep up and `bufferSize`
+ *     events were waiting.
+ *
+ * Either way, subscribe again (with `snapshot: true` to start from the current state, or with
+ * `cursor` to continue from `cursor` when the code is `buffer_full`).
+ */
+export class SubscriptionLostError extends FluxionDBError {
+  /** cursor is the subscription's last cursor: every event up to it was delivered. */
+  readonly cursor: string;
+
+  constructor(message: string, code: "cursor_expired" | "buffer_full", cursor: string, options: FluxionDBErrorOptions = {}) {
+    super(message, code, options);
+    this.cursor = cursor;
+  }
+}
+
+/** AbortedError is a subscribe() whose AbortSignal fired before the server answered. `cause` is the signal's reason. */
+export class AbortedError extends FluxionDBError {
+  constructor(message = "aborted", options: FluxionDBErrorOptions = {}) {
+    super(message, "aborted", options);
+  }
+}
+
 // Names are set on the prototypes, not from new.target.name, so that they survive minifiers.
 for (const [cls, name] of [
   [FluxionDBError, "FluxionDBError"],
@@ -104,6 +133,8 @@ for (const [cls, name] of [
   [TimeoutError, "TimeoutError"],
   [ConnectionError, "ConnectionError"],
   [ClosedError, "ClosedError"],
+  [SubscriptionLostError, "SubscriptionLostError"],
+  [AbortedError, "AbortedError"],
 ] as const) {
   Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });
 }

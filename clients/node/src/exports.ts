@@ -11,7 +11,10 @@ export {
   TimeoutError,
   ConnectionError,
   ClosedError,
+  SubscriptionLostError,
+  AbortedError,
   type FluxionDBErrorOptions,
 } from "./errors.js";
 export type { ConnectionState } from "./connection.js";
+export { Subscription } from "./subscription.js";
 export type * from "./types.js";

@@ -8,6 +8,7 @@
  */
 
 import type { Timestamp } from "./json.js";
+import type { FluxionDBError } from "./errors.js";
 
 export type { Timestamp };
 
@@ -160,3 +161,130 @@ export interface ClientOptions<B extends boolean = false> {
   /** WebSocket overrides the socket implementation. */
   WebSocket?: WebSocketConstructor;
 }
+
+// ---- live subscriptions -------------------------------------------------------------------
+
+/** AbortSignalLike is the part of the standard AbortSignal that `subscribe` uses. */
+export interface AbortSignalLike {
+  readonly aborted: boolean;
+  readonly reason?: unknown;
+  addEventListener(type: "abort", listener: () => void, options?: { once?: boolean }): void;
+  removeEventListener(type: "abort", listener: () => void): void;
+}
+
+/** SubscribeParams selects what a subscription receives (PROTOCOL.md §7). */
+export type SubscribeParams = CollectionName & {
+  /** doc selects one document, or the names matching a `/regex/flags` (absent = every document). */
+  doc?: string;
+  /** key is the v1 spelling of `doc`. */
+  key?: string;
+  /** where keeps inserted records whose data contains this text (or matches `/regex/flags`). */
+  where?: string;
+  /** filter drops inserted records whose data contains this text (or matches `/regex/flags`). */
+  filter?: string;
+  /**
+   * snapshot: true — `subscription.snapshot` holds the latest record of each selected
+   * document, and events start right after it (no gap, no duplicate).
+   */
+  snapshot?: boolean;
+  /** cursor resumes from a cursor of an earlier subscription (excludes `snapshot`). */
+  cursor?: string;
+  /** interval (ms, 0–3600000) coalesces events: at most one per document per interval, the latest. */
+  interval?: number;
+};
+
+/** SubscribeOptions tune a subscription's behaviour on the client. */
+export interface SubscribeOptions {
+  /** signal ends the subscription when it aborts (before the reply: subscribe rejects with AbortedError). */
+  signal?: AbortSignalLike;
+  /**
+   * bufferSize is how many events may wait for a slow async-iterator consumer; beyond it the
+   * subscription ends with SubscriptionLostError `buffer_full`. Default 10000. Unused with onEvent.
+   */
+  bufferSize?: number;
+  /**
+   * resubscribeWithSnapshot: when the subscription cannot continue without a gap (cursor
+   * expired after a reconnect, or an overflow), subscribe again with a snapshot and deliver a
+   * `reset` event instead of ending with SubscriptionLostError. Default false.
+   */
+  resubscribeWithSnapshot?: boolean;
+  /** timeout (ms) for the `sub` request, the client's requestTimeout by default. */
+  timeout?: number;
+}
+
+/** SubscriptionHandlers is the callback form of a subscription. */
+export interface SubscriptionHandlers<B extends boolean = false> {
+  /**
+   * onEvent receives every event, in order, as it arrives. With it the subscription does not
+   * buffer and cannot also be iterated. A returned promise is not awaited.
+   */
+  onEvent?: (event: SubscriptionEvent<B>) => void;
+  /** onError receives the error that ended the subscription (never called for close()). */
+  onError?: (error: FluxionDBError) => void;
+}
+
+/** EventBase is what every subscription event carries. */
+interface EventBase {
+  /** col is the collection ("" in a `ddoc` that removed the document from every collection). */
+  col: string;
+  /**
+   * cursor covers this event and every event delivered with it in one frame: save it once
+   * you have handled them all (`subscription.cursor` does exactly that) to resume later.
+   */
+  cursor: string;
+}
+
+/** InsertEvent: a record was stored (or replaced: same document and ts). */
+export interface InsertEvent<B extends boolean = false> extends EventBase {
+  op: "ins";
+  doc: string;
+  ts: TimestampOf<B>;
+  data: string;
+}
+
+/** DeleteRecordEvent: the record with exactly `ts` was deleted. */
+export interface DeleteRecordEvent<B extends boolean = false> extends EventBase {
+  op: "drec";
+  doc: string;
+  ts: TimestampOf<B>;
+}
+
+/** DeleteRangeEvent: the document's records with fromTs <= ts <= toTs were deleted. */
+export interface DeleteRangeEvent<B extends boolean = false> extends EventBase {
+  op: "drrng";
+  doc: string;
+  fromTs: TimestampOf<B>;
+  toTs: TimestampOf<B>;
+}
+
+/** DeleteDocumentEvent: the document was removed (from every collection when `col` is ""). */
+export interface DeleteDocumentEvent extends EventBase {
+  op: "ddoc";
+  doc: string;
+}
+
+/** DeleteCollectionEvent: the collection was removed. */
+export interface DeleteCollectionEvent extends EventBase {
+  op: "dcol";
+}
+
+/**
+ * ResetEvent (only with `resubscribeWithSnapshot`): the subscription could not continue
+ * without a gap and started over. Drop what you derived from earlier events; `records` is the
+ * current latest record of each selected document, and events continue after it.
+ */
+export interface ResetEvent<B extends boolean = false> extends EventBase {
+  op: "reset";
+  records: LatestRecords<B>;
+  /** reason is why the subscription had to start over (a SubscriptionLostError). */
+  reason: FluxionDBError;
+}
+
+/** SubscriptionEvent is one change pushed to a subscription; branch on `op`. */
+export type SubscriptionEvent<B extends boolean = false> =
+  | InsertEvent<B>
+  | DeleteRecordEvent<B>
+  | DeleteRangeEvent<B>
+  | DeleteDocumentEvent
+  | DeleteCollectionEvent
+  | ResetEvent<B>;

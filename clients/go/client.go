@@ -44,7 +44,13 @@ type Client struct {
 
 	bgCtx    context.Context // cancelled by Close: aborts dials and backoff sleeps
 	bgCancel context.CancelFunc
-	wg       sync.WaitGroup // connect loops and read loops
+	wg       sync.WaitGroup // connect loops, read loops, subscription goroutines
+
+	// subs holds the live subscriptions, re-established on every new
+	// session (see subscribe.go). Guarded by subsMu, which is never held
+	// while taking another lock.
+	subsMu sync.Mutex
+	subs   map[*Subscription]struct{}
 }
 
 // NewClient returns a client for the server at wsURL (e.g.
@@ -115,6 +121,7 @@ func (c *Client) Close() error {
 		_ = s.ws.Close(websocket.StatusNormalClosure, "")
 		s.cancel()
 	}
+	c.endSubscriptions(ErrClosed, true)
 	c.wg.Wait()
 	c.log.Debug("fluxiondb: client closed")
 	return nil
@@ -195,8 +202,9 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 				break
 			}
 			c.sess, c.lastErr, c.waiting = s, nil, nil
-			c.wg.Add(1)
+			c.wg.Add(2)
 			go s.readLoop()
+			go c.resubscribe(s)
 			close(wait)
 			c.mu.Unlock()
 			c.log.Info("fluxiondb: connected", "url", redactURL(c.url), "attempt", attempt)
@@ -214,6 +222,10 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 	c.lastErr, c.waiting = err, nil
 	close(wait)
 	c.mu.Unlock()
+	if reconnect && !errors.Is(err, ErrClosed) {
+		// Nothing will carry the subscriptions to a new session.
+		c.endSubscriptions(err, false)
+	}
 }
 
 // backoff is the delay before reconnect attempt n (1-based): exponential
@@ -327,6 +339,33 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 // lost handles the end of session s: fail its pending requests, forget it,
 // and start reconnecting. It may run more than once for one session.
 func (c *Client) lost(s *session, cause error) {
+	var revoked *AuthError
+	var ce websocket.CloseError
+	if errors.As(cause, &ce) && ce.Code == websocket.StatusPolicyViolation && strings.Contains(strings.ToLower(ce.Reason), "revoked") {
+		revoked = &AuthError{Reason: ce.Reason}
+	}
+	// Forget the session before failing its requests: a caller woken by
+	// the failure that retries at once must not be handed the dead session.
+	c.mu.Lock()
+	current := c.sess == s
+	var endSubs error
+	if current {
+		c.sess = nil
+		c.log.Warn("fluxiondb: connection lost", "url", redactURL(c.url), "err", cause)
+		switch {
+		case c.closed:
+		case revoked != nil:
+			c.lastErr = revoked
+			endSubs = revoked
+		case c.opts.reconnect.Disabled:
+			c.lastErr = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
+			endSubs = c.lastErr
+		default:
+			c.startConnectLocked(true)
+		}
+	}
+	c.mu.Unlock()
+
 	if websocket.CloseStatus(cause) == websocket.StatusMessageTooBig {
 		// The server closes with 1009 when a request frame is over its size
 		// limit: say so, beside the loss.
@@ -336,32 +375,13 @@ func (c *Client) lost(s *session, cause error) {
 	}
 	s.cancel()
 	_ = s.ws.CloseNow()
-
-	var revoked *AuthError
-	var ce websocket.CloseError
-	if errors.As(cause, &ce) && ce.Code == websocket.StatusPolicyViolation && strings.Contains(strings.ToLower(ce.Reason), "revoked") {
-		revoked = &AuthError{Reason: ce.Reason}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.sess != s {
-		return
-	}
-	c.sess = nil
-	c.log.Warn("fluxiondb: connection lost", "url", redactURL(c.url), "err", cause)
-	switch {
-	case c.closed:
-	case revoked != nil:
-		c.lastErr = revoked
-	case c.opts.reconnect.Disabled:
-		c.lastErr = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
-	default:
-		c.startConnectLocked(true)
+	if endSubs != nil {
+		c.endSubscriptions(endSubs, false)
 	}
 }
 
-// handleEvent receives frames without an id. Today that is only the ready
-// frame; server-pushed events (subscriptions) will be routed from here.
+// handleEvent receives frames without an id other than subscription
+// pushes: in practice only an unexpected ready or error frame.
 func (c *Client) handleEvent(h replyHeader, frame []byte) {
 	if h.Error != "" {
 		c.log.Warn("fluxiondb: error frame without id", "error", h.Error, "code", h.Code)
@@ -380,12 +400,17 @@ type session struct {
 
 	mu      sync.Mutex
 	pending map[string]pendingCall
-	err     error // set once the session is dead
+	subs    map[string]*Subscription // server subscription id -> subscription
+	err     error                    // set once the session is dead
 }
 
 type pendingCall struct {
 	typ string
 	ch  chan reply // buffered 1: the read loop never blocks on it
+	// onReply, when set, runs in the read loop on a successful reply
+	// before any later frame is read: a sub reply registers its
+	// subscription id there, so the first event frame finds it.
+	onReply func(frame []byte) error
 }
 
 type reply struct {
@@ -413,7 +438,12 @@ func (s *session) route(frame []byte) {
 		return
 	}
 	if h.ID == "" {
-		s.c.handleEvent(h, frame)
+		switch h.Type {
+		case pushEvent, pushOverflow:
+			s.push(h, frame)
+		default:
+			s.c.handleEvent(h, frame)
+		}
 		return
 	}
 	s.mu.Lock()
@@ -428,6 +458,12 @@ func (s *session) route(frame []byte) {
 	if h.Error != "" {
 		p.ch <- reply{err: newServerError(h.ID, p.typ, h.Code, h.Error)}
 		return
+	}
+	if p.onReply != nil {
+		if err := p.onReply(frame); err != nil {
+			p.ch <- reply{err: err}
+			return
+		}
 	}
 	p.ch <- reply{frame: frame}
 }
@@ -468,6 +504,12 @@ type call struct {
 // socket: an expired ctx must not abort a half-written frame, which would
 // kill the connection for every other caller.
 func (s *session) send(ctx context.Context, typ string, payload []byte) (*call, error) {
+	return s.sendHook(ctx, typ, payload, nil)
+}
+
+// sendHook is send with a hook run by the read loop on a successful reply
+// (pendingCall.onReply).
+func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onReply func([]byte) error) (*call, error) {
 	id := strconv.FormatUint(s.c.nextID.Add(1), 36)
 	cl := &call{s: s, id: id, typ: typ, ch: make(chan reply, 1)}
 	s.mu.Lock()
@@ -476,7 +518,7 @@ func (s *session) send(ctx context.Context, typ string, payload []byte) (*call, 
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.pending[id] = pendingCall{typ: typ, ch: cl.ch}
+	s.pending[id] = pendingCall{typ: typ, ch: cl.ch, onReply: onReply}
 	s.mu.Unlock()
 
 	select {

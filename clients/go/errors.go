@@ -52,6 +52,22 @@ var (
 	ErrTimeout = errors.New("fluxiondb: timeout")
 	// ErrProtocol: the server sent something this client cannot read.
 	ErrProtocol = errors.New("fluxiondb: protocol error")
+
+	// ErrCursorExpired: the server no longer holds the changes since a
+	// subscription cursor (its bounded history moved on, or the cursor
+	// comes from an earlier server process). Server code cursor_expired.
+	ErrCursorExpired = errors.New("fluxiondb: subscription cursor expired")
+	// ErrSubscriptionLost: a subscription ended because changes it should
+	// have delivered are gone: it fell behind the server's history
+	// (overflow), or could not resume after a reconnect (cursor expired).
+	// Events up to the gap were delivered; nothing after it will be.
+	// Subscribe again with Snapshot, or use ResubscribeWithSnapshot.
+	ErrSubscriptionLost = errors.New("fluxiondb: subscription lost events")
+	// ErrSlowSubscriber: the subscription's buffer (WithSubscriptionBuffer)
+	// was full when more events arrived, so the client ended it rather than
+	// stall the connection's other requests. Events up to that point were
+	// delivered.
+	ErrSlowSubscriber = errors.New("fluxiondb: subscriber too slow")
 )
 
 // Server error codes, as sent in the reply's "code" field.
@@ -65,6 +81,7 @@ const (
 	CodeRateLimited      = "rate_limited"
 	CodeTooLarge         = "too_large"
 	CodeInternal         = "internal"
+	CodeCursorExpired    = "cursor_expired"
 )
 
 // ServerError is an error reply from the server: {"id","error","code"}.
@@ -125,6 +142,8 @@ func (e *ServerError) Is(target error) bool {
 		return target == ErrRateLimited
 	case CodeInternal:
 		return target == ErrInternal
+	case CodeCursorExpired:
+		return target == ErrCursorExpired
 	}
 	return false
 }

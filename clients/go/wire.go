@@ -25,6 +25,12 @@ const (
 	typeAllKeys      = "gkeys"
 	typeKeys         = "keys"
 	typeConnections  = "conn"
+	typeSubscribe    = "sub"
+	typeUnsubscribe  = "unsub"
+
+	// Types of frames the server pushes without an id (docs/PROTOCOL.md §7).
+	pushEvent    = "event"
+	pushOverflow = "overflow"
 )
 
 // appendRequest appends one request frame to dst:
@@ -129,6 +135,7 @@ type replyHeader struct {
 	Error   string `json:"error"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	Sub     string `json:"sub"` // subscription id of event and overflow frames
 }
 
 // parseHeader decodes the routing fields of one frame.

@@ -77,7 +77,7 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     this.done = new Promise((r) => (this.resolveDone = r));
   }
 
-  /** id is the server's name of the subscription; it changes when the client re-subscribes after a reconnect. */
+  /** id is the server's name of the subscription on the current connection (it is given anew after a reconnect). */
   get id(): string {
     return this.lastId;
   }

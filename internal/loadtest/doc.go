@@ -14,6 +14,24 @@
 // "<slot>.<seq>": the slot says which in-flight entry a reply completes, the
 // sequence number proves it is the reply to the request in that slot now.
 //
+// # Fan-out
+//
+// The fanout scenario (live subscriptions, docs/PROTOCOL.md §7) first opens
+// Conns subscriber connections and subscribes each Subs times to the
+// collection, waiting for every reply, so that every record of the measured
+// phase must reach every subscription exactly once. Then Writers connections
+// insert batches at Rate records/s (a pacer: the writer waits for its turn and
+// sends each frame alone) or flat out. Every record's payload begins with
+// {"fbt":<stamp>}, the tool's monotonic clock at send time; receivers are in
+// the same process, so now − stamp is the delivery latency with no clock skew.
+// Receivers do not decode event frames: they walk the '{' bytes, counting
+// {"op":" (an event) and reading the digits after {\"fbt\": (a stamp),
+// neither of which can be confused with the other or with string content.
+// After the writers stop, the run waits until every subscription has its
+// events (or overflowed, or nothing arrived for 2 s) and reports events/s
+// overall and per connection, latency percentiles, overflow signals and the
+// shortfall, if any.
+//
 // # Not being the bottleneck
 //
 // Frames are built by appending precomputed, already double-encoded pieces

@@ -21,9 +21,9 @@ var readyFrame = []byte(`{"message":"Authentication successful","type":"ready"}`
 //
 // For the fan-out ceiling it also accepts sub (any data: every subscription
 // gets every insert) and echoes each ins batch as one event frame to every
-// subscription, written by the inserting connection's goroutine: a subscriber
-// that does not read slows the inserts down (where the real server would
-// signal an overflow), which a ceiling run never provokes.
+// subscription. Like the real server, each subscribed connection has a writer
+// goroutine fed by a queue; when a queue is full the insert waits (where the
+// real server would signal an overflow), which a ceiling run never provokes.
 type NoopServer struct {
 	// URL is ws://127.0.0.1:PORT.
 	URL string
@@ -35,8 +35,8 @@ type NoopServer struct {
 	wg      sync.WaitGroup
 	mu      sync.Mutex
 	conns   map[*wsConn]struct{}
-	subs    map[*wsConn]int // subscriptions per connection
-	cursor  uint64          // event frames sent, under mu
+	subs    map[*wsConn]*noopSubs
+	cursor  uint64 // event frames sent, under mu
 	closing bool
 }
 
@@ -53,7 +53,7 @@ func StartNoop(qryRecords, qdocRecords []byte) (*NoopServer, error) {
 	if qdocRecords == nil {
 		qdocRecords = []byte(`[]`)
 	}
-	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*wsConn]struct{}{}, subs: map[*wsConn]int{}}
+	s := &NoopServer{URL: "ws://" + ln.Addr().String(), ln: ln, qry: qryRecords, qdoc: qdocRecords, conns: map[*wsConn]struct{}{}, subs: map[*wsConn]*noopSubs{}}
 	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve)}
 	s.wg.Go(func() { s.srv.Serve(ln) })
 	return s, nil
@@ -120,12 +120,17 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 	s.conns[ws] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
+	var writers sync.WaitGroup
 	defer func() {
 		s.mu.Lock()
 		delete(s.conns, ws)
-		delete(s.subs, ws)
+		if ns := s.subs[ws]; ns != nil {
+			close(ns.done)
+			delete(s.subs, ws)
+		}
 		s.mu.Unlock()
 		ws.closeNow()
+		writers.Wait()
 		s.wg.Done()
 	}()
 	out := make([]byte, 0, 64<<10)
@@ -154,8 +159,14 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 			out = append(out, s.qdoc...)
 		case "sub":
 			s.mu.Lock()
-			s.subs[ws]++
-			n := s.subs[ws]
+			ns := s.subs[ws]
+			if ns == nil {
+				ns = &noopSubs{q: make(chan []byte, 1024), done: make(chan struct{})}
+				s.subs[ws] = ns
+				writers.Go(func() { ns.write(ws) })
+			}
+			ns.n++
+			n := ns.n
 			s.mu.Unlock()
 			out = append(out, `,"sub":"s`...)
 			out = strconv.AppendInt(out, int64(n), 10)
@@ -181,7 +192,7 @@ func (s *NoopServer) serve(w http.ResponseWriter, r *http.Request) {
 // cost is counted as the tool's, but per batch it is far below the fan-out's.
 func (s *NoopServer) publish(from *wsConn, frame []byte) {
 	type target struct {
-		ws   *wsConn
+		*noopSubs
 		subs int
 	}
 	s.mu.Lock()
@@ -191,9 +202,9 @@ func (s *NoopServer) publish(from *wsConn, frame []byte) {
 	}
 	targets := make([]target, 0, len(s.subs))
 	most := 0
-	for ws, n := range s.subs {
-		targets = append(targets, target{ws, n})
-		most = max(most, n)
+	for _, ns := range s.subs {
+		targets = append(targets, target{ns, ns.n})
+		most = max(most, ns.n)
 	}
 	s.cursor++
 	cursor := s.cursor
@@ -229,9 +240,9 @@ func (s *NoopServer) publish(from *wsConn, frame []byte) {
 		body = append(body, '}')
 	}
 	body = append(body, "]}"...)
-	out := make([]byte, 0, wsHeaderRoom+32+len(body))
 	for j := 1; j <= most; j++ {
-		out = append(out[:0], make([]byte, wsHeaderRoom)...)
+		// Each frame is shared by the subscribers' writers: a fresh buffer.
+		out := make([]byte, wsHeaderRoom, wsHeaderRoom+32+len(body))
 		out = append(out, `{"type":"event","sub":"s`...)
 		out = strconv.AppendInt(out, int64(j), 10)
 		out = append(out, '"')
@@ -240,8 +251,44 @@ func (s *NoopServer) publish(from *wsConn, frame []byte) {
 		enc := from.encodeFrame(opText, out)
 		for _, t := range targets {
 			if t.subs >= j {
-				t.ws.writeRaw(enc) // a closed subscriber ends its own serve loop
+				select {
+				case t.q <- enc:
+				case <-t.done:
+				}
 			}
+		}
+	}
+}
+
+// noopSubs are the subscriptions of one connection and its event writer.
+type noopSubs struct {
+	n    int           // subscriptions, under NoopServer.mu
+	q    chan []byte   // encoded event frames
+	done chan struct{} // closed when the connection's serve loop ends
+}
+
+// write sends queued frames, those already waiting together in one write.
+func (ns *noopSubs) write(ws *wsConn) {
+	var batch []byte
+	broken := false
+	for {
+		select {
+		case f := <-ns.q:
+			batch = append(batch[:0], f...)
+		more:
+			for len(batch) < coalesceMax {
+				select {
+				case f := <-ns.q:
+					batch = append(batch, f...)
+				default:
+					break more
+				}
+			}
+			if !broken && ws.writeRaw(batch) != nil {
+				broken = true // keep draining: inserts must not wait for a dead subscriber
+			}
+		case <-ns.done:
+			return
 		}
 	}
 }

@@ -15,6 +15,7 @@ package pubsub
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,6 +60,19 @@ type Batch struct {
 	Seq    uint64
 	Events []Event
 	size   int64
+
+	encoded atomic.Pointer[[]byte]
+}
+
+// Encoded returns enc(b.Events), computing it once: every subscriber that selects the whole
+// batch sends the same bytes, so fan-out to many subscribers encodes each change once.
+func (b *Batch) Encoded(enc func([]Event) []byte) []byte {
+	if p := b.encoded.Load(); p != nil {
+		return *p
+	}
+	v := enc(b.Events)
+	b.encoded.CompareAndSwap(nil, &v)
+	return *b.encoded.Load()
 }
 
 // ErrFellBehind means the requested history has been evicted (or was never recorded).

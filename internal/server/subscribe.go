@@ -217,7 +217,7 @@ func (s *subscription) pump() {
 		if len(pending) > 0 {
 			wait := time.Until(flushAt)
 			if wait <= 0 {
-				if !s.push(s.encode(pending, s.cursor)) {
+				if !s.push(s.encode(pending)) {
 					return
 				}
 				pending, flushAt = pending[:0], time.Time{}
@@ -264,76 +264,124 @@ func (s *subscription) selects(ev *pubsub.Event) bool {
 }
 
 // send encodes the selected events of batches into frames (closed at batch boundaries past
-// frameSoftLimit) and queues them.
+// frameSoftLimit) and queues them. A batch the subscription takes whole is copied from the
+// batch's shared encoding.
 func (s *subscription) send(batches []*pubsub.Batch) bool {
-	var sel []pubsub.Event
+	var p *[]byte
+	n := 0 // events in the frame being built
 	for i, bt := range batches {
+		matched := 0
 		for j := range bt.Events {
-			if ev := &bt.Events[j]; s.selects(ev) {
-				sel = append(sel, *ev)
+			if s.selects(&bt.Events[j]) {
+				matched++
 			}
 		}
 		s.cursor = bt.Seq
-		if len(sel) > 0 && (i == len(batches)-1 || approxSize(sel) > frameSoftLimit) {
-			if !s.push(s.encode(sel, s.cursor)) {
+		if matched > 0 {
+			if p == nil {
+				p = s.frameStart()
+			}
+			b := *p
+			if n > 0 {
+				b = append(b, ',')
+			}
+			if matched == len(bt.Events) {
+				b = append(b, bt.Encoded(encodeEvents)...)
+			} else {
+				first := true
+				for j := range bt.Events {
+					if ev := &bt.Events[j]; s.selects(ev) {
+						if !first {
+							b = append(b, ',')
+						}
+						first = false
+						b = appendEvent(b, ev)
+					}
+				}
+			}
+			*p = b
+			n += matched
+		}
+		if p != nil && (i == len(batches)-1 || len(*p) > frameSoftLimit) {
+			if !s.push(s.frameEnd(p, n)) {
 				return false
 			}
-			sel = sel[:0]
+			p, n = nil, 0
 		}
 	}
 	return true
 }
 
-func approxSize(evs []pubsub.Event) int {
-	n := 0
+// encodeEvents encodes events as the comma-separated members of an "events" array.
+func encodeEvents(evs []pubsub.Event) []byte {
+	var b []byte
 	for i := range evs {
-		n += len(evs[i].Data) + len(evs[i].Doc) + 48
-	}
-	return n
-}
-
-// encode builds `{"type":"event","sub":…,"cursor":…,"events":[…]}`.
-func (s *subscription) encode(evs []pubsub.Event, cursor uint64) *[]byte {
-	p := getBuf()
-	b := append((*p)[:0], `{"type":"event","sub":`...)
-	b = protocol.AppendString(b, s.id)
-	b = append(b, `,"cursor":`...)
-	b = protocol.AppendString(b, formatCursor(cursor))
-	b = append(b, `,"events":[`...)
-	for i := range evs {
-		ev := &evs[i]
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = append(b, `{"op":"`...)
-		b = append(b, ev.Op.String()...)
-		b = append(b, `","col":`...)
-		b = protocol.AppendString(b, ev.Collection)
-		if ev.Op != pubsub.OpDeleteCollection {
-			b = append(b, `,"doc":`...)
-			b = protocol.AppendString(b, ev.Doc)
-		}
-		switch ev.Op {
-		case pubsub.OpInsert:
-			b = append(b, `,"ts":`...)
-			b = strconv.AppendInt(b, ev.TS, 10)
-			b = append(b, `,"data":`...)
-			b = protocol.AppendString(b, ev.Data)
-		case pubsub.OpDeleteRecord:
-			b = append(b, `,"ts":`...)
-			b = strconv.AppendInt(b, ev.TS, 10)
-		case pubsub.OpDeleteRange:
-			b = append(b, `,"fromTs":`...)
-			b = strconv.AppendInt(b, ev.TS, 10)
-			b = append(b, `,"toTs":`...)
-			b = strconv.AppendInt(b, ev.ToTS, 10)
-		}
-		b = append(b, '}')
+		b = appendEvent(b, &evs[i])
 	}
-	b = append(b, "]}"...)
-	*p = b
-	s.c.srv.metrics.events(len(evs))
+	return b
+}
+
+// frameStart begins `{"type":"event","sub":…,"events":[`; frameEnd closes it with the
+// cursor of the last change the frame covers.
+func (s *subscription) frameStart() *[]byte {
+	p := getBuf()
+	b := append((*p)[:0], `{"type":"event","sub":`...)
+	b = protocol.AppendString(b, s.id)
+	*p = append(b, `,"events":[`...)
 	return p
+}
+
+func (s *subscription) frameEnd(p *[]byte, events int) *[]byte {
+	b := append(*p, `],"cursor":`...)
+	b = protocol.AppendString(b, formatCursor(s.cursor))
+	*p = append(b, '}')
+	s.c.srv.metrics.events(events)
+	return p
+}
+
+// encode builds one frame holding evs (the coalescing path).
+func (s *subscription) encode(evs []pubsub.Event) *[]byte {
+	p := s.frameStart()
+	b := *p
+	for i := range evs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendEvent(b, &evs[i])
+	}
+	*p = b
+	return s.frameEnd(p, len(evs))
+}
+
+// appendEvent appends one event object.
+func appendEvent(b []byte, ev *pubsub.Event) []byte {
+	b = append(b, `{"op":"`...)
+	b = append(b, ev.Op.String()...)
+	b = append(b, `","col":`...)
+	b = protocol.AppendString(b, ev.Collection)
+	if ev.Op != pubsub.OpDeleteCollection {
+		b = append(b, `,"doc":`...)
+		b = protocol.AppendString(b, ev.Doc)
+	}
+	switch ev.Op {
+	case pubsub.OpInsert:
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, ev.TS, 10)
+		b = append(b, `,"data":`...)
+		b = protocol.AppendString(b, ev.Data)
+	case pubsub.OpDeleteRecord:
+		b = append(b, `,"ts":`...)
+		b = strconv.AppendInt(b, ev.TS, 10)
+	case pubsub.OpDeleteRange:
+		b = append(b, `,"fromTs":`...)
+		b = strconv.AppendInt(b, ev.TS, 10)
+		b = append(b, `,"toTs":`...)
+		b = strconv.AppendInt(b, ev.ToTS, 10)
+	}
+	return append(b, '}')
 }
 
 // overflow tells the client its subscription fell behind the kept history, and ends it.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
@@ -42,12 +43,15 @@ func appendBytes(b, s []byte) []byte {
 // for one document carries its names once. Order is kept: within a batch the later record
 // for the same ts must still win on replay.
 func appendInsert(b []byte, recs []engine.Record) []byte {
-	groups := 0
+	groups, size := 0, 1+binary.MaxVarintLen64
 	for i := range recs {
 		if i == 0 || recs[i].Collection != recs[i-1].Collection || recs[i].Doc != recs[i-1].Doc {
 			groups++
+			size += len(recs[i].Collection) + len(recs[i].Doc) + 3*binary.MaxVarintLen64
 		}
+		size += len(recs[i].Data) + 2*binary.MaxVarintLen64
 	}
+	b = slices.Grow(b, size) // one allocation at most, not a growslice chain
 	b = append(b, opInsert)
 	b = binary.AppendUvarint(b, uint64(groups))
 	for i := 0; i < len(recs); {

@@ -45,6 +45,21 @@
 // records into large ins requests, flushes by size and by time, pipelines
 // batches, and blocks writers when its queue is full.
 //
+// # Live subscriptions
+//
+// Client.Subscribe streams the changes of a collection (optionally one
+// document or a /regex/ of them, and the where/filter predicates) as they
+// happen, on the same connection: a Go channel (Subscription.Events) or an
+// iterator (Subscription.All), ended by the context, Close, or an error
+// that Subscription.Err reports. With SubscribeQuery.Snapshot it starts
+// with the latest record of each document, then live, without a gap or a
+// duplicate. After a reconnect it resumes from the last event received; if
+// the server no longer holds the missed changes it ends with
+// ErrSubscriptionLost (or, with ResubscribeWithSnapshot, starts over with an
+// OpReset event). A reader that falls behind its buffer ends with
+// ErrSlowSubscriber rather than stall the connection: events are never
+// dropped silently.
+//
 // # Compatibility
 //
 // Every method and type of both official client generations is kept, so

@@ -148,3 +148,54 @@ func ExampleClient_KVFind() {
 	}
 	fmt.Println(values)
 }
+
+// A live subscription: the current state first (Snapshot), then every
+// change as it happens. The subscription resumes by itself after a
+// reconnect; ResubscribeWithSnapshot makes it start over with an OpReset
+// event, instead of ending, if changes were lost meanwhile.
+func ExampleClient_Subscribe() {
+	url, stop := fluxiondb.StartExampleServer()
+	defer stop()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // cancelling ctx also ends the subscription
+	c, err := fluxiondb.Dial(ctx, url, fluxiondb.MasterKeyForTest)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.Insert(ctx, fluxiondb.InsertRecord{Col: "sensors", Doc: "device-1", TS: 1000, Data: `{"t":21.5}`})
+
+	sub, err := c.Subscribe(ctx, fluxiondb.SubscribeQuery{Col: "sensors", Doc: "/^device-/", Snapshot: true},
+		fluxiondb.ResubscribeWithSnapshot())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sub.Close()
+	fmt.Println("snapshot:", sub.Snapshot()["device-1"].Data)
+
+	_ = c.Insert(ctx, fluxiondb.InsertRecord{Col: "sensors", Doc: "device-1", TS: 2000, Data: `{"t":22.5}`})
+	_ = c.Insert(ctx, fluxiondb.InsertRecord{Col: "sensors", Doc: "other", TS: 2000, Data: `{}`}) // not selected
+	_ = c.RemoveDocument(ctx, "sensors", "device-1")
+
+	for ev, err := range sub.All() {
+		if err != nil {
+			log.Fatal(err) // e.g. errors.Is(err, fluxiondb.ErrSlowSubscriber)
+		}
+		switch ev.Op {
+		case fluxiondb.OpInsert:
+			fmt.Println("insert", ev.Doc, ev.TS, ev.Data)
+		case fluxiondb.OpDeleteDocument:
+			fmt.Println("removed", ev.Doc)
+		case fluxiondb.OpReset:
+			fmt.Println("start over from", len(ev.Records), "documents")
+		}
+		if ev.Op == fluxiondb.OpDeleteDocument {
+			break
+		}
+	}
+	// Output:
+	// snapshot: {"t":21.5}
+	// insert device-1 2000 {"t":22.5}
+	// removed device-1
+}

@@ -825,3 +825,31 @@ func FuzzDecodePush(f *testing.F) {
 		}
 	})
 }
+
+// TestSubscribeEndsWhenReconnectingStops: with reconnection disabled, or
+// once the reconnect loop gives up, nothing can resume a subscription: it
+// ends with ErrConnectionLost instead of waiting forever.
+func TestSubscribeEndsWhenReconnectingStops(t *testing.T) {
+	srv := startServer(t)
+	ctx := testCtx(t)
+	disabled := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{Disabled: true}))
+	giveUp := newTestClient(t, srv, WithConnectTimeout(time.Second),
+		WithReconnectPolicy(ReconnectPolicy{MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond, MaxAttempts: 2}))
+	a, err := disabled.Subscribe(ctx, SubscribeQuery{Col: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := giveUp.Subscribe(ctx, SubscribeQuery{Col: "g"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	srv.kill()
+	for name, sub := range map[string]*Subscription{"disabled": a, "gave up": b} {
+		waitEnd(t, sub)
+		if err := sub.Err(); !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("%s: Err() = %v; want ErrConnectionLost", name, err)
+		}
+	}
+}

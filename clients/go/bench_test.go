@@ -90,3 +90,40 @@ func BenchmarkLatest(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSubscribeDelivery: events delivered to one subscriber through
+// the client (ns/op is per event), while a second client inserts batches
+// of 1000 records.
+func BenchmarkSubscribeDelivery(b *testing.B) {
+	srv := startServer(b)
+	w := newTestClient(b, srv)
+	c := newTestClient(b, srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sub, err := c.Subscribe(ctx, SubscribeQuery{Col: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	n := b.N
+	b.ReportAllocs()
+	b.ResetTimer()
+	go func() {
+		batch := make([]InsertRecord, 0, 1000)
+		for ts := 1; ts <= n; ts++ {
+			batch = append(batch, InsertRecord{Col: "bench", Doc: "dev-" + strconv.Itoa(ts%100), TS: int64(ts), Data: `{"v":1}`})
+			if len(batch) == cap(batch) || ts == n {
+				if err := w.Insert(ctx, batch...); err != nil {
+					return
+				}
+				batch = batch[:0]
+			}
+		}
+	}()
+	for range n {
+		if _, ok := <-sub.Events(); !ok {
+			b.Fatalf("subscription ended: %v", sub.Err())
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}

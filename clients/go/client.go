@@ -1,6 +1,7 @@
 package fluxiondb
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -432,6 +433,15 @@ func (s *session) readLoop() {
 
 // route hands a frame to the request waiting for its id.
 func (s *session) route(frame []byte) {
+	if bytes.HasPrefix(frame, eventFramePrefix) {
+		// Our server's event frames, the bulk of a subscriber's traffic:
+		// decode them once, not header first. A frame that does not decode
+		// takes the general path, which reports it.
+		if f, err := decodePush(frame); err == nil {
+			s.push(pushEvent, f.Sub, f, nil)
+			return
+		}
+	}
 	h, err := parseHeader(frame)
 	if err != nil {
 		s.c.log.Warn("fluxiondb: dropping frame", "err", err)
@@ -440,7 +450,8 @@ func (s *session) route(frame []byte) {
 	if h.ID == "" {
 		switch h.Type {
 		case pushEvent, pushOverflow:
-			s.push(h, frame)
+			f, err := decodePush(frame)
+			s.push(h.Type, h.Sub, f, err)
 		default:
 			s.c.handleEvent(h, frame)
 		}

@@ -372,29 +372,33 @@ func (sub *Subscription) signal() {
 	}
 }
 
-// push handles a frame the server sent for a subscription (read loop).
-func (s *session) push(h replyHeader, frame []byte) {
+// eventFramePrefix starts the event frames of our server (subscribe.go in
+// internal/server writes them so).
+var eventFramePrefix = []byte(`{"type":"event","sub":`)
+
+// push handles a frame the server sent for subscription id (read loop):
+// typ is pushEvent or pushOverflow, f the decoded frame or err why not.
+func (s *session) push(typ, id string, f pushFrame, err error) {
 	s.mu.Lock()
-	sub := s.subs[h.Sub]
-	if h.Type == pushOverflow {
-		delete(s.subs, h.Sub) // the server has ended it
+	sub := s.subs[id]
+	if typ == pushOverflow {
+		delete(s.subs, id) // the server has ended it
 	}
 	s.mu.Unlock()
 	if sub == nil {
 		// Ended here; the server has not processed the unsub yet.
-		s.c.log.Debug("fluxiondb: frame for an unknown subscription", "type", h.Type, "sub", h.Sub)
+		s.c.log.Debug("fluxiondb: frame for an unknown subscription", "type", typ, "sub", id)
 		return
 	}
-	f, err := decodePush(frame)
 	if err != nil {
 		sub.finish(err, false, true)
 		return
 	}
-	if h.Type == pushOverflow {
-		sub.overflow(s, h.Sub, f)
+	if typ == pushOverflow {
+		sub.overflow(s, id, f)
 		return
 	}
-	sub.deliver(s, h.Sub, f)
+	sub.deliver(s, id, f)
 }
 
 // deliver queues the events of one frame, or ends the subscription when

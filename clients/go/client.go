@@ -35,7 +35,8 @@ type Client struct {
 
 	nextID atomic.Uint64
 
-	// mu guards the fields below. Lock order: Client.mu before session.mu.
+	// mu guards the fields below. Lock order: Client.mu before subsMu and
+	// before session.mu; Subscription.mu before session.mu.
 	mu      sync.Mutex
 	name    string        // connection label, read at each dial
 	sess    *session      // live session, nil while disconnected
@@ -48,8 +49,8 @@ type Client struct {
 	wg       sync.WaitGroup // connect loops, read loops, subscription goroutines
 
 	// subs holds the live subscriptions, re-established on every new
-	// session (see subscribe.go). Guarded by subsMu, which is never held
-	// while taking another lock.
+	// session (see subscribe.go). Guarded by subsMu, under which no other
+	// lock is taken.
 	subsMu sync.Mutex
 	subs   map[*Subscription]struct{}
 }

@@ -30,6 +30,8 @@ type config struct {
 	IdleTimeout      time.Duration
 	HandshakeTimeout time.Duration
 	MetricsAddr      string
+	SubHistory       int64
+	SubRetention     time.Duration
 	TLSCert, TLSKey  string
 	LogLevel         string
 	LogFormat        string
@@ -118,6 +120,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.PingInterval, "ping-interval", 30*time.Second, "ping clients this often; one that does not answer within the interval is disconnected (0 = off)")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 0, "disconnect clients that send no request for this long, unless they subscribe (0 = never)")
 	fs.DurationVar(&c.HandshakeTimeout, "handshake-timeout", 10*time.Second, "time allowed for a client to send its HTTP upgrade request")
+	c.SubHistory = 64 << 20
+	fs.Var(byteSize{&c.SubHistory}, "sub-history", "change history kept in memory for subscriptions to resume from, in bytes (or 64MiB)")
+	fs.DurationVar(&c.SubRetention, "sub-retention", 5*time.Minute, "keep recording subscription history this long after the last subscription ends")
 	str(&c.MetricsAddr, "metrics-addr", "", "", "serve /metrics on this address instead of the main port (e.g. 127.0.0.1:9090)")
 	str(&c.TLSCert, "tls-cert", "", "", "PEM certificate file: serve wss:// (with --tls-key); reloaded on SIGHUP")
 	str(&c.TLSKey, "tls-key", "", "", "PEM private key file for --tls-cert")
@@ -194,6 +199,9 @@ func (c *config) validate() error {
 	}
 	if c.MaxConnections < 0 || c.RateLimit < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--max-connections, --rate-limit, --ping-interval and --idle-timeout must not be negative; --handshake-timeout must be positive"))
+	}
+	if c.SubRetention <= 0 {
+		errs = append(errs, fmt.Errorf("--sub-retention must be positive"))
 	}
 	if c.WriteTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--write-timeout must be positive"))

@@ -201,7 +201,8 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 
 // openDB opens the database: in memory, or recovered from --data (snapshot + log replay).
 func openDB(cfg *config, getenv func(string) string, log *slog.Logger) (*db.DB, error) {
-	dcfg := db.Config{MasterKey: cfg.SecretKey, Dir: cfg.Data, Logger: log}
+	dcfg := db.Config{MasterKey: cfg.SecretKey, Dir: cfg.Data, Logger: log,
+		SubHistoryBytes: cfg.SubHistory, SubRetention: cfg.SubRetention}
 	if cfg.Data != "" {
 		policy, err := wal.ParsePolicy(cfg.Fsync)
 		if err != nil {

@@ -173,7 +173,12 @@ func TestMessageTooLargeIsClosedWith1009(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not closed")
 	}
-	if got := scrape(t, s.addr, "fluxiondb_messages_too_large_total"); got != 1 {
+	// The library sends the 1009 close before the read loop sees the error and counts it.
+	got := 0.0
+	for deadline := time.Now().Add(5 * time.Second); got != 1 && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		got = scrape(t, s.addr, "fluxiondb_messages_too_large_total")
+	}
+	if got != 1 {
 		t.Fatalf("fluxiondb_messages_too_large_total = %v", got)
 	}
 }

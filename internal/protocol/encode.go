@@ -1,6 +1,7 @@
 package protocol
 
 import (
+	"math/bits"
 	"strconv"
 	"unicode/utf8"
 )
@@ -36,7 +37,8 @@ func AppendString[T string | []byte](dst []byte, s T) []byte {
 				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
 			q := x ^ (lsb * '"')
 			e := x ^ (lsb * '\\')
-			if (x|(q-lsb)&^q|(e-lsb)&^e|(x-lsb*0x20)&^x)&msb != 0 {
+			if m := (x | (q-lsb)&^q | (e-lsb)&^e | (x-lsb*0x20)&^x) & msb; m != 0 {
+				i += bits.TrailingZeros64(m) >> 3 // the lowest flagged byte is a true match
 				break
 			}
 			i += 8

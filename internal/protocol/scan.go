@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -179,72 +181,105 @@ func (s *scanner) str(dst []byte) []byte {
 }
 
 func (s *scanner) strSlow(dst []byte) []byte {
-	for s.i < len(s.b) {
-		c := s.b[s.i]
-		switch {
-		case c == '"':
-			s.i++
-			return dst
-		case c < 0x20:
-			s.fail("control character in string at offset %d", s.i)
-			return nil
-		case c != '\\':
-			// Copy the run of plain bytes at once.
-			j := s.i + 1 + plainRun(s.b[s.i+1:])
-			dst = append(dst, s.b[s.i:j]...)
-			s.i = j
+	// Write by index into dst's spare capacity, growing it when fewer than 8 bytes are
+	// left (no step writes more); b and i stay in registers. Plain bytes move 8 at a time
+	// when a whole word is plain.
+	b, i := s.b, s.i
+	base := len(dst)
+	out := dst[base:cap(dst)]
+	n := 0
+	for i < len(b) {
+		if len(out)-n < 8 {
+			dst = slices.Grow(dst[:base+n], max(64, 2*n))
+			out = dst[base:cap(dst)]
+		}
+		if i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			q := x ^ (lsb * '"')
+			e := x ^ (lsb * '\\')
+			m := ((q-lsb)&^q | (e-lsb)&^e | (x-lsb*0x20)&^x) & msb
+			// Store the whole word; only the bytes before the first special one count.
+			// (The lowest flagged byte is always a true match.)
+			binary.LittleEndian.PutUint64(out[n:], x)
+			k := 8
+			if m != 0 {
+				k = bits.TrailingZeros64(m) >> 3
+			}
+			n += k
+			i += k
+			if k == 8 {
+				continue
+			}
+		}
+		c := b[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			out[n] = c
+			n++
+			i++
 			continue
 		}
-		if s.i+1 >= len(s.b) {
+		if c == '"' {
+			s.i = i + 1
+			return dst[:base+n]
+		}
+		if c < 0x20 {
+			s.i = i
+			s.fail("control character in string at offset %d", i)
+			return nil
+		}
+		if i+1 >= len(b) {
 			s.err = errEOF
 			return nil
 		}
-		e := s.b[s.i+1]
-		s.i += 2
-		switch e {
+		esc := b[i+1]
+		i += 2
+		switch esc {
 		case '"', '\\', '/':
-			dst = append(dst, e)
+			out[n] = esc
 		case 'b':
-			dst = append(dst, '\b')
+			out[n] = '\b'
 		case 'f':
-			dst = append(dst, '\f')
+			out[n] = '\f'
 		case 'n':
-			dst = append(dst, '\n')
+			out[n] = '\n'
 		case 'r':
-			dst = append(dst, '\r')
+			out[n] = '\r'
 		case 't':
-			dst = append(dst, '\t')
+			out[n] = '\t'
 		case 'u':
+			s.i = i
 			r := s.hex4()
 			if s.err != nil {
 				return nil
 			}
+			i = s.i
 			if utf16.IsSurrogate(r) {
 				// A high surrogate followed by \uDC00-\uDFFF forms one code point;
 				// anything else is replaced, as encoding/json does.
-				r2 := rune(-1)
-				if s.i+1 < len(s.b) && s.b[s.i] == '\\' && s.b[s.i+1] == 'u' {
-					save := s.i
-					s.i += 2
-					r2 = s.hex4()
+				if i+1 < len(b) && b[i] == '\\' && b[i+1] == 'u' {
+					s.i = i + 2
+					r2 := s.hex4()
 					if s.err != nil {
 						return nil
 					}
 					if d := utf16.DecodeRune(r, r2); d != utf8.RuneError {
-						dst = utf8.AppendRune(dst, d)
+						n += utf8.EncodeRune(out[n:], d)
+						i = s.i
 						continue
 					}
-					s.i = save
 				}
-				dst = utf8.AppendRune(dst, utf8.RuneError)
-				continue
+				r = utf8.RuneError
 			}
-			dst = utf8.AppendRune(dst, r)
+			n += utf8.EncodeRune(out[n:], r)
+			continue
 		default:
-			s.fail("invalid escape \\%c at offset %d", e, s.i-1)
+			s.i = i - 1
+			s.fail("invalid escape \\%c at offset %d", esc, i-1)
 			return nil
 		}
+		n++
 	}
+	s.i = i
 	s.err = errEOF
 	return nil
 }
@@ -287,8 +322,8 @@ func plainRun(b []byte) int {
 		x := binary.LittleEndian.Uint64(b[i:])
 		q := x ^ (lsb * '"')
 		e := x ^ (lsb * '\\')
-		if ((q-lsb)&^q|(e-lsb)&^e|(x-lsb*0x20)&^x)&msb != 0 {
-			break
+		if m := ((q-lsb)&^q | (e-lsb)&^e | (x-lsb*0x20)&^x) & msb; m != 0 {
+			return i + bits.TrailingZeros64(m)>>3 // the lowest flagged byte is a true match
 		}
 	}
 	for ; i < len(b); i++ {

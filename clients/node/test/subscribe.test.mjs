@@ -533,6 +533,56 @@ describe("cursors", () => {
   });
 });
 
+describe("server overflow", () => {
+  test("a subscriber that stops reading falls out of the server's history: overflow ends it with SubscriptionLostError", async () => {
+    // The server keeps 64 MiB of history. The client's socket stops reading while 80 MiB are
+    // written (well within --write-timeout, so the server does not close it as a slow consumer;
+    // a short outbound queue so that the server does not hold the events in it instead); when
+    // it reads again, the server's pump finds its next change evicted and sends `overflow`.
+    const s = await startServer({ args: ["--write-timeout=60s", "--outbound-queue=4"] });
+    const sockets = [];
+    class Tracked extends WebSocket {
+      constructor(url) {
+        super(url);
+        sockets.push(this);
+      }
+    }
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, WebSocket: Tracked });
+    const w = new FluxionDBClient({ url: s.url, apiKey: s.key });
+    try {
+      const errors = [];
+      const sub = await client.subscribe({ col: "ovf" }, { onError: (e) => errors.push(e) });
+      let received = 0;
+      const loop = (async () => {
+        try {
+          for await (const _ of sub) received++;
+        } catch (e) {
+          return e;
+        }
+      })();
+      sockets[0]._socket.pause();
+      const big = "x".repeat(1 << 20);
+      for (let i = 1; i <= 80; i++) await w.insertSingleRecord({ col: "ovf", doc: "d", ts: i, data: big });
+      sockets[0]._socket.resume();
+      let timer;
+      const err = await Promise.race([
+        loop,
+        new Promise((r) => (timer = setTimeout(() => r(new Error(`no overflow; received ${received}`)), 10_000))),
+      ]).finally(() => clearTimeout(timer));
+      assert.ok(err instanceof SubscriptionLostError, `${err?.name}: ${err?.message}`);
+      assert.equal(err.code, "cursor_expired");
+      assert.match(err.message, /fell behind/);
+      assert.deepEqual(errors, [err]);
+      assert.ok(received < 80, `received ${received}`);
+      assert.equal(client.state, "open"); // the connection itself survives
+    } finally {
+      await client.close();
+      await w.close();
+      await s.stop();
+    }
+  });
+});
+
 describe("ending", () => {
   test("close() and break end the iterator and unsubscribe on the server", async () => {
     const client = new FluxionDBClient(opts());

@@ -12,6 +12,11 @@ import FluxionDBClient, {
   type ClientOptions,
   type InsertMessageRequest,
   type StoredRecord,
+  Subscription,
+  SubscriptionLostError,
+  AbortedError,
+  type SubscriptionEvent,
+  type SubscribeParams,
 } from "@volandoo/fluxiondb-client";
 
 const options: ClientOptions = { url: "ws://localhost:8080", apiKey: "k", requestTimeout: 1000 };
@@ -38,4 +43,46 @@ export async function use(): Promise<void> {
     void [code, id];
   }
   void [AuthenticationError, ClosedError, ConnectionError, InvalidRequestError, PermissionDeniedError, ServerError, TimeoutError];
+}
+
+export async function subscriptions(): Promise<void> {
+  const params: SubscribeParams = { col: "c", doc: "/^d/", snapshot: true };
+  // Any standard AbortSignal fits; this consumer compiles without DOM or Node types.
+  const signal = { aborted: false, addEventListener() {}, removeEventListener() {} };
+  const sub: Subscription = await client.subscribe({ ...params, bufferSize: 100, signal });
+  const snap: number | undefined = sub.snapshot?.["d"]?.ts;
+  for await (const ev of sub) {
+    const cursor: string = ev.cursor;
+    if (ev.op === "ins") {
+      const ts: number = ev.ts;
+      const data: string = ev.data;
+      void [ts, data];
+    } else if (ev.op === "drrng") {
+      const range: number = ev.toTs - ev.fromTs;
+      void range;
+    } else if (ev.op === "reset") {
+      const reason: FluxionDBError = ev.reason;
+      void [reason, ev.records];
+    }
+    void cursor;
+  }
+  const exactSub = await exact.subscribe({ collection: "c" }, {
+    onEvent: (ev: SubscriptionEvent<true>) => {
+      if (ev.op === "drec") {
+        const b: bigint = ev.ts;
+        void b;
+      }
+    },
+    onError: (err) => {
+      if (err instanceof SubscriptionLostError) {
+        const c: string = err.cursor;
+        void c;
+      }
+    },
+  });
+  const ended: FluxionDBError | undefined = await exactSub.done;
+  await exactSub.close();
+  // @ts-expect-error an insert event has no fromTs
+  void ((ev: SubscriptionEvent) => ev.op === "ins" && ev.fromTs);
+  void [snap, ended, AbortedError];
 }

@@ -1,5 +1,7 @@
 package protocol
 
+import "unsafe"
+
 // Interner turns repeated collection and document names into one shared string, so decoding
 // an insert batch allocates nothing per record once the names have been seen. Each connection
 // owns one (not safe for concurrent use); it is bounded and simply starts over when full.
@@ -174,7 +176,10 @@ func (d *Insert) element(s *scanner, i int) *Error {
 	}
 	r.Collection = d.in.Intern(c)
 	d.in.last = r.Collection
-	r.Doc = d.in.Intern(dn)
+	// The document name is a view of the request bytes, not a copy: with thousands of
+	// documents per batch, interning would cost a map lookup per record for nothing — the
+	// engine looks the name up and copies it only for a new document. See InsertRecord.
+	r.Doc = unsafe.String(&dn[0], len(dn))
 	d.Records = append(d.Records, r)
 	return nil
 }

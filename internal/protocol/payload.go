@@ -6,7 +6,10 @@ import "strings"
 // accept both generations (PROTOCOL.md §3): collection = "collection"/"col", document =
 // "key"/"doc" in document-bearing messages, and v2 wins when both are present.
 
-// InsertRecord is one element of an `ins` batch. Data is a view into the request buffers.
+// InsertRecord is one element of an `ins` batch. Doc and Data are views of the request
+// buffers, valid until the next Decode: whoever keeps them must copy them (the engine copies
+// names of new documents and payload bytes; the log encodes them; pubsub copies them).
+// Collection is interned and may be kept.
 type InsertRecord struct {
 	Collection, Doc string
 	TS              int64

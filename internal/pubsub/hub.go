@@ -17,6 +17,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // Op is the kind of change an event reports.
@@ -140,9 +141,12 @@ func (h *Hub) Publish(seq uint64, build func() []Event) {
 		return
 	}
 	b := &Batch{Seq: seq, Events: events}
+	// Copy every payload and document name into one buffer the batch owns: the caller's
+	// bytes and names may be views of a request buffer that is about to be reused. The
+	// buffer is never written again, so strings over it are immutable.
 	n := 0
 	for i := range events {
-		n += len(events[i].Data)
+		n += len(events[i].Data) + len(events[i].Doc)
 	}
 	buf := make([]byte, 0, n)
 	for i := range events {
@@ -150,6 +154,11 @@ func (h *Hub) Publish(seq uint64, build func() []Event) {
 		start := len(buf)
 		buf = append(buf, e.Data...)
 		e.Data = buf[start:len(buf):len(buf)]
+		if e.Doc != "" {
+			start = len(buf)
+			buf = append(buf, e.Doc...)
+			e.Doc = unsafe.String(&buf[start], len(e.Doc))
+		}
 	}
 	b.size = int64(n + eventOverhead*len(events))
 	h.batches = append(h.batches, b)

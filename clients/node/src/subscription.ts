@@ -54,7 +54,8 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
   private consumed: string;
   private queue: SubscriptionEvent<B>[] = [];
   private head = 0;
-  private waiter: Waiter<B> | undefined;
+  // Calls of next() waiting for an event (for-await makes one at a time; manual callers may make more).
+  private waiters: Waiter<B>[] = [];
   private iterating = false;
   private ended = false;
   private endError: FluxionDBError | undefined;
@@ -141,8 +142,7 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
       }
       return Promise.resolve({ done: true, value: undefined });
     }
-    if (this.waiter) return Promise.reject(new TypeError("next() called before the previous call settled"));
-    return new Promise((resolve, reject) => (this.waiter = { resolve, reject }));
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
   private take(): SubscriptionEvent<B> {
@@ -185,11 +185,7 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
       return;
     }
     for (const ev of events) this.queue.push(ev);
-    const w = this.waiter;
-    if (w) {
-      this.waiter = undefined;
-      w.resolve({ done: false, value: this.take() });
-    }
+    while (this.waiters.length > 0 && this.buffered > 0) this.waiters.shift()!.resolve({ done: false, value: this.take() });
   }
 
   // finish marks the end; the iterator sees it once the queue is drained.
@@ -198,10 +194,11 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     this.endError = err;
     this.serverId = undefined;
     this.resolveDone(err);
-    const w = this.waiter;
-    if (w && this.buffered === 0) {
-      this.waiter = undefined;
-      if (err) {
+    // Waiting calls exist only while the queue is empty: the first gets the error, if any.
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) {
+      if (err && !this.errorThrown) {
         this.errorThrown = true;
         w.reject(err);
       } else {

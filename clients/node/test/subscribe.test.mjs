@@ -199,6 +199,23 @@ describe("events", () => {
     }
   });
 
+  test("next() called several times without waiting: each call gets the next event, then done after close()", async () => {
+    const client = new FluxionDBClient(opts());
+    try {
+      const sub = await client.subscribe({ col: "nexts" });
+      const it = sub[Symbol.asyncIterator]();
+      assert.throws(() => sub[Symbol.asyncIterator](), TypeError); // one consumer
+      const calls = [it.next(), it.next(), it.next()];
+      for (let i = 1; i <= 2; i++) await writer.insertSingleRecord(rec("nexts", "d", i));
+      const [a, b] = await Promise.all(calls.slice(0, 2));
+      assert.deepEqual([a.value.ts, b.value.ts], [1, 2]);
+      await sub.close();
+      assert.deepEqual(await calls[2], { done: true, value: undefined });
+    } finally {
+      await client.close();
+    }
+  });
+
   test("deletes are events too, with their fields", async () => {
     const client = new FluxionDBClient(opts());
     try {

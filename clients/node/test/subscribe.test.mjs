@@ -323,17 +323,24 @@ describe("snapshot then live", () => {
   test("concurrent inserts: the snapshot and the events join without a gap or a duplicate", async () => {
     const client = new FluxionDBClient(opts());
     const docs = ["a", "b", "c", "d"];
-    const N = 300;
     let stop = false;
-    // Each batch writes ts i to every document; the subscription lands somewhere in the middle.
+    let written = 0;
+    let limit = Infinity;
+    // Each batch writes ts i to every document; the subscription lands in the middle: after 50
+    // batches, and 100 more follow it.
     const writing = (async () => {
-      for (let i = 1; i <= N && !stop; i++) await writer.insertMultipleRecords(docs.map((d) => rec("snap", d, i)));
+      for (let i = 1; i <= limit && !stop; i++) {
+        await writer.insertMultipleRecords(docs.map((d) => rec("snap", d, i)));
+        written = i;
+      }
     })();
     try {
-      await sleep(30);
+      await until(() => written >= 50);
       const sub = await client.subscribe({ col: "snap", snapshot: true });
+      limit = written + 100;
       const it = sub[Symbol.asyncIterator]();
       await writing;
+      const N = written;
       const snapTs = Object.fromEntries(docs.map((d) => [d, sub.snapshot[d]?.ts ?? 0]));
       assert.ok(Object.values(snapTs).some((t) => t > 0 && t < N), `subscribed outside the writes: ${JSON.stringify(snapTs)}`);
       for (const d of docs) assert.equal(sub.snapshot[d]?.data ?? `${d}@0`, `${d}@${snapTs[d]}`);

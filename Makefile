@@ -70,13 +70,16 @@ bench:
 	@if [ ! -x scripts/bench.sh ]; then echo "make bench: scripts/bench.sh is missing" >&2; exit 1; fi
 	./scripts/bench.sh
 
-# Each fuzz target of the root module in turn (go test -fuzz takes one).
+# Each fuzz target of the server and the Go SDK in turn (go test -fuzz takes
+# one target of one package at a time).
+FUZZ_MODULES := . clients/go
 fuzz:
-	@go test -list '^Fuzz' ./... | awk '/^Fuzz/ {print $$1} /^ok/ {print "pkg", $$2}' | \
+	@for m in $(FUZZ_MODULES); do (cd $$m && \
+	go test -list '^Fuzz' ./... | awk '/^Fuzz/ {print $$1} /^ok/ {print "pkg", $$2}' | \
 	{ targets=(); while read -r a b; do \
 		if [ "$$a" = pkg ]; then for f in "$${targets[@]}"; do \
 			echo "== $$b $$f ($(FUZZTIME))"; go test -run='^$$' -fuzz="^$$f\$$" -fuzztime=$(FUZZTIME) "$$b" || exit 1; done; targets=(); \
-		else targets+=("$$a"); fi; done; }
+		else targets+=("$$a"); fi; done; }) || exit 1; done
 
 clean:
 	rm -rf bin

@@ -291,23 +291,68 @@ func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts 
 		}
 		fn(d.name, ts, data)
 	}
-	switch {
-	case q.DocMatch != nil:
-		for name, d := range c.docs {
-			if q.DocMatch(name) {
-				visit(d)
-			}
-		}
-	case q.Doc != "":
+	if q.Doc != "" && q.DocMatch == nil {
 		if d := c.docs[q.Doc]; d != nil {
 			visit(d)
 		}
-	default:
-		for _, d := range c.docs {
-			visit(d)
+		return
+	}
+	// Many documents: their blocks lie all over memory, so the walk is bound by cache
+	// misses, not by work. It goes in stages with small loop bodies — collect the documents,
+	// then read each newest block's header, then each chosen payload — so the CPU overlaps
+	// the misses of many documents instead of waiting for each chain in turn.
+	sc := latestPool.Get().(*latestScratch)
+	defer latestPool.Put(sc)
+	sc.docs = sc.docs[:0]
+	for name, d := range c.docs {
+		if q.DocMatch == nil || q.DocMatch(name) {
+			sc.docs = append(sc.docs, d)
 		}
 	}
+	sc.heads = slices.Grow(sc.heads[:0], len(sc.docs))[:len(sc.docs)]
+	for i, d := range sc.docs {
+		h := &sc.heads[i]
+		h.newest = nil
+		if n := len(d.blocks); n > 0 {
+			if b := &d.blocks[n-1]; q.TS >= b.maxTS {
+				h.newest, h.ts, h.off = b.data, b.maxTS, b.lastOff
+			}
+		}
+	}
+	for i := range sc.heads {
+		if h := &sc.heads[i]; h.newest != nil {
+			h.payload = payloadAt(h.newest, h.off)
+		}
+	}
+	for i, d := range sc.docs {
+		h := &sc.heads[i]
+		if h.newest == nil {
+			visit(d) // the query time falls inside the document's history: search it
+			continue
+		}
+		if (q.From != 0 && h.ts < q.From) || (q.Keep != nil && !q.Keep(h.payload)) {
+			continue
+		}
+		fn(d.name, h.ts, h.payload)
+	}
+	clear(sc.docs)
+	clear(sc.heads)
 }
+
+// latestScratch is the per-call working memory of Latest, pooled.
+type latestScratch struct {
+	docs  []*document
+	heads []latestHead
+}
+
+type latestHead struct {
+	newest  []byte // data of the newest block when the query is at or after its newest record
+	ts      int64
+	off     int32
+	payload []byte
+}
+
+var latestPool = sync.Pool{New: func() any { return new(latestScratch) }}
 
 // RangeQuery selects records of one document with From <= ts <= To.
 type RangeQuery struct {

@@ -319,10 +319,12 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b 
 
 func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
 
-// putBuf returns a buffer to the pool unless it grew very large (one big query reply must
-// not pin megabytes for good).
+// putBuf returns a buffer to the pool unless it grew very large. Query replies of a few
+// megabytes (qry over 10,000 documents is about 1 MiB) are kept so the next one does not
+// regrow from 4 KiB; sync.Pool drops idle buffers at garbage collection, so nothing is
+// pinned for good.
 func putBuf(b *[]byte) {
-	if cap(*b) > 1<<20 {
+	if cap(*b) > 16<<20 {
 		return
 	}
 	*b = (*b)[:0]

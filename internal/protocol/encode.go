@@ -1,9 +1,11 @@
 package protocol
 
 import (
+	"encoding/binary"
 	"math/bits"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Reply encoders append to a caller-owned (usually pooled) buffer, so a reply is built in one
@@ -26,15 +28,22 @@ const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a quoted JSON string. Invalid UTF-8 becomes U+FFFD so the output
 // is always valid JSON.
-func AppendString[T string | []byte](dst []byte, s T) []byte {
+func AppendString(dst []byte, s string) []byte {
+	// Read-only view of the string's bytes: appendQuoted never writes to its input.
+	return appendQuoted(dst, unsafe.Slice(unsafe.StringData(s), len(s)))
+}
+
+// AppendBytes is AppendString for a byte slice (record payloads).
+func AppendBytes(dst []byte, s []byte) []byte { return appendQuoted(dst, s) }
+
+func appendQuoted(dst []byte, s []byte) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
-		// Skip 8 plain ASCII bytes at a time (SWAR, as plainRun in scan.go, plus the
-		// high-bit test for non-ASCII which needs the UTF-8 check below).
+		// Skip plain ASCII 8 bytes at a time and jump to the first byte that needs a look
+		// (SWAR, as plainRun in scan.go, plus the high bit for non-ASCII, checked below).
 		for i+8 <= len(s) {
-			x := uint64(s[i]) | uint64(s[i+1])<<8 | uint64(s[i+2])<<16 | uint64(s[i+3])<<24 |
-				uint64(s[i+4])<<32 | uint64(s[i+5])<<40 | uint64(s[i+6])<<48 | uint64(s[i+7])<<56
+			x := binary.LittleEndian.Uint64(s[i:])
 			q := x ^ (lsb * '"')
 			e := x ^ (lsb * '\\')
 			if m := (x | (q-lsb)&^q | (e-lsb)&^e | (x-lsb*0x20)&^x) & msb; m != 0 {
@@ -84,10 +93,8 @@ func AppendString[T string | []byte](dst []byte, s T) []byte {
 
 // runeLen returns the length of the valid UTF-8 sequence at s[i] (whose first byte is >= 0x80),
 // or 0 when it is not valid. Written out so that []byte input needs no conversion.
-func runeLen[T string | []byte](s T, i int) int {
-	var buf [utf8.UTFMax]byte
-	n := copy(buf[:], s[i:min(i+utf8.UTFMax, len(s))])
-	r, size := utf8.DecodeRune(buf[:n])
+func runeLen(s []byte, i int) int {
+	r, size := utf8.DecodeRune(s[i:])
 	if r == utf8.RuneError && size == 1 {
 		return 0
 	}
@@ -97,7 +104,7 @@ func runeLen[T string | []byte](s T, i int) int {
 // AppendReplyStart appends `{"id":"<id>"` — every reply begins so.
 func AppendReplyStart(dst []byte, id []byte) []byte {
 	dst = append(dst, `{"id":`...)
-	return AppendString(dst, id)
+	return AppendBytes(dst, id)
 }
 
 // AppendOK appends the empty success reply `{"id":"<id>"}`.
@@ -121,7 +128,7 @@ func AppendRecord(dst []byte, ts int64, data []byte) []byte {
 	dst = append(dst, `{"ts":`...)
 	dst = strconv.AppendInt(dst, ts, 10)
 	dst = append(dst, `,"data":`...)
-	dst = AppendString(dst, data)
+	dst = AppendBytes(dst, data)
 	return append(dst, '}')
 }
 

@@ -218,7 +218,7 @@ func orErr(a, b *Error) *Error {
 func quote(b []byte) string {
 	const max = 64
 	if len(b) > max {
-		return string(AppendString(nil, b[:max])) + "…"
+		return string(AppendBytes(nil, b[:max])) + "…"
 	}
-	return string(AppendString(nil, b))
+	return string(AppendBytes(nil, b))
 }

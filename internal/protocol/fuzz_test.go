@@ -439,8 +439,8 @@ func FuzzAppendString(f *testing.F) {
 			t.Fatalf("AppendString(%q) decodes to %q, want %q", s, got, want)
 		}
 		// The []byte form is identical.
-		if b := protocol.AppendString(nil, []byte(s)); !bytes.Equal(b, out) {
-			t.Fatalf("AppendString([]byte) = %q, string form %q", b, out)
+		if b := protocol.AppendBytes(nil, []byte(s)); !bytes.Equal(b, out) {
+			t.Fatalf("AppendBytes = %q, AppendString %q", b, out)
 		}
 	})
 }

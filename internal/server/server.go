@@ -155,7 +155,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	ws, err := websocket.Accept(bigWriteBuffer{w}, r, &websocket.AcceptOptions{
 		// Browsers on any origin may connect: access is granted by the API key, not by origin.
 		InsecureSkipVerify: true,
 	})

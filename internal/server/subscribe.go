@@ -371,7 +371,7 @@ func appendEvent(b []byte, ev *pubsub.Event) []byte {
 		b = append(b, `,"ts":`...)
 		b = strconv.AppendInt(b, ev.TS, 10)
 		b = append(b, `,"data":`...)
-		b = protocol.AppendString(b, ev.Data)
+		b = protocol.AppendBytes(b, ev.Data)
 	case pubsub.OpDeleteRecord:
 		b = append(b, `,"ts":`...)
 		b = strconv.AppendInt(b, ev.TS, 10)

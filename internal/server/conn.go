@@ -56,8 +56,9 @@ type conn struct {
 	closeCause string
 	subs       map[string]*subscription // under mu
 
-	nextSub     uint64       // read loop only
-	lastRequest atomic.Int64 // unix nanoseconds of the last request frame
+	spare       atomic.Pointer[[]byte] // a large reply buffer kept for the next reply
+	nextSub     uint64                 // read loop only
+	lastRequest atomic.Int64           // unix nanoseconds of the last request frame
 }
 
 // keepalive pings the peer and enforces the idle timeout. A peer that does not answer a ping
@@ -208,7 +209,7 @@ func (c *conn) writeLoop() {
 		ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
 		err := c.ws.Write(ctx, websocket.MessageText, *rep.buf)
 		cancel()
-		putBuf(rep.buf)
+		c.release(rep.buf)
 		if err != nil {
 			if c.ctx.Err() == nil {
 				c.log.Info("closing a client that does not read its replies", "err", err)
@@ -313,6 +314,29 @@ func readAll(r io.Reader, buf []byte) ([]byte, error) {
 			return buf, err
 		}
 	}
+}
+
+// spareMin is the size from which a written reply's buffer is kept by its connection rather
+// than returned to the shared pool: sync.Pool is emptied at every garbage collection, so a
+// client repeating a 1 MiB query would otherwise regrow its buffer (and make garbage that
+// brings the next collection closer) on every request.
+const spareMin = 64 << 10
+
+// release gives a written reply's buffer back: large ones to the connection's spare slot.
+func (c *conn) release(b *[]byte) {
+	if cap(*b) >= spareMin && cap(*b) <= 16<<20 && c.spare.CompareAndSwap(nil, b) {
+		*b = (*b)[:0]
+		return
+	}
+	putBuf(b)
+}
+
+// replyBuf returns the connection's spare buffer if it has one, else a pooled one.
+func (c *conn) replyBuf() *[]byte {
+	if b := c.spare.Swap(nil); b != nil {
+		return b
+	}
+	return getBuf()
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}

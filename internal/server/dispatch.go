@@ -36,7 +36,7 @@ type reply struct {
 
 // handle serves one decoded request and returns its reply in a pooled buffer.
 func (c *conn) handle(r *protocol.Request) reply {
-	out := getBuf()
+	out := c.replyBuf()
 	commit, start, e := c.dispatch(r, out)
 	if e != nil {
 		*out = protocol.AppendError((*out)[:0], r.ID, e)

@@ -324,9 +324,11 @@ const spareMin = 64 << 10
 
 // release gives a written reply's buffer back: large ones to the connection's spare slot.
 func (c *conn) release(b *[]byte) {
-	if cap(*b) >= spareMin && cap(*b) <= 16<<20 && c.spare.CompareAndSwap(nil, b) {
-		*b = (*b)[:0]
-		return
+	if cap(*b) >= spareMin && cap(*b) <= 16<<20 {
+		*b = (*b)[:0] // before publishing it: the read loop may take it at once
+		if c.spare.CompareAndSwap(nil, b) {
+			return
+		}
 	}
 	putBuf(b)
 }

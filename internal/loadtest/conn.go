@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -298,21 +297,4 @@ func (c *pipeConn) handle(b []byte, now int64) {
 	st.lastReply.Store(now)
 	sl.seq.Store(0)
 	c.free <- s
-}
-
-// readAll reads r to EOF into buf, reusing its capacity.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }

@@ -36,12 +36,6 @@ var envelopeSeeds = []string{
 	`{"id":"11","id":"12","type":"cols","data":"{}"}`,
 }
 
-type envelopeJSON struct {
-	ID   *string
-	Type *string
-	Data json.RawMessage
-}
-
 func FuzzParseEnvelope(f *testing.F) {
 	for _, s := range envelopeSeeds {
 		f.Add([]byte(s))

@@ -341,8 +341,6 @@ func (c *client) expectClose(code websocket.StatusCode, reason string) [][]byte 
 	}
 }
 
-func (c *client) close() { _ = c.ws.Close(websocket.StatusNormalClosure, "") }
-
 // addKey creates a scoped key through the protocol (master connection).
 func addKey(t testing.TB, master *client, key, scope string) {
 	t.Helper()

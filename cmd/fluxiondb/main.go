@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -115,6 +116,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		log.Error("cannot open the database", "err", err)
 		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
+		if errors.Is(err, fs.ErrPermission) {
+			fmt.Fprintf(stderr, "fluxiondb: the --data folder must be writable by the server's user (uid %d here; the Docker image runs as 65532: chown the mounted folder or run the container with --user)\n", os.Getuid())
+		}
 		return 1
 	}
 	defer d.Close()

@@ -1,12 +1,17 @@
 package engine
 
+import "sync/atomic"
+
 import "slices"
 
 // document is the time series of one document: blocks in ascending, non-overlapping ts order
 // (blocks[i].maxTS < blocks[i+1].minTS), none empty. Guarded by its collection's lock.
 type document struct {
-	name    string
-	blocks  []block
+	name   string
+	blocks []block
+	// enc is the reply fragment of the newest record, kept by LatestEncoded; every change
+	// goes through collection.own, which drops it. Beside blocks: Latest reads both.
+	enc     atomic.Pointer[[]byte]
 	count   int    // records
 	payload int64  // payload bytes
 	epoch   uint64 // collection.exports when blocks was last copied; see collection.own

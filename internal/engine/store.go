@@ -58,6 +58,7 @@ type collection struct {
 // an Export since the last change may still be reading the old one. Cost O(blocks of d),
 // once per document per Export.
 func (c *collection) own(d *document) {
+	d.enc.Store(nil) // about to change: LatestEncoded's kept fragment goes stale
 	if e := c.exports.Load(); d.epoch != e {
 		d.blocks = slices.Clone(d.blocks)
 		d.epoch = e
@@ -279,6 +280,38 @@ type LatestQuery struct {
 // Cost O(N log n) for N documents of n records (O(1) per document when q.TS is at or after
 // its newest record).
 func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts int64, data []byte)) {
+	s.latest(collection, q, false, func(d *document, ts int64, data []byte, _ bool, _ *[]byte) { fn(d.name, ts, data) })
+}
+
+// LatestEncoded is Latest for a caller that turns each chosen record into bytes the same way
+// every time — a reply fragment. encode appends the fragment for (doc, ts, data) to dst; fn
+// receives the fragment. When the chosen record is its document's newest, the fragment is
+// kept with the document until the document next changes, so repeating the query (a
+// dashboard asking for the latest of every device) copies bytes instead of encoding them.
+// The kept fragments cost about one encoded record per document that was queried.
+// encode and fn run under the collection's read lock, as in Latest.
+func (s *Store) LatestEncoded(collection string, q LatestQuery, encode func(dst []byte, doc string, ts int64, data []byte) []byte, fn func(fragment []byte)) {
+	var tmp []byte
+	s.latest(collection, q, true, func(d *document, ts int64, data []byte, newest bool, kept *[]byte) {
+		if kept != nil {
+			fn(*kept)
+			return
+		}
+		if !newest {
+			tmp = encode(tmp[:0], d.name, ts, data)
+			fn(tmp)
+			return
+		}
+		b := encode(nil, d.name, ts, data)
+		d.enc.Store(&b) // readers may race to store the same bytes; either copy is right
+		fn(b)
+	})
+}
+
+// latest selects the records of Latest; newest says the record is its document's newest.
+// With useKept, a document's kept fragment (see LatestEncoded) is passed as kept, and its
+// payload is not read unless q.Keep needs it (data is then nil).
+func (s *Store) latest(collection string, q LatestQuery, useKept bool, fn func(d *document, ts int64, data []byte, newest bool, kept *[]byte)) {
 	c := s.rlock(collection)
 	if c == nil {
 		return
@@ -289,7 +322,12 @@ func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts 
 		if !ok || (q.From != 0 && ts < q.From) || (q.Keep != nil && !q.Keep(data)) {
 			return
 		}
-		fn(d.name, ts, data)
+		var kept *[]byte
+		newest := ts == d.maxTS()
+		if useKept && newest {
+			kept = d.enc.Load()
+		}
+		fn(d, ts, data, newest, kept)
 	}
 	if q.Doc != "" && q.DocMatch == nil {
 		if d := c.docs[q.Doc]; d != nil {
@@ -312,15 +350,18 @@ func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts 
 	sc.heads = slices.Grow(sc.heads[:0], len(sc.docs))[:len(sc.docs)]
 	for i, d := range sc.docs {
 		h := &sc.heads[i]
-		h.newest = nil
+		h.newest, h.kept = nil, nil
 		if n := len(d.blocks); n > 0 {
 			if b := &d.blocks[n-1]; q.TS >= b.maxTS {
 				h.newest, h.ts, h.off = b.data, b.maxTS, b.lastOff
+				if useKept {
+					h.kept = d.enc.Load()
+				}
 			}
 		}
 	}
 	for i := range sc.heads {
-		if h := &sc.heads[i]; h.newest != nil {
+		if h := &sc.heads[i]; h.newest != nil && (h.kept == nil || q.Keep != nil) {
 			h.payload = payloadAt(h.newest, h.off)
 		}
 	}
@@ -333,7 +374,7 @@ func (s *Store) Latest(collection string, q LatestQuery, fn func(doc string, ts 
 		if (q.From != 0 && h.ts < q.From) || (q.Keep != nil && !q.Keep(h.payload)) {
 			continue
 		}
-		fn(d.name, h.ts, h.payload)
+		fn(d, h.ts, h.payload, true, h.kept)
 	}
 	clear(sc.docs)
 	clear(sc.heads)
@@ -350,6 +391,7 @@ type latestHead struct {
 	ts      int64
 	off     int32
 	payload []byte
+	kept    *[]byte // the document's kept reply fragment (LatestEncoded)
 }
 
 var latestPool = sync.Pool{New: func() any { return new(latestScratch) }}

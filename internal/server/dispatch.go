@@ -118,14 +118,12 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		}
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":{`...)
 		first := true
-		d.Engine.Latest(q.Collection, lq, func(doc string, ts int64, data []byte) {
+		d.Engine.LatestEncoded(q.Collection, lq, appendLatest, func(fragment []byte) {
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
-			b = protocol.AppendString(b, doc)
-			b = append(b, ':')
-			b = protocol.AppendRecord(b, ts, data)
+			b = append(b, fragment...)
 		})
 		b = append(b, "}}"...)
 
@@ -277,6 +275,13 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		return 0, &protocol.Error{Code: protocol.CodeUnknownType, Text: "unknown message type " + strconv.Quote(string(r.TypeName))}
 	}
 	return 0, nil
+}
+
+// appendLatest encodes one member of a qry reply: `"<doc>":{"ts":…,"data":"…"}`.
+func appendLatest(b []byte, doc string, ts int64, data []byte) []byte {
+	b = protocol.AppendString(b, doc)
+	b = append(b, ':')
+	return protocol.AppendRecord(b, ts, data)
 }
 
 // changed finishes a change: on success it appends the empty ok reply.

@@ -288,7 +288,15 @@ func (d *DB) snapshotLoop() {
 		if st.Err != nil || st.BytesSinceCut == 0 {
 			continue
 		}
-		if st.BytesSinceCut < p.snapBytes && time.Since(st.CutAt) < p.snapAge {
+		// The size threshold grows with the data: a snapshot rewrites everything, so taking one
+		// every fixed number of log bytes would cost more per write as the data grows. Waiting
+		// until the log is at least as big as the last snapshot keeps the snapshot work per
+		// logged byte constant, and start-up replays at most about the data's size again.
+		threshold := p.snapBytes
+		if last := p.lastSnap.Load(); last != nil && last.Bytes > threshold {
+			threshold = last.Bytes
+		}
+		if st.BytesSinceCut < threshold && time.Since(st.CutAt) < p.snapAge {
 			continue
 		}
 		if err := d.Snapshot(p.ctx); err != nil && p.ctx.Err() == nil {

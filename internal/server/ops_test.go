@@ -1,10 +1,13 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -243,5 +246,88 @@ func TestConnectionLogsNeverHoldTheKey(t *testing.T) {
 		if strings.Contains(out, secret) {
 			t.Fatalf("log holds the secret %q:\n%s", secret, out)
 		}
+	}
+}
+
+func TestMaxBatchRecordsLimit(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MaxBatchRecords: 3, MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	m := c.call("ins", []any{rec("a", 1, "x"), rec("a", 2, "x"), rec("a", 3, "x"), rec("a", 4, "x")})
+	if m["code"] != "too_large" || !strings.Contains(m["error"].(string), "--max-batch-records") {
+		t.Fatalf("4-record batch over a limit of 3: %v", m)
+	}
+	if got := scrape(t, s.addr, `fluxiondb_request_errors_total{code="too_large",type="ins"}`); got != 1 {
+		t.Fatalf("too_large errors = %v", got)
+	}
+	if got := scrape(t, s.addr, "fluxiondb_records"); got != 0 {
+		t.Fatalf("a rejected batch stored %v records", got)
+	}
+	c.ok("ins", []any{rec("a", 1, "x"), rec("a", 2, "x"), rec("a", 3, "x")}) // at the limit: fine
+}
+
+// rawUpgrade opens a TCP connection and completes a WebSocket handshake by hand, so the
+// test controls exactly what the "client" reads and answers.
+func rawUpgrade(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	fmt.Fprintf(nc, "GET /?api-key=%s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n", subKey, addr)
+	br := bufio.NewReader(nc)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, "101") {
+		t.Fatalf("upgrade: %q %v", status, err)
+	}
+	return nc
+}
+
+func TestPingTimeoutClosesADeadPeer(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{PingInterval: 100 * time.Millisecond})
+	rawUpgrade(t, s.addr) // never answers the pings
+	deadline := time.Now().Add(5 * time.Second)
+	for s.srv.Len() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := s.srv.Len(); n != 0 {
+		t.Fatalf("%d connections still open after unanswered pings", n)
+	}
+	// A live client answers pings (its read loop does) and stays.
+	c := dialSub(t, s.addr, subKey)
+	time.Sleep(400 * time.Millisecond)
+	c.ok("cols", map[string]any{})
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	d, err := db.Open(db.Config{MasterKey: subKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	srv := server.New(d, server.Config{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// cmd/fluxiondb sets --handshake-timeout as the HTTP server's ReadHeaderTimeout.
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 200 * time.Millisecond}
+	go hs.Serve(ln)
+	defer hs.Close()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprint(nc, "GET /?api-key=") // and nothing more
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	start := time.Now()
+	_, err = io.ReadAll(nc)
+	if err != nil {
+		t.Fatalf("connection not closed by the server: %v", err)
+	}
+	if waited := time.Since(start); waited > 3*time.Second {
+		t.Fatalf("closed after %v", waited)
 	}
 }

@@ -172,6 +172,13 @@ func (c *conn) request() reply {
 
 // enqueue hands a reply to the write loop, waiting at most WriteTimeout for room.
 func (c *conn) enqueue(rep reply) bool {
+	return c.queue(rep, c.ctx.Done(), "slow consumer: replies were not read in time")
+}
+
+// queue puts rep on the outbound queue, waiting at most WriteTimeout for room (or until
+// done). A connection whose queue stays full that long is not reading: it is closed with
+// 1008 and reason, so it holds up no one else. The buffer is released when not queued.
+func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
 	select {
 	case c.out <- rep:
 		return true
@@ -182,10 +189,10 @@ func (c *conn) enqueue(rep reply) bool {
 	select {
 	case c.out <- rep:
 		return true
-	case <-c.ctx.Done():
+	case <-done:
 	case <-t.C:
 		c.srv.metrics.slowConsumer()
-		c.closeWith(websocket.StatusPolicyViolation, "slow consumer: replies were not read in time")
+		c.closeWith(websocket.StatusPolicyViolation, reason)
 	}
 	putBuf(rep.buf)
 	return false

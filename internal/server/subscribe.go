@@ -9,8 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/coder/websocket"
-
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/protocol"
 	"github.com/volandoo/fluxiondb/internal/pubsub"
@@ -397,29 +395,12 @@ func (s *subscription) overflow() {
 	s.push(p)
 }
 
-// push queues a frame, waiting at most WriteTimeout for room; a connection that does not
-// read its events in that time is closed as a slow consumer.
+// push queues a frame like a reply (conn.queue); a subscriber that does not read its
+// events in time is closed as a slow consumer.
 func (s *subscription) push(p *[]byte) bool {
-	c := s.c
-	rep := reply{buf: p, push: true}
-	select {
-	case c.out <- rep:
-		return true
-	case <-s.ctx.Done():
+	if s.ctx.Err() != nil {
 		putBuf(p)
 		return false
-	default:
 	}
-	t := time.NewTimer(c.srv.cfg.WriteTimeout)
-	defer t.Stop()
-	select {
-	case c.out <- rep:
-		return true
-	case <-s.ctx.Done():
-	case <-t.C:
-		c.srv.metrics.slowConsumer()
-		c.closeWith(websocket.StatusPolicyViolation, "slow consumer: subscription events were not read in time")
-	}
-	putBuf(p)
-	return false
+	return s.c.queue(reply{buf: p, push: true}, s.ctx.Done(), "slow consumer: subscription events were not read in time")
 }

@@ -105,7 +105,7 @@ func Write(dir string, seq uint64, export ExportFunc, extra [][]byte, opts Write
 		return Result{}, fmt.Errorf("snapshot: rename into place: %w", err)
 	}
 	ok = true
-	if err := syncDir(dir); err != nil {
+	if err := wal.SyncDir(dir); err != nil {
 		return Result{}, fmt.Errorf("snapshot: fsync %s: %w", dir, err)
 	}
 	res := Result{Info: Info{Path: path, Seq: seq, Created: created, Counts: enc.counts, Bytes: enc.size}}
@@ -134,7 +134,7 @@ func prune(dir string, keep int, logger *slog.Logger) (uint64, error) {
 		logger.Info("snapshot: removed old snapshot", "file", p)
 	}
 	if len(seqs) > keep {
-		if err := syncDir(dir); err != nil {
+		if err := wal.SyncDir(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -152,18 +152,6 @@ func removeTemps(dir string) {
 			os.Remove(filepath.Join(dir, n))
 		}
 	}
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }
 
 // encoder implements Exporter by appending entries to body frames. It keeps the first

@@ -38,7 +38,11 @@ func (osFS) Rename(from, to string) error                 { return os.Rename(fro
 func (osFS) Truncate(name string, size int64) error       { return os.Truncate(name, size) }
 
 // SyncDir makes renames, creations and removals in the folder durable.
-func (osFS) SyncDir(name string) error {
+func (osFS) SyncDir(name string) error { return SyncDir(name) }
+
+// SyncDir fsyncs a folder, making renames, creations and removals in it durable (the
+// snapshot writer uses it too).
+func SyncDir(name string) error {
 	d, err := os.Open(name)
 	if err != nil {
 		return err

@@ -241,7 +241,9 @@ func TestTroubleAtClose(t *testing.T) {
 func TestBackgroundFsyncFailure(t *testing.T) {
 	dir := t.TempDir()
 	ffs := &faultFS{}
-	l := openT(t, dir, Options{Policy: SyncInterval, Interval: 5 * time.Millisecond, fs: ffs,
+	// The interval is long enough that the fault is set and the second frame written before
+	// the background fsync runs, even on a loaded machine (5 ms made this flaky).
+	l := openT(t, dir, Options{Policy: SyncInterval, Interval: 300 * time.Millisecond, fs: ffs,
 		RetryInterval: 5 * time.Millisecond})
 	appendSync(t, l, "before")
 	ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })

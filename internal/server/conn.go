@@ -91,7 +91,7 @@ func (c *conn) keepalive() {
 			cancel()
 			if err != nil {
 				if c.ctx.Err() == nil {
-					c.closeWith(websocket.StatusGoingAway, "ping timeout: the client did not answer")
+					c.drop(websocket.StatusGoingAway, "ping timeout: the client did not answer")
 				}
 				return
 			}
@@ -268,6 +268,18 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 			_ = c.ws.Close(code, reason)
 			c.cancel()
 		}()
+	})
+}
+
+// drop ends a connection whose peer is gone (it stopped answering pings) without a closing
+// handshake: waiting for a dead peer's close frame would only keep it registered.
+func (c *conn) drop(code websocket.StatusCode, reason string) {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closeCode, c.closeCause = code, reason
+		c.mu.Unlock()
+		_ = c.ws.CloseNow()
+		c.cancel()
 	})
 }
 

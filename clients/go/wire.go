@@ -62,18 +62,7 @@ func appendQuotedJSON(dst, doc []byte) []byte {
 			continue
 		}
 		dst = append(dst, doc[start:i]...)
-		switch c {
-		case '"', '\\':
-			dst = append(dst, '\\', c)
-		case '\n':
-			dst = append(dst, '\\', 'n')
-		case '\r':
-			dst = append(dst, '\\', 'r')
-		case '\t':
-			dst = append(dst, '\\', 't')
-		default:
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
+		dst = appendEscaped(dst, c)
 		start = i + 1
 	}
 	dst = append(dst, doc[start:]...)
@@ -81,6 +70,22 @@ func appendQuotedJSON(dst, doc []byte) []byte {
 }
 
 const hexDigits = "0123456789abcdef"
+
+// appendEscaped appends the JSON escape of an ASCII byte that cannot stand raw in a string:
+// a quote, a backslash or a control character.
+func appendEscaped(dst []byte, c byte) []byte {
+	switch c {
+	case '"', '\\':
+		return append(dst, '\\', c)
+	case '\n':
+		return append(dst, '\\', 'n')
+	case '\r':
+		return append(dst, '\\', 'r')
+	case '\t':
+		return append(dst, '\\', 't')
+	}
+	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+}
 
 // appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
 // replaced by U+FFFD, as encoding/json does, so the frame is always valid.
@@ -95,18 +100,7 @@ func appendJSONString(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
+			dst = appendEscaped(dst, c)
 			i++
 			start = i
 			continue

@@ -396,3 +396,71 @@ func TestSubscribeValidation(t *testing.T) {
 	}
 	c.ok("cols", map[string]any{}) // still usable
 }
+
+// TestSubscribeOverflowSignalledLive: a subscriber that stops reading while the history it
+// needs is evicted gets an explicit overflow frame after the events it did get, with no gap
+// before it.
+func TestSubscribeOverflowSignalledLive(t *testing.T) {
+	s := startSubServer(t, db.Config{SubHistoryBytes: 64 << 10}, server.Config{OutboundQueue: 2, WriteTimeout: 30 * time.Second})
+	w := dialSub(t, s.addr, subKey)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(64 << 20)
+	read := func() map[string]any {
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		var m map[string]any
+		d := json.NewDecoder(strings.NewReader(string(b)))
+		d.UseNumber()
+		if err := d.Decode(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	read() // ready
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"id":"s","type":"sub","data":"{\"col\":\"c\"}"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m["sub"] == nil {
+		t.Fatalf("sub reply %v", m)
+	}
+	// Not reading now: socket buffers and the outbound queue fill, the pump waits, and the
+	// 64 KiB history moves on without it.
+	big := strings.Repeat("x", 4000)
+	for i := int64(1); i <= 3000; i++ {
+		w.ok("ins", []any{rec("a", i, big)})
+	}
+	var last int64
+	for {
+		m := read()
+		if m["type"] == "overflow" {
+			if m["code"] != "cursor_expired" || m["cursor"] == nil {
+				t.Fatalf("overflow frame %v", m)
+			}
+			break
+		}
+		for _, e := range events(t, m) {
+			if e.TS != last+1 {
+				t.Fatalf("gap before the overflow: ts %d after %d", e.TS, last)
+			}
+			last = e.TS
+		}
+	}
+	if last >= 3000 {
+		t.Fatalf("every event arrived (%d); the history never overflowed", last)
+	}
+	// The connection itself stays usable.
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"id":"c","type":"cols","data":"{}"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if m := read(); m["id"] != "c" {
+		t.Fatalf("after overflow: %v", m)
+	}
+}

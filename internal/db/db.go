@@ -49,7 +49,7 @@ type Config struct {
 	// SegmentSize is the log's segment size (default 64 MiB).
 	SegmentSize int64
 	// A snapshot is taken in the background when the log has grown by SnapshotBytes since
-	// the last one (default 256 MiB; or by the last snapshot's size when larger), or when SnapshotAge has passed since it and anything
+	// the last one (default 1 GiB; or by the last snapshot's size when larger), or when SnapshotAge has passed since it and anything
 	// changed (default 1 hour). SnapshotCheck is how often that is checked (default 1s).
 	SnapshotBytes int64
 	SnapshotAge   time.Duration

@@ -21,6 +21,7 @@ type config struct {
 	Host             string
 	MaxMessageSize   int64
 	MaxBatchRecords  int
+	MaxReplySize     int64
 	OutboundQueue    int
 	WriteTimeout     time.Duration
 	SlowRequest      time.Duration
@@ -111,6 +112,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.Host, "host", "", "0.0.0.0", "address to listen on")
 	c.MaxMessageSize = 16 << 20
 	fs.Var(byteSize{&c.MaxMessageSize}, "max-message-size", "largest accepted WebSocket message, in bytes (or 16MiB)")
+	c.MaxReplySize = 256 << 20
+	fs.Var(byteSize{&c.MaxReplySize}, "max-reply-size", "largest qry/qdoc reply, in bytes (or 256MiB); larger requests get a too_large error")
 	integer(&c.MaxBatchRecords, "max-batch-records", "", 100000, "largest number of records in one insert (0 = no limit)")
 	integer(&c.OutboundQueue, "outbound-queue", "", 1024, "replies queued per connection before a non-reading client is cut off")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a reply that cannot be written to a client in this time closes its connection")

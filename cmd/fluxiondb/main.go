@@ -126,6 +126,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	srv := server.New(d, server.Config{
 		MaxMessageSize:  cfg.MaxMessageSize,
 		MaxBatchRecords: cfg.MaxBatchRecords,
+		MaxReplySize:    cfg.MaxReplySize,
 		OutboundQueue:   cfg.OutboundQueue,
 		WriteTimeout:    cfg.WriteTimeout,
 		SlowRequest:     cfg.SlowRequest,

@@ -117,14 +117,24 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 			lq.Doc = q.Doc.Literal
 		}
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":{`...)
-		first := true
+		first, tooBig := true, false
+		maxReply := c.srv.cfg.MaxReplySize
 		d.Engine.LatestEncoded(q.Collection, lq, appendLatest, func(fragment []byte) {
+			if tooBig {
+				return
+			}
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
 			b = append(b, fragment...)
+			tooBig = int64(len(b)) > maxReply
 		})
+		if tooBig {
+			b = b[:0]
+			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
+				Text: "the reply would be larger than " + strconv.FormatInt(maxReply>>20, 10) + " MiB (--max-reply-size): select fewer documents"}
+		}
 		b = append(b, "}}"...)
 
 	case protocol.TypeQdoc:
@@ -133,17 +143,27 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 			return 0, e
 		}
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":[`...)
-		first := true
+		first, tooBig := true, false
+		maxReply := c.srv.cfg.MaxReplySize
 		d.Engine.Range(q.Collection, q.Doc, engine.RangeQuery{
 			From: q.From, To: q.To, Reverse: q.Reverse, Limit: q.Limit,
 			Keep: protocol.Predicate(q.Where, q.Filter),
 		}, func(ts int64, data []byte) {
+			if tooBig {
+				return
+			}
 			if !first {
 				b = append(b, ',')
 			}
 			first = false
 			b = protocol.AppendRecord(b, ts, data)
+			tooBig = int64(len(b)) > maxReply
 		})
+		if tooBig {
+			b = b[:0]
+			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
+				Text: "the reply would be larger than " + strconv.FormatInt(maxReply>>20, 10) + " MiB (--max-reply-size): narrow from/to or set a limit"}
+		}
 		b = append(b, "]}"...)
 
 	case protocol.TypeCols:

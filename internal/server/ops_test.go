@@ -331,3 +331,34 @@ func TestHandshakeTimeout(t *testing.T) {
 		t.Fatalf("closed after %v", waited)
 	}
 }
+
+func TestMaxReplySize(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MaxReplySize: 4 << 10, MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	var batch []any
+	for i := int64(1); i <= 100; i++ {
+		batch = append(batch, rec("a", i, strings.Repeat("x", 100)))
+		batch = append(batch, rec("d"+strconv.FormatInt(i, 10), 1, strings.Repeat("y", 100)))
+	}
+	c.ok("ins", batch)
+	for _, q := range []struct {
+		typ  string
+		data any
+	}{
+		{"qdoc", map[string]any{"col": "c", "doc": "a", "to": 1000}},
+		{"qry", map[string]any{"col": "c", "ts": 1000}},
+	} {
+		m := c.call(q.typ, q.data)
+		if m["code"] != "too_large" || !strings.Contains(m["error"].(string), "--max-reply-size") {
+			t.Fatalf("%s over the reply limit: %v", q.typ, m)
+		}
+	}
+	// A narrower request fits, and the connection is still fine.
+	m := c.ok("qdoc", map[string]any{"col": "c", "doc": "a", "to": 1000, "limit": 10})
+	if n := len(m["records"].([]any)); n != 10 {
+		t.Fatalf("limited qdoc: %d records", n)
+	}
+	if got := scrape(t, s.addr, `fluxiondb_request_errors_total{code="too_large",type="qdoc"}`); got != 1 {
+		t.Fatalf("too_large qdoc errors = %v", got)
+	}
+}

@@ -76,6 +76,9 @@ func FuzzParseEnvelope(f *testing.F) {
 		}
 		var data string
 		if err := json.Unmarshal(raw, &data); err == nil {
+			if data == "" && (r.Type == protocol.TypeCols || r.Type == protocol.TypeConn || r.Type == protocol.TypeAuth) {
+				data = "{}" // parameterless messages read an empty data as {}
+			}
 			if data != string(r.Data) {
 				t.Fatalf("data = %q, encoding/json says %q", r.Data, data)
 			}

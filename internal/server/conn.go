@@ -31,6 +31,7 @@ import (
 type conn struct {
 	srv   *Server
 	ws    *websocket.Conn
+	cork  *corkConn // the socket under ws; the write loop batches bursts of replies with it
 	key   *auth.Entry
 	ip    string
 	name  string
@@ -59,6 +60,7 @@ type conn struct {
 	spare       atomic.Pointer[[]byte] // a large reply buffer kept for the next reply
 	nextSub     uint64                 // read loop only
 	lastRequest atomic.Int64           // unix nanoseconds of the last request frame
+	closing     atomic.Bool            // closeWith or drop has been called
 }
 
 // keepalive pings the peer and enforces the idle timeout. A peer that does not answer a ping
@@ -201,6 +203,8 @@ func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
 // writeLoop writes queued replies in order, each after its commit is durable.
 func (c *conn) writeLoop() {
 	defer close(c.closed)
+	// Whatever a burst left held (a close frame written meanwhile, say) goes out on the way.
+	defer c.cork.uncork(time.Second)
 	for {
 		var rep reply
 		select {
@@ -209,26 +213,44 @@ func (c *conn) writeLoop() {
 			return
 		}
 		if rep.commit != 0 {
+			// Never hold earlier replies while waiting for the disk.
+			if err := c.cork.uncork(c.srv.cfg.WriteTimeout); err != nil {
+				c.writeFailed(err)
+				return
+			}
 			if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
 				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, unavailable(err))
 			}
+		}
+		if len(c.out) > 0 {
+			c.cork.cork() // more replies follow: let them leave in one write
 		}
 		ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
 		err := c.ws.Write(ctx, websocket.MessageText, *rep.buf)
 		cancel()
 		c.release(rep.buf)
+		if err == nil && len(c.out) == 0 {
+			err = c.cork.uncork(c.srv.cfg.WriteTimeout)
+		}
 		if err != nil {
-			if c.ctx.Err() == nil {
-				c.log.Info("closing a client that does not read its replies", "err", err)
-				c.srv.metrics.slowConsumer()
-				c.closeWith(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time")
-			}
+			c.writeFailed(err)
 			return
 		}
 		if !rep.push {
 			c.addPending(-1)
 		}
 	}
+}
+
+// writeFailed ends a connection whose reply could not be written: a client that does not
+// read (unless the connection was being closed anyway).
+func (c *conn) writeFailed(err error) {
+	if c.ctx.Err() != nil || c.closing.Load() {
+		return
+	}
+	c.log.Info("closing a client that does not read its replies", "err", err)
+	c.srv.metrics.slowConsumer()
+	c.closeWith(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time")
 }
 
 func (c *conn) addPending(n int) {
@@ -258,6 +280,7 @@ func (c *conn) waitIdle(deadline time.Time) {
 
 // closeWith closes the connection with a status and reason, once.
 func (c *conn) closeWith(code websocket.StatusCode, reason string) {
+	c.closing.Store(true)
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closeCode, c.closeCause = code, reason
@@ -274,6 +297,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 // drop ends a connection whose peer is gone (it stopped answering pings) without a closing
 // handshake: waiting for a dead peer's close frame would only keep it registered.
 func (c *conn) drop(code websocket.StatusCode, reason string) {
+	c.closing.Store(true)
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
 		c.closeCode, c.closeCause = code, reason

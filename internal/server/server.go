@@ -159,7 +159,8 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
 		return
 	}
-	ws, err := websocket.Accept(bigWriteBuffer{w}, r, &websocket.AcceptOptions{
+	bw := &bigWriteBuffer{ResponseWriter: w}
+	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{
 		// Browsers on any origin may connect: access is granted by the API key, not by origin.
 		InsecureSkipVerify: true,
 	})
@@ -171,7 +172,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := &conn{
-		srv: s, ws: ws, key: key, ip: ip,
+		srv: s, ws: ws, cork: bw.cork, key: key, ip: ip,
 		name:   connName(r.URL.RawQuery),
 		since:  time.Now(),
 		out:    make(chan reply, s.cfg.OutboundQueue),

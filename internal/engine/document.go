@@ -15,6 +15,7 @@ type document struct {
 	count   int    // records
 	payload int64  // payload bytes
 	epoch   uint64 // collection.exports when blocks was last copied; see collection.own
+	idx     int    // position in collection.list
 }
 
 // maxTS is the newest timestamp; only valid when count > 0.

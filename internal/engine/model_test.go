@@ -22,6 +22,14 @@ func checkInvariants(t *testing.T, s *Store) {
 		if c.dead {
 			t.Errorf("dead collection %q in map", name)
 		}
+		if len(c.list) != len(c.docs) {
+			t.Errorf("%s: %d documents in list, %d in map", name, len(c.list), len(c.docs))
+		}
+		for i, d := range c.list {
+			if d.idx != i || c.docs[d.name] != d {
+				t.Errorf("%s: list[%d] = %q (idx %d) is not the map's document", name, i, d.name, d.idx)
+			}
+		}
 		for dn, d := range c.docs {
 			if d.count == 0 || len(d.blocks) == 0 {
 				t.Errorf("%s/%s: empty document kept", name, dn)

@@ -42,6 +42,7 @@ type collection struct {
 
 	mu   sync.RWMutex
 	docs map[string]*document
+	list []*document // the same documents, dense, for walks over all of them (Latest); see addDoc
 	kv   map[string]string
 	// dead is set (under Store.mu and mu) when the collection was removed from the map; a
 	// writer that looked it up before must look it up again.
@@ -57,6 +58,23 @@ type collection struct {
 // own makes d's block index private to the writer (which holds c.mu) before it is changed:
 // an Export since the last change may still be reading the old one. Cost O(blocks of d),
 // once per document per Export.
+// addDoc and removeDoc keep docs and list in step; a document knows its place in list, so
+// removal swaps the last one into it (order in list means nothing).
+func (c *collection) addDoc(d *document) {
+	d.idx = len(c.list)
+	c.list = append(c.list, d)
+	c.docs[d.name] = d
+}
+
+func (c *collection) removeDoc(d *document) {
+	last := c.list[len(c.list)-1]
+	c.list[d.idx] = last
+	last.idx = d.idx
+	c.list[len(c.list)-1] = nil
+	c.list = c.list[:len(c.list)-1]
+	delete(c.docs, d.name)
+}
+
 func (c *collection) own(d *document) {
 	d.enc.Store(nil) // about to change: LatestEncoded's kept fragment goes stale
 	if e := c.exports.Load(); d.epoch != e {
@@ -202,7 +220,7 @@ func (s *Store) Insert(recs []Record) {
 				d = c.docs[r.Doc]
 				if d == nil {
 					d = &document{name: strings.Clone(r.Doc), epoch: c.exports.Load()}
-					c.docs[d.name] = d
+					c.addDoc(d)
 					docs++
 				}
 				c.own(d)
@@ -341,14 +359,18 @@ func (s *Store) latest(collection string, q LatestQuery, useKept bool, fn func(d
 	// the misses of many documents instead of waiting for each chain in turn.
 	sc := latestPool.Get().(*latestScratch)
 	defer latestPool.Put(sc)
-	sc.docs = sc.docs[:0]
-	for name, d := range c.docs {
-		if q.DocMatch == nil || q.DocMatch(name) {
-			sc.docs = append(sc.docs, d)
+	docs := c.list
+	if q.DocMatch != nil {
+		sc.docs = sc.docs[:0]
+		for _, d := range c.list {
+			if q.DocMatch(d.name) {
+				sc.docs = append(sc.docs, d)
+			}
 		}
+		docs = sc.docs
 	}
-	sc.heads = slices.Grow(sc.heads[:0], len(sc.docs))[:len(sc.docs)]
-	for i, d := range sc.docs {
+	sc.heads = slices.Grow(sc.heads[:0], len(docs))[:len(docs)]
+	for i, d := range docs {
 		h := &sc.heads[i]
 		h.newest, h.kept = nil, nil
 		if n := len(d.blocks); n > 0 {
@@ -365,7 +387,7 @@ func (s *Store) latest(collection string, q LatestQuery, useKept bool, fn func(d
 			h.payload = payloadAt(h.newest, h.off)
 		}
 	}
-	for i, d := range sc.docs {
+	for i, d := range docs {
 		h := &sc.heads[i]
 		if h.newest == nil {
 			visit(d) // the query time falls inside the document's history: search it
@@ -456,7 +478,7 @@ func (s *Store) deleteDocLocked(c *collection, doc string) {
 	if d == nil {
 		return
 	}
-	delete(c.docs, doc)
+	c.removeDoc(d)
 	s.nDocs.Add(-1)
 	s.nRecs.Add(-int64(d.count))
 	s.nBytes.Add(-d.payload)
@@ -485,7 +507,7 @@ func (s *Store) DeleteCollection(collection string) {
 		c.live.Store(false)
 		s.nCols.Add(-1)
 	}
-	c.docs, c.kv = nil, nil
+	c.docs, c.list, c.kv = nil, nil, nil
 	c.dead = true
 	delete(s.cols, collection)
 }
@@ -520,7 +542,7 @@ func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scr
 	s.nRecs.Add(-int64(n))
 	s.nBytes.Add(-bytes)
 	if d.count == 0 {
-		delete(c.docs, doc)
+		c.removeDoc(d)
 		s.nDocs.Add(-1)
 	}
 	return scratch

@@ -17,7 +17,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -62,28 +61,11 @@ func writeTLSCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool 
 	return certFile, keyFile, pool
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 func TestTLSServesWSS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := writeTLSCert(t, dir, "first")
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr lockedBuffer
+	var stderr syncBuffer
 	done := make(chan int)
 	go func() {
 		done <- run(ctx, []string{"--secret-key=tls-key", "--host=127.0.0.1", "--port=0",

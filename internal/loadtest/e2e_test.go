@@ -56,8 +56,9 @@ func TestQryAndMixedAgainstNoop(t *testing.T) {
 	}
 }
 
-// replyServer answers every request with reply(id) after the ready frame.
-func replyServer(t *testing.T, reply func(id string) string) string {
+// scriptServer is a scripted WebSocket peer: after the ready frame it answers every request
+// with the frames answer(id, type) returns (empty strings are skipped).
+func scriptServer(t *testing.T, answer func(id, typ string) []string) string {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ws, err := websocket.Accept(w, r, nil)
@@ -73,14 +74,21 @@ func replyServer(t *testing.T, reply func(id string) string) string {
 			if err != nil {
 				return
 			}
-			id, _ := envelopeIDType(msg)
-			if out := reply(string(id)); out != "" {
-				ws.Write(ctx, websocket.MessageText, []byte(out))
+			id, typ := envelopeIDType(msg)
+			for _, out := range answer(string(id), string(typ)) {
+				if out != "" {
+					ws.Write(ctx, websocket.MessageText, []byte(out))
+				}
 			}
 		}
 	}))
 	t.Cleanup(srv.Close)
 	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// replyServer answers every request with reply(id) after the ready frame.
+func replyServer(t *testing.T, reply func(id string) string) string {
+	return scriptServer(t, func(id, _ string) []string { return []string{reply(id)} })
 }
 
 func TestAllErrorsAbort(t *testing.T) {

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // TestFanoutGenFrame decodes a generated batch the way a server would (the
@@ -150,34 +146,13 @@ func TestFanoutAgainstNoop(t *testing.T) {
 // pushServer answers sub with subReply (ID replaced by the request id) and
 // ins with {"id":…}; after each reply it sends push(type), when not empty.
 func pushServer(t *testing.T, subReply string, push func(typ string) string) string {
-	t.Helper()
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ws, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
+	return scriptServer(t, func(id, typ string) []string {
+		out := `{"id":"` + id + `"}`
+		if typ == "sub" {
+			out = strings.ReplaceAll(subReply, "ID", id)
 		}
-		defer ws.CloseNow()
-		ws.SetReadLimit(-1)
-		ctx := r.Context()
-		ws.Write(ctx, websocket.MessageText, readyFrame)
-		for {
-			_, msg, err := ws.Read(ctx)
-			if err != nil {
-				return
-			}
-			id, typ := envelopeIDType(msg)
-			out := `{"id":"` + string(id) + `"}`
-			if string(typ) == "sub" {
-				out = strings.ReplaceAll(subReply, "ID", string(id))
-			}
-			ws.Write(ctx, websocket.MessageText, []byte(out))
-			if p := push(string(typ)); p != "" {
-				ws.Write(ctx, websocket.MessageText, []byte(p))
-			}
-		}
-	}))
-	t.Cleanup(srv.Close)
-	return "ws" + strings.TrimPrefix(srv.URL, "http")
+		return []string{out, push(typ)}
+	})
 }
 
 func TestFanoutOverflowCounted(t *testing.T) {

@@ -117,29 +117,16 @@ func (d *DB) Wait(ctx context.Context, c Commit) error {
 	return nil
 }
 
-// encBuf pools op encoding buffers: encoding runs outside the change mutex.
-var encBuf = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
-
-// change logs one state change (encode builds its op), applies it and publishes it to
-// subscribers, in that order under the change mutex. events builds the change's events;
-// it is called only while someone subscribes. If the change cannot be logged (disk
-// trouble) nothing is applied and the error is returned.
+// change logs one state change (encode appends its op to the log's buffer), applies it and
+// publishes it to subscribers, in that order under the change mutex. events builds the
+// change's events; it is called only while someone subscribes. If the change cannot be
+// logged (disk trouble) nothing is applied and the error is returned.
 func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pubsub.Event) (Commit, error) {
-	var payload *[]byte
-	if d.p != nil {
-		payload = encBuf.Get().(*[]byte)
-		*payload = encode((*payload)[:0])
-		defer func() {
-			if cap(*payload) <= 1<<20 { // do not pin one huge batch's buffer
-				encBuf.Put(payload)
-			}
-		}()
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var c Commit
-	if payload != nil {
-		seq, err := d.p.log.Append(*payload)
+	if d.p != nil {
+		seq, err := d.p.log.AppendEncoded(encode)
 		if err != nil {
 			return 0, fmt.Errorf("log the change: %w", err)
 		}

@@ -27,7 +27,7 @@ const (
 
 // changeLog is the part of *wal.Log the DB uses; tests wrap it to inject disk faults.
 type changeLog interface {
-	Append(payload []byte) (uint64, error)
+	AppendEncoded(encode func([]byte) []byte) (uint64, error)
 	Sync(ctx context.Context, seq uint64) error
 	Cut() uint64
 	Flush(ctx context.Context) error

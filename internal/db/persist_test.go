@@ -379,18 +379,18 @@ func TestBackgroundSnapshot(t *testing.T) {
 	}
 }
 
-// faultyLog injects disk trouble in front of the real log: while failing is set, Append
+// faultyLog injects disk trouble in front of the real log: while failing is set, AppendEncoded
 // and Sync fail with ENOSPC the way *wal.Log does when its disk is full.
 type faultyLog struct {
 	changeLog
 	failing atomic.Bool
 }
 
-func (f *faultyLog) Append(p []byte) (uint64, error) {
+func (f *faultyLog) AppendEncoded(encode func([]byte) []byte) (uint64, error) {
 	if f.failing.Load() {
 		return 0, fmt.Errorf("wal: write segment: %w", syscall.ENOSPC)
 	}
-	return f.changeLog.Append(p)
+	return f.changeLog.AppendEncoded(encode)
 }
 
 func (f *faultyLog) Sync(ctx context.Context, seq uint64) error {

@@ -79,3 +79,22 @@ func BenchmarkAppendRecord(b *testing.B) {
 	}
 	b.SetBytes(int64(n))
 }
+
+// BenchmarkRecordWriter is BenchmarkAppendRecord through a RecordWriter, as qdoc replies are
+// built: consecutive timestamps move the kept digits instead of formatting each number.
+func BenchmarkRecordWriter(b *testing.B) {
+	data := []byte(`{"lat":48.13512,"lon":11.58198,"spd":42,"ok":true}`)
+	buf := make([]byte, 0, 128<<10)
+	b.ReportAllocs()
+	var n int
+	for b.Loop() {
+		buf = buf[:0]
+		var w protocol.RecordWriter
+		for i := 0; i < 1000; i++ {
+			buf = w.Append(buf, 1700000000000+int64(i), data)
+			buf = append(buf, ',')
+		}
+		n = len(buf)
+	}
+	b.SetBytes(int64(n))
+}

@@ -145,6 +145,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"records":[`...)
 		first, tooBig := true, false
 		maxReply := c.srv.cfg.MaxReplySize
+		var rw protocol.RecordWriter
 		d.Engine.Range(q.Collection, q.Doc, engine.RangeQuery{
 			From: q.From, To: q.To, Reverse: q.Reverse, Limit: q.Limit,
 			Keep: protocol.Predicate(q.Where, q.Filter),
@@ -156,7 +157,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 				b = append(b, ',')
 			}
 			first = false
-			b = protocol.AppendRecord(b, ts, data)
+			b = rw.Append(b, ts, data)
 			tooBig = int64(len(b)) > maxReply
 		})
 		if tooBig {

@@ -34,7 +34,13 @@
 // While an fsync runs, new frames accumulate and the next round carries them all, so N
 // concurrent writers share one fsync. Under SyncInterval (ticks) and at segment rolls under
 // SyncInterval and SyncNever the fsync runs in the background while writing continues, so
-// those policies never stall writers on the disk.
+// those policies never stall writers on the disk. Under both, a background fsync also starts
+// whenever the frames written since the last one hold backgroundSyncBytes (8 MiB) of
+// buffers: that bounds the copies kept for a rewrite (below) and lets their buffers be
+// reused, and it only ever makes data durable sooner than the policy promises.
+//
+// AppendEncoded lets the caller encode its payload straight into the log's buffer, so a
+// change is encoded once and never copied before the write.
 //
 // # Recovery
 //
@@ -58,8 +64,9 @@
 // tries to recover: cut the file back to that offset (removing it if nothing in it was
 // durable), write every not-yet-durable frame again from the copies kept in memory into a new
 // segment, fsync it and the folder. Only then are frames acknowledged again, so nothing is
-// ever acknowledged on the strength of the failed file. Frames kept for this are bounded: at
-// most one segment (a roll always fsyncs) plus what was buffered when trouble began.
+// ever acknowledged on the strength of the failed file. Frames kept for this are bounded: a
+// roll always fsyncs, and under SyncInterval and SyncNever so does every backgroundSyncBytes
+// of frames, so about that much plus what was buffered when trouble began.
 // Frames whose Sync returned an error may still become durable by that rewrite; they were
 // applied in memory by the caller, so disk and memory converge.
 //

@@ -41,6 +41,9 @@ type flusherState struct {
 	// lets the log rewrite them after an fsync error (see trim).
 	queue    []*chunk
 	nWritten int
+	// unsynced is the buffer capacity held by queue[:nWritten]: memory kept for frames that
+	// are written but not yet known durable.
+	unsynced int
 
 	inflight *asyncSync
 
@@ -135,8 +138,9 @@ func (l *Log) round(final, ticked bool) {
 	switch {
 	case recovering || final || f.fsyncRequested.Swap(false) || l.opts.Policy == SyncAlways:
 		err = l.syncNow()
-	case l.opts.Policy == SyncInterval && ticked && f.inflight == nil:
-		if cur := f.cur(); cur != nil && f.nWritten > 0 {
+	case f.inflight == nil && f.nWritten > 0 &&
+		((l.opts.Policy == SyncInterval && ticked) || f.unsynced >= backgroundSyncBytes):
+		if cur := f.cur(); cur != nil {
 			l.startAsync(cur, false)
 		}
 	}
@@ -172,6 +176,7 @@ func (l *Log) writeQueue() error {
 			return fmt.Errorf("wal: write %s: %w", cur.path, err)
 		}
 		f.nWritten++
+		f.unsynced += cap(c.buf)
 		f.lastWritten = c.last()
 	}
 	return nil
@@ -295,14 +300,15 @@ func (l *Log) syncNow() error {
 // synced releases the first n queued chunks, now durable up to lastSeq.
 func (l *Log) synced(n int, lastSeq uint64, d time.Duration) {
 	f := &l.f
+	l.mu.Lock()
 	for i := range n {
-		putChunk(f.queue[i])
+		f.unsynced -= cap(f.queue[i].buf)
+		l.putChunk(f.queue[i])
 		f.queue[i] = nil
 	}
 	f.queue = append(f.queue[:0], f.queue[n:]...)
 	f.nWritten -= n
 	f.lastDurable = lastSeq
-	l.mu.Lock()
 	l.stats.Fsyncs++
 	l.stats.FsyncTotal += d
 	l.stats.FsyncMax = max(l.stats.FsyncMax, d)
@@ -337,7 +343,7 @@ func (l *Log) fail(err error) {
 			s.f = nil
 		}
 	}
-	f.nWritten = 0
+	f.nWritten, f.unsynced = 0, 0
 	f.trouble = err
 	l.logger.Error("wal: write failed; refusing appends until the disk recovers", "err", err,
 		"chunks_to_rewrite", len(f.queue))
@@ -410,9 +416,6 @@ func (l *Log) shutdown() {
 	}
 	if f.trouble != nil {
 		err = fmt.Errorf("wal: close: %d chunk(s) of frames could not be made durable: %w", len(f.queue), f.trouble)
-	}
-	for _, c := range f.queue {
-		putChunk(c)
 	}
 	f.queue = nil
 	l.mu.Lock()

@@ -30,11 +30,18 @@ func frameCRC(lenField, payload []byte) uint32 {
 // AppendFrame appends payload, framed as length + CRC32C + payload, to dst and returns the
 // extended slice. The snapshot format reuses it. Callers keep len(payload) <= MaxPayload.
 func AppendFrame(dst, payload []byte) []byte {
-	var h [FrameHeaderSize]byte
-	binary.LittleEndian.PutUint32(h[0:4], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(h[4:8], frameCRC(h[0:4], payload))
-	dst = append(dst, h[:]...)
-	return append(dst, payload...)
+	start := len(dst)
+	dst = append(dst, make([]byte, FrameHeaderSize)...)
+	dst = append(dst, payload...)
+	sealFrame(dst[start:])
+	return dst
+}
+
+// sealFrame fills in the header of frame, whose payload follows FrameHeaderSize bytes of
+// room for the header.
+func sealFrame(frame []byte) {
+	binary.LittleEndian.PutUint32(frame[0:4], uint32(len(frame)-FrameHeaderSize))
+	binary.LittleEndian.PutUint32(frame[4:8], frameCRC(frame[0:4], frame[FrameHeaderSize:]))
 }
 
 // frameProblem describes the first bad frame found by scanFrames.

@@ -86,6 +86,14 @@ const (
 	// kickBytes: Append wakes the flusher itself once this much is buffered, so callers
 	// that never Sync still see bounded memory.
 	kickBytes = 1 << 20
+	// backgroundSyncBytes: under SyncInterval and SyncNever the flusher also starts a
+	// background fsync once the buffers of frames written since the last one hold this
+	// much. Until a frame is fsynced the log keeps its copy for a rewrite after a failed
+	// fsync; this bounds those copies (a 15 s interval at 70 MB/s would otherwise hold a
+	// whole segment) and lets their buffers be reused instead of allocated afresh. It only
+	// makes data durable sooner than the policy promises, never later, and never stalls a
+	// writer.
+	backgroundSyncBytes = 8 << 20
 )
 
 // TailReport describes a torn tail that Open truncated from the last segment.
@@ -124,19 +132,38 @@ type chunk struct {
 
 func (c *chunk) last() uint64 { return c.first + c.n - 1 }
 
-var chunkPool = sync.Pool{New: func() any { return &chunk{buf: make([]byte, 0, 256<<10)} }}
+// chunkSize is the starting capacity of a chunk buffer; a chunk grows to hold what one
+// flusher round takes (usually a few requests' frames).
+const chunkSize = 128 << 10
 
-func getChunk(first uint64, newSeg bool) *chunk {
-	c := chunkPool.Get().(*chunk)
+// maxFreeBytes bounds the chunk buffers a Log keeps for reuse. Chunks are released once
+// fsynced, so about backgroundSyncBytes of them circulate; keeping them (rather than using a
+// sync.Pool, which every GC empties) means the log allocates no buffers in steady state.
+const maxFreeBytes = 4 * backgroundSyncBytes
+
+// getChunk returns a chunk for frames from sequence number first, reusing a free buffer
+// when there is one. Caller holds mu.
+func (l *Log) getChunk(first uint64, newSeg bool) *chunk {
+	var c *chunk
+	if n := len(l.free); n > 0 {
+		c = l.free[n-1]
+		l.free[n-1] = nil
+		l.free = l.free[:n-1]
+		l.freeBytes -= cap(c.buf)
+	} else {
+		c = &chunk{buf: make([]byte, 0, chunkSize)}
+	}
 	c.first, c.n, c.buf, c.newSeg = first, 0, c.buf[:0], newSeg
 	return c
 }
 
-func putChunk(c *chunk) {
-	if cap(c.buf) > 8<<20 { // let rare giant frames go back to the GC
-		return
+// putChunk keeps c's buffer for reuse, within maxFreeBytes. Caller holds mu.
+func (l *Log) putChunk(c *chunk) {
+	if l.freeBytes+cap(c.buf) > maxFreeBytes {
+		return // let the GC have it (a burst's extra chunks, a giant frame's buffer)
 	}
-	chunkPool.Put(c)
+	l.free = append(l.free, c)
+	l.freeBytes += cap(c.buf)
 }
 
 // Log is a segmented write-ahead log. See the package documentation for the model.
@@ -156,6 +183,8 @@ type Log struct {
 	mu            sync.Mutex
 	nextSeq       uint64
 	pending       []*chunk // appended, not yet taken by the flusher
+	free          []*chunk // released chunks kept for reuse (getChunk, putChunk)
+	freeBytes     int      // total capacity of free
 	pendingBytes  int
 	segBytes      int64 // bytes in the segment the next frame joins (written + pending)
 	forceSeg      bool  // the next frame starts a new segment
@@ -309,10 +338,13 @@ func (l *Log) Dir() string { return l.dir }
 // are applied. While the log is in trouble (a write or fsync failed and recovery has not yet
 // succeeded) Append refuses with that error, so callers can reject the request up front.
 func (l *Log) Append(payload []byte) (uint64, error) {
-	if len(payload) > MaxPayload {
-		return 0, fmt.Errorf("wal: append: payload of %d bytes exceeds the %d byte limit", len(payload), MaxPayload)
-	}
-	size := int64(FrameHeaderSize + len(payload))
+	return l.AppendEncoded(func(dst []byte) []byte { return append(dst, payload...) })
+}
+
+// AppendEncoded is Append for a payload that encode appends to dst, the log's own buffer,
+// so the payload is never built elsewhere and copied in. encode runs under the log's lock
+// and must only append to dst (growing it is fine); it must not call the Log.
+func (l *Log) AppendEncoded(encode func(dst []byte) []byte) (uint64, error) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -323,19 +355,33 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 		l.mu.Unlock()
 		return 0, err
 	}
-	newSeg := l.forceSeg || (l.segBytes > 0 && l.segBytes+size > l.opts.SegmentSize)
 	seq := l.nextSeq
-	var c *chunk
-	if n := len(l.pending); n > 0 && !newSeg {
-		c = l.pending[n-1]
-	} else {
-		c = getChunk(seq, newSeg)
-		l.pending = append(l.pending, c)
+	c := l.tailChunk(seq, l.forceSeg)
+	start := len(c.buf)
+	c.buf = encode(append(c.buf, make([]byte, FrameHeaderSize)...))
+	n := len(c.buf) - start - FrameHeaderSize
+	if n > MaxPayload {
+		c.buf = c.buf[:start]
+		l.dropEmptyTail(c)
+		l.mu.Unlock()
+		return 0, fmt.Errorf("wal: append: payload of %d bytes exceeds the %d byte limit", n, MaxPayload)
 	}
+	sealFrame(c.buf[start:])
+	size := int64(FrameHeaderSize + n)
+	newSeg := l.forceSeg || (l.segBytes > 0 && l.segBytes+size > l.opts.SegmentSize)
+	if newSeg && c.n > 0 {
+		// The frame must open a new segment but landed behind others: move it to a chunk
+		// of its own (once per segment, so the copy does not matter).
+		nc := l.getChunk(seq, true)
+		nc.buf = append(nc.buf, c.buf[start:]...)
+		c.buf = c.buf[:start]
+		l.pending = append(l.pending, nc)
+		c = nc
+	}
+	c.newSeg = c.newSeg || newSeg
 	if newSeg {
 		l.forceSeg, l.segBytes = false, 0
 	}
-	c.buf = AppendFrame(c.buf, payload)
 	c.n++
 	l.nextSeq++
 	l.segBytes += size
@@ -347,6 +393,28 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 		l.wake()
 	}
 	return seq, nil
+}
+
+// tailChunk returns the pending chunk the next frame is appended to, starting one (first
+// frame seq) when nothing is pending or when the frame must start a new segment. Caller
+// holds mu.
+func (l *Log) tailChunk(seq uint64, newSeg bool) *chunk {
+	if n := len(l.pending); n > 0 && !newSeg {
+		return l.pending[n-1]
+	}
+	c := l.getChunk(seq, newSeg)
+	l.pending = append(l.pending, c)
+	return c
+}
+
+// dropEmptyTail forgets c when it is the last pending chunk and holds no frame (an append
+// that was refused after tailChunk started it). Caller holds mu.
+func (l *Log) dropEmptyTail(c *chunk) {
+	if n := len(l.pending); c.n == 0 && n > 0 && l.pending[n-1] == c {
+		l.pending[n-1] = nil
+		l.pending = l.pending[:n-1]
+		l.putChunk(c)
+	}
 }
 
 func (l *Log) wake() {

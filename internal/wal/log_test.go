@@ -302,3 +302,61 @@ func TestParsePolicy(t *testing.T) {
 		t.Fatal("bad policy accepted")
 	}
 }
+
+func TestRefusedAppendLeavesNoTrace(t *testing.T) {
+	dir := t.TempDir()
+	l := openT(t, dir, Options{})
+	appendSync(t, l, "a")
+	// An encoder that overruns the limit after writing into the log's buffer.
+	if _, err := l.AppendEncoded(func(dst []byte) []byte { return append(dst, make([]byte, MaxPayload+1)...) }); err == nil {
+		t.Fatal("oversized payload accepted")
+	}
+	seq, err := l.AppendEncoded(func(dst []byte) []byte { return append(dst, "b"...) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if seq != 2 {
+		t.Fatalf("next sequence number %d after a refused append, want 2", seq)
+	}
+	if err := l.Sync(context.Background(), seq); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, Options{})
+	defer l.Close()
+	if seqs, payloads := replayAll(t, l, 1); !slices.Equal(seqs, []uint64{1, 2}) || !slices.Equal(payloads, []string{"a", "b"}) {
+		t.Fatalf("replayed %v %q, want [1 2] [a b]", seqs, payloads)
+	}
+}
+
+// Under interval (with an interval far away) and never, writing more than
+// backgroundSyncBytes starts fsyncs on its own, which bounds the frames kept for a rewrite.
+func TestBackgroundFsyncBoundsUnsyncedFrames(t *testing.T) {
+	for _, p := range []Policy{SyncInterval, SyncNever} {
+		t.Run(p.String(), func(t *testing.T) {
+			l := openT(t, t.TempDir(), Options{Policy: p, Interval: time.Hour})
+			defer l.Close()
+			payload := string(make([]byte, 64<<10))
+			var seq uint64
+			for range 3 * backgroundSyncBytes / len(payload) {
+				seq = appendSync(t, l, payload)
+			}
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st := l.Stats()
+				if st.Fsyncs > 0 && st.DurableSeq > 0 {
+					if st.DurableSeq > seq {
+						t.Fatalf("durable %d beyond the last frame %d", st.DurableSeq, seq)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no background fsync after %d MiB written: %+v", 3*backgroundSyncBytes>>20, st)
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -204,7 +204,7 @@ func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
 func (c *conn) writeLoop() {
 	defer close(c.closed)
 	// Whatever a burst left held (a close frame written meanwhile, say) goes out on the way.
-	defer c.cork.uncork(time.Second)
+	defer c.cork.uncork()
 	for {
 		var rep reply
 		select {
@@ -214,7 +214,7 @@ func (c *conn) writeLoop() {
 		}
 		if rep.commit != 0 {
 			// Never hold earlier replies while waiting for the disk.
-			if err := c.cork.uncork(c.srv.cfg.WriteTimeout); err != nil {
+			if err := c.cork.uncork(); err != nil {
 				c.writeFailed(err)
 				return
 			}
@@ -225,12 +225,11 @@ func (c *conn) writeLoop() {
 		if len(c.out) > 0 {
 			c.cork.cork() // more replies follow: let them leave in one write
 		}
-		ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.WriteTimeout)
-		err := c.ws.Write(ctx, websocket.MessageText, *rep.buf)
-		cancel()
+		// No deadline on the context: the socket's write deadline (corkConn) bounds the write.
+		err := c.ws.Write(context.Background(), websocket.MessageText, *rep.buf)
 		c.release(rep.buf)
 		if err == nil && len(c.out) == 0 {
-			err = c.cork.uncork(c.srv.cfg.WriteTimeout)
+			err = c.cork.uncork()
 		}
 		if err != nil {
 			c.writeFailed(err)

@@ -31,13 +31,13 @@ func TestCorkHoldsABurstAndKeepsOrder(t *testing.T) {
 	if len(rec.writes) != 1 {
 		t.Fatalf("corked writes reached the socket: %q", rec.writes)
 	}
-	if err := c.uncork(time.Second); err != nil {
+	if err := c.uncork(); err != nil {
 		t.Fatal(err)
 	}
 	if len(rec.writes) != 2 || string(rec.writes[1]) != "bc" {
 		t.Fatalf("uncork wrote %q, want one write of \"bc\"", rec.writes)
 	}
-	if err := c.uncork(time.Second); err != nil || len(rec.writes) != 2 {
+	if err := c.uncork(); err != nil || len(rec.writes) != 2 {
 		t.Fatalf("an empty uncork wrote: %q %v", rec.writes, err)
 	}
 	// Past the limit, what is held goes first, then the new bytes: order is kept.
@@ -48,7 +48,7 @@ func TestCorkHoldsABurstAndKeepsOrder(t *testing.T) {
 	if len(rec.writes) != 4 || string(rec.writes[2]) != "d" || len(rec.writes[3]) != corkLimit {
 		t.Fatalf("over the limit: %d writes", len(rec.writes))
 	}
-	c.uncork(time.Second)
+	c.uncork()
 }
 
 func TestCorkOverARealSocket(t *testing.T) {
@@ -76,7 +76,7 @@ func TestCorkOverARealSocket(t *testing.T) {
 	for _, s := range []string{"one ", "two ", "three"} {
 		c.Write([]byte(s))
 	}
-	if err := c.uncork(time.Second); err != nil {
+	if err := c.uncork(); err != nil {
 		t.Fatal(err)
 	}
 	nc.Close()

@@ -17,7 +17,8 @@ const writeBufferSize = 16 << 10
 // corkConn the write loop can hold back. After Accept, cork is the connection's corkConn.
 type bigWriteBuffer struct {
 	http.ResponseWriter
-	cork *corkConn
+	writeTimeout time.Duration // bounds every write to the socket (corkConn.timeout)
+	cork         *corkConn
 }
 
 func (b *bigWriteBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -30,7 +31,7 @@ func (b *bigWriteBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		conn.Close()
 		return nil, nil, err
 	}
-	b.cork = &corkConn{Conn: conn}
+	b.cork = &corkConn{Conn: conn, timeout: b.writeTimeout}
 	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(b.cork, writeBufferSize)), nil
 }
 
@@ -42,11 +43,17 @@ const corkLimit = 256 << 10
 // them at once — pipelined clients get several replies per syscall. The write loop corks
 // only while more replies are queued and uncorks before it waits for anything (a commit, the
 // queue), so nothing — a reply, a ping, a close frame — is held longer than a burst.
+//
+// corkConn also bounds every write to the socket by timeout (--write-timeout) with a write
+// deadline, so the write loop can hand the library a context without a deadline: a context
+// per reply (its timer, and the library's AfterFunc on it) cost 8% of the server's CPU under
+// small pipelined reads.
 type corkConn struct {
 	net.Conn
-	mu     sync.Mutex
-	corked bool
-	held   []byte
+	timeout time.Duration // 0: no deadline
+	mu      sync.Mutex
+	corked  bool
+	held    []byte
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
@@ -56,22 +63,26 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		c.held = append(c.held, p...)
 		return len(p), nil
 	}
-	if err := c.flushLocked(0); err != nil {
+	if err := c.flushLocked(); err != nil {
 		return 0, err
 	}
+	c.arm()
 	return c.Conn.Write(p)
 }
 
-// flushLocked writes what is held; a positive timeout bounds the write (the library's own
-// writes are bounded by its contexts, which close the connection).
-func (c *corkConn) flushLocked(timeout time.Duration) error {
+// arm sets the deadline for the write that follows.
+func (c *corkConn) arm() {
+	if c.timeout > 0 {
+		c.Conn.SetWriteDeadline(time.Now().Add(c.timeout))
+	}
+}
+
+// flushLocked writes what is held.
+func (c *corkConn) flushLocked() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	if timeout > 0 {
-		c.Conn.SetWriteDeadline(time.Now().Add(timeout))
-		defer c.Conn.SetWriteDeadline(time.Time{})
-	}
+	c.arm()
 	_, err := c.Conn.Write(c.held)
 	c.held = c.held[:0]
 	if cap(c.held) > corkLimit {
@@ -86,10 +97,10 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
-// uncork writes what is held, within timeout.
-func (c *corkConn) uncork(timeout time.Duration) error {
+// uncork writes what is held.
+func (c *corkConn) uncork() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.corked = false
-	return c.flushLocked(timeout)
+	return c.flushLocked()
 }

@@ -159,7 +159,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
 		return
 	}
-	bw := &bigWriteBuffer{ResponseWriter: w}
+	bw := &bigWriteBuffer{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{
 		// Browsers on any origin may connect: access is granted by the API key, not by origin.
 		InsecureSkipVerify: true,

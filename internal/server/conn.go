@@ -113,7 +113,9 @@ func (c *conn) serve() {
 	c.out <- reply{buf: ready, push: true}
 
 	for {
-		typ, r, err := c.ws.Reader(c.ctx)
+		// Every way a connection ends closes its socket (closeWith, drop, server shutdown),
+		// which ends this read; a context here would cost an AfterFunc per message.
+		typ, r, err := c.ws.Reader(context.Background())
 		if err != nil {
 			c.readEnded(err)
 			return

@@ -83,16 +83,35 @@ func readRec(data []byte, off int, prev int64) (ts int64, payload []byte, next i
 	if off >= len(data) {
 		return 0, nil, off, false
 	}
-	delta, n := binary.Uvarint(data[off:])
-	if n <= 0 {
+	// Both varints are usually one byte (a small ts step, a payload under 128 bytes): take
+	// that case inline, as scans read every record this way.
+	var delta uint64
+	if c := data[off]; c < 0x80 {
+		delta = uint64(c)
+		off++
+	} else {
+		d, n := binary.Uvarint(data[off:])
+		if n <= 0 {
+			return 0, nil, off, false
+		}
+		delta = d
+		off += n
+	}
+	if off >= len(data) {
 		return 0, nil, off, false
 	}
-	off += n
-	l, n := binary.Uvarint(data[off:])
-	if n <= 0 {
-		return 0, nil, off, false
+	var l uint64
+	if c := data[off]; c < 0x80 {
+		l = uint64(c)
+		off++
+	} else {
+		v, n := binary.Uvarint(data[off:])
+		if n <= 0 {
+			return 0, nil, off, false
+		}
+		l = v
+		off += n
 	}
-	off += n
 	if l > uint64(len(data)-off) {
 		return 0, nil, off, false
 	}

@@ -19,6 +19,8 @@ func TestParseReply(t *testing.T) {
 		{`{"error":"permission denied","id":"1.3"}`, "1.3", true, false},
 		{` {"records":{},"id":"1.4"}`, "1.4", false, false},
 		{`{"id":"a\"b"}`, `a"b`, false, false},
+		{`{"id":"1.5","code":"x","error":"late key in a short reply"}`, "1.5", true, false},
+		{`{"id":"1.6","records":[` + strings.Repeat(`{"ts":1,"data":"x"},`, 100) + `{"ts":2,"data":"y"}]}`, "1.6", false, false},
 		{`{"error":"bad"}`, "", true, true},
 		{`not json`, "", false, true},
 	} {

@@ -255,7 +255,9 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 
 // runClosedLoop drives a connection that sends as fast as replies come back, on one
 // goroutine: each reply read frees its slot, and once the replies already received are
-// handled, the freed slots' next requests go out in one write. With a reader goroutine
+// handled, the freed slots' next requests go out, small ones coalesced into one write.
+// Requests are sent without reading in between; with at most -inflight requests out and
+// small replies (ins) or small requests (qry, qdoc) neither side's buffers can fill up. With a reader goroutine
 // handing slots to a writer goroutine the tool spent a third of its CPU waking goroutines,
 // CPU the server under test, on the same machine, then did not get.
 func (c *pipeConn) runClosedLoop(ctx context.Context, deadline time.Time) error {
@@ -268,37 +270,50 @@ func (c *pipeConn) runClosedLoop(ctx context.Context, deadline time.Time) error 
 	var seq uint64
 	outstanding, done := 0, false
 	for {
-		// Send the next request of every free slot, in one write.
-		batch = batch[:0]
-		for len(free) > 0 && !done && len(batch) < coalesceMax {
-			if !deadline.IsZero() && time.Now().After(deadline) {
-				done = true
-				break
-			}
-			s := free[len(free)-1]
-			id = appendID(id[:0], s, seq+1)
-			frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
-			if !ok {
-				done = true
-				break
-			}
-			free = free[:len(free)-1]
-			bufs[s] = frame
-			seq++
-			sl := &c.slots[s]
-			sl.records.Store(int64(recs))
-			sl.start.Store(nanotime())
-			sl.seq.Store(seq)
-			c.st.sent.Add(1)
-			batch = append(batch, c.ws.encodeFrame(opText, frame)...)
-			outstanding++
-		}
-		if len(batch) > 0 {
-			if err := c.ws.writeRaw(batch); err != nil {
-				if cerr := context.Cause(ctx); cerr != nil {
-					return cerr
+		// Send the next request of every free slot: small ones coalesced into one write,
+		// large ones (ingest batches) one write each, never waiting for a reply first.
+		for len(free) > 0 && !done {
+			batch = batch[:0]
+			var alone []byte // a large request, sent from its own buffer without a copy
+			for len(free) > 0 && !done && len(batch) < coalesceMax {
+				if !deadline.IsZero() && time.Now().After(deadline) {
+					done = true
+					break
 				}
-				return fmt.Errorf("send request: %w", err)
+				s := free[len(free)-1]
+				id = appendID(id[:0], s, seq+1)
+				frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
+				if !ok {
+					done = true
+					break
+				}
+				free = free[:len(free)-1]
+				bufs[s] = frame
+				seq++
+				sl := &c.slots[s]
+				sl.records.Store(int64(recs))
+				sl.start.Store(nanotime())
+				sl.seq.Store(seq)
+				c.st.sent.Add(1)
+				outstanding++
+				enc := c.ws.encodeFrame(opText, frame)
+				if len(batch) == 0 && len(enc) >= coalesceMax {
+					alone = enc
+					break
+				}
+				batch = append(batch, enc...)
+			}
+			out := batch
+			if alone != nil {
+				out = alone
+			}
+			if len(out) > 0 {
+				if err := c.ws.writeRaw(out); err != nil {
+					if cerr := context.Cause(ctx); cerr != nil {
+						return cerr
+					}
+					return fmt.Errorf("send request: %w", err)
+				}
 			}
 		}
 		if outstanding == 0 && (done || len(free) == 0) {

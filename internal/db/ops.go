@@ -18,7 +18,8 @@ import (
 // or delete — its effect never depends on the state it is applied to — which is what lets
 // a fuzzy snapshot plus the log from the snapshot's start rebuild the exact state.
 const (
-	opInsert        byte = 'I' // uvarint groups; group = col ‖ doc ‖ uvarint n ‖ n × (varint ts−prev ‖ data)
+	opInsert        byte = 'J' // uvarint groups; group = col ‖ doc ‖ uvarint n ‖ n × (varint ts−prev ‖ data); prev runs across groups
+	opInsertV1      byte = 'I' // as opInsert, but prev restarts at 0 in every group (logs written before 'J'; read only)
 	opDeleteDoc     byte = 'D' // col ‖ doc   (col "" = every collection)
 	opDeleteCol     byte = 'C' // col
 	opDeleteRecords byte = 'R' // uvarint n ‖ n × (col ‖ doc ‖ varint ts)
@@ -61,6 +62,10 @@ func appendInsert(b []byte, recs []engine.Record) []byte {
 	out[n] = opInsert
 	n++
 	n += binary.PutUvarint(out[n:], uint64(groups))
+	// The ts delta runs across groups: a batch spread over many documents (one group per
+	// record) holds records of about the same time, so each delta is a byte or two instead
+	// of a whole timestamp.
+	prev := int64(0)
 	for i := 0; i < len(recs); {
 		j := i + 1
 		for j < len(recs) && recs[j].Doc == recs[i].Doc && recs[j].Collection == recs[i].Collection {
@@ -71,7 +76,6 @@ func appendInsert(b []byte, recs []engine.Record) []byte {
 		n += binary.PutUvarint(out[n:], uint64(len(recs[i].Doc)))
 		n += copy(out[n:], recs[i].Doc)
 		n += binary.PutUvarint(out[n:], uint64(j-i))
-		prev := int64(0)
 		for k := i; k < j; k++ {
 			r := &recs[k]
 			// Wrapping subtraction: the zigzag varint of the wrapped delta decodes back exactly.
@@ -256,13 +260,16 @@ func (d *opDecoder) decode(p []byte, t target) error {
 		return fmt.Errorf("decode op: %w", r.err)
 	}
 	switch op {
-	case opInsert:
+	case opInsert, opInsertV1:
 		recs := d.recs[:0]
 		groups := r.count(3)
+		prev := int64(0)
 		for g := 0; g < groups && r.err == nil; g++ {
 			col, doc := r.string(), r.string()
 			n := r.count(2)
-			prev := int64(0)
+			if op == opInsertV1 {
+				prev = 0
+			}
 			for i := 0; i < n && r.err == nil; i++ {
 				ts := int64(uint64(prev) + uint64(r.varint()))
 				data := r.bytes()

@@ -2,6 +2,7 @@ package db
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"reflect"
@@ -58,6 +59,7 @@ func sampleOps() (payloads [][]byte, want []string) {
 		w = append(w, fmt.Sprintf("ins %q %q %d %q", x.Collection, x.Doc, x.TS, x.Data))
 	}
 	add(appendInsert(nil, recs), w...)
+	add(appendInsertV1(recs), w...) // logs written by earlier versions still replay
 	add(appendInsert(nil, nil))
 	add(appendString(appendString([]byte{opDeleteDoc}, ""), "doc"), `ddoc "" "doc"`)
 	add(appendString([]byte{opDeleteCol}, "col"), `dcol "col"`)
@@ -85,6 +87,50 @@ func TestOpsRoundTrip(t *testing.T) {
 	}
 }
 
+// appendInsertV1 encodes recs as the 'I' op of earlier versions did (the ts delta restarts
+// in every group), so the tests can check that such logs still replay.
+func appendInsertV1(recs []engine.Record) []byte {
+	b := []byte{opInsertV1}
+	var groups [][]engine.Record
+	for i := 0; i < len(recs); {
+		j := i + 1
+		for j < len(recs) && recs[j].Collection == recs[i].Collection && recs[j].Doc == recs[i].Doc {
+			j++
+		}
+		groups = append(groups, recs[i:j])
+		i = j
+	}
+	b = binary.AppendUvarint(b, uint64(len(groups)))
+	for _, g := range groups {
+		b = appendString(appendString(b, g[0].Collection), g[0].Doc)
+		b = binary.AppendUvarint(b, uint64(len(g)))
+		prev := int64(0)
+		for _, r := range g {
+			b = binary.AppendVarint(b, int64(uint64(r.TS)-uint64(prev)))
+			b = appendBytes(b, r.Data)
+			prev = r.TS
+		}
+	}
+	return b
+}
+
+// A batch spread over many documents (one group per record) carries small ts deltas, not
+// a whole timestamp per record.
+func TestOpsInsertSpreadBatchIsCompact(t *testing.T) {
+	recs := make([]engine.Record, 1000)
+	for i := range recs {
+		recs[i] = engine.Record{Collection: "c", Doc: fmt.Sprintf("d%04d", i), TS: 1_700_000_000_000 + int64(i/10), Data: []byte("0123456789")}
+	}
+	p := appendInsert(nil, recs)
+	// per record: col 2 + doc 6 + count 1 + delta 1 + length 1 + data 10 = 21 bytes
+	if len(p) > 1000*21+16 {
+		t.Errorf("1000 records over 1000 documents encode to %d bytes, want at most %d", len(p), 1000*21+16)
+	}
+	if v1 := appendInsertV1(recs); len(p) >= len(v1) {
+		t.Errorf("'J' op %d bytes, not smaller than the 'I' op's %d", len(p), len(v1))
+	}
+}
+
 func TestOpsInsertGroupsNames(t *testing.T) {
 	recs := make([]engine.Record, 1000)
 	for i := range recs {
@@ -106,7 +152,7 @@ func TestOpsRejectDamage(t *testing.T) {
 			r := &recorder{}
 			if err := dec.decode(p[:n], r); err == nil && len(r.ops) > 0 {
 				t.Errorf("prefix %q of %q decoded to %v", p[:n], p, r.ops)
-			} else if err == nil && n > 0 && p[0] != opInsert {
+			} else if err == nil && n > 0 && p[0] != opInsert && p[0] != opInsertV1 {
 				t.Errorf("prefix %q of %q decoded without error", p[:n], p)
 			}
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"testing"
@@ -82,5 +83,34 @@ func TestCorkOverARealSocket(t *testing.T) {
 	nc.Close()
 	if b := <-got; string(b) != "one two three" {
 		t.Fatalf("peer read %q", b)
+	}
+}
+
+// A peer that stops reading cannot hold a write forever: every write to the socket, direct
+// or a corked burst, carries the connection's write deadline.
+func TestCorkWritesHaveADeadline(t *testing.T) {
+	for _, corked := range []bool{false, true} {
+		a, b := net.Pipe() // unbuffered: a write blocks until the peer reads
+		c := &corkConn{Conn: a, timeout: 50 * time.Millisecond}
+		start := time.Now()
+		var err error
+		if corked {
+			c.cork()
+			if _, err = c.Write([]byte("held")); err != nil {
+				t.Fatalf("a corked write failed: %v", err)
+			}
+			err = c.uncork()
+		} else {
+			_, err = c.Write([]byte("direct"))
+		}
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			t.Fatalf("corked=%v: write to a peer that does not read returned %v, want a timeout", corked, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("corked=%v: the write took %v", corked, d)
+		}
+		a.Close()
+		b.Close()
 	}
 }

@@ -110,6 +110,11 @@ func TestCorkWritesHaveADeadline(t *testing.T) {
 		if d := time.Since(start); d > 2*time.Second {
 			t.Fatalf("corked=%v: the write took %v", corked, d)
 		}
+		// The stream may end inside a frame now: nothing more may be written to it.
+		go io.Copy(io.Discard, b)
+		if _, err2 := c.Write([]byte("more")); err2 == nil {
+			t.Fatalf("corked=%v: a write after a failed one succeeded", corked)
+		}
 		a.Close()
 		b.Close()
 	}

@@ -48,17 +48,25 @@ const corkLimit = 256 << 10
 // deadline, so the write loop can hand the library a context without a deadline: a context
 // per reply (its timer, and the library's AfterFunc on it) cost 8% of the server's CPU under
 // small pipelined reads.
+//
+// A write that fails (a timeout, say) may have sent part of a frame, so the stream can carry
+// nothing more: every later write fails with the same error, and the connection is closed
+// without a closing handshake (a close frame after half a frame would be garbage).
 type corkConn struct {
 	net.Conn
 	timeout time.Duration // 0: no deadline
 	mu      sync.Mutex
 	corked  bool
 	held    []byte
+	err     error // the first write error; the stream is unusable after it
 }
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
 	if c.corked && len(c.held)+len(p) <= corkLimit {
 		c.held = append(c.held, p...)
 		return len(p), nil
@@ -67,7 +75,19 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return 0, err
 	}
 	c.arm()
-	return c.Conn.Write(p)
+	n, err := c.Conn.Write(p)
+	if err != nil {
+		c.broken(err)
+	}
+	return n, err
+}
+
+// broken records the first write error and closes the socket. Caller holds mu.
+func (c *corkConn) broken(err error) {
+	if c.err == nil {
+		c.err = err
+		c.Conn.Close()
+	}
 }
 
 // arm sets the deadline for the write that follows.
@@ -79,6 +99,9 @@ func (c *corkConn) arm() {
 
 // flushLocked writes what is held.
 func (c *corkConn) flushLocked() error {
+	if c.err != nil {
+		return c.err
+	}
 	if len(c.held) == 0 {
 		return nil
 	}
@@ -87,6 +110,9 @@ func (c *corkConn) flushLocked() error {
 	c.held = c.held[:0]
 	if cap(c.held) > corkLimit {
 		c.held = nil
+	}
+	if err != nil {
+		c.broken(err)
 	}
 	return err
 }

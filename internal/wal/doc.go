@@ -19,7 +19,7 @@
 //
 //	log, err := wal.Open(dir, wal.Options{Policy: wal.SyncAlways, MinSeq: snapshotSeq})
 //	err = log.Replay(snapshotSeq, apply)     // before the first Append
-//	seq, err := log.Append(payload)          // under the caller's apply lock, in apply order
+//	seq, err := log.Append(payload)          // or AppendEncoded; under the caller's apply lock, in apply order
 //	err = log.Sync(ctx, seq)                 // outside the lock: waits for durability
 //
 // Snapshots: seq := log.Cut() (under the apply lock, at the snapshot's start), then
@@ -75,6 +75,7 @@
 //
 // # Concurrency
 //
-// Append, Sync, Flush, Cut, RemoveBefore, Stats and Close are safe for concurrent use.
+// Append, AppendEncoded, Sync, Flush, Cut, RemoveBefore, Stats and Close are safe for
+// concurrent use.
 // Replay must run before the first Append. A flock on dir/LOCK keeps a second process out.
 package wal

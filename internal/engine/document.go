@@ -66,6 +66,7 @@ func (d *document) appendNewest(ts int64, payload []byte) {
 				b.data = nb
 			}
 			b.lastOff = int32(len(b.data))
+			b.addMark(int(b.count), ts, len(b.data))
 			b.data = appendRec(b.data, delta, payload)
 			b.maxTS = ts
 			b.count++
@@ -248,8 +249,8 @@ func (d *document) latest(at int64) (ts int64, payload []byte, ok bool) {
 	if at >= b.maxTS {
 		return b.maxTS, payloadAt(b.data, b.lastOff), true
 	}
-	prev := b.minTS
-	for off := 0; ; {
+	off, prev := b.seek(at)
+	for {
 		t, p, next, more := readRec(b.data, off, prev)
 		if !more || t > at {
 			return ts, payload, ok
@@ -283,8 +284,8 @@ func (d *document) scan(q RangeQuery, fn func(ts int64, payload []byte)) {
 	if !q.Reverse {
 		for i := d.firstBlockFrom(q.From); i < len(d.blocks) && d.blocks[i].minTS <= q.To; i++ {
 			b := &d.blocks[i]
-			prev := b.minTS
-			for off := 0; ; {
+			off, prev := b.seek(q.From)
+			for {
 				ts, p, next, ok := readRec(b.data, off, prev)
 				if !ok {
 					break
@@ -307,8 +308,8 @@ func (d *document) scan(q RangeQuery, fn func(ts int64, payload []byte)) {
 		if int(b.count) > len(stack) {
 			refs = make([]recRef, 0, b.count) // only for blocks built before a limit change
 		}
-		prev := b.minTS
-		for off := 0; ; {
+		off, prev := b.seek(q.From)
+		for {
 			ts, p, next, ok := readRec(b.data, off, prev)
 			if !ok || ts > q.To {
 				break

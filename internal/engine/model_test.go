@@ -54,6 +54,22 @@ func checkInvariants(t *testing.T, s *Store) {
 				if ts, _, _, ok := readRec(b.data, int(b.lastOff), 0); !ok || (b.count == 1 && ts != 0) {
 					t.Errorf("%s/%s: block %d lastOff %d bad", name, dn, i, b.lastOff)
 				}
+				// Marks: exactly records markEvery, 2·markEvery, … with their offsets and ts.
+				var want []mark
+				idx, prev := 0, b.minTS
+				for off := 0; ; idx++ {
+					ts, _, next, ok := readRec(b.data, off, prev)
+					if !ok {
+						break
+					}
+					if idx > 0 && idx%markEvery == 0 {
+						want = append(want, mark{ts: ts, off: uint16(off)})
+					}
+					prev, off = ts, next
+				}
+				if got := b.marks[:b.nMarks()]; !slices.Equal(got, want[:min(len(want), len(b.marks))]) {
+					t.Errorf("%s/%s: block %d marks %v, want %v", name, dn, i, b.marks, want)
+				}
 				n += int(b.count)
 			}
 			if n != d.count || bytes != d.payload {

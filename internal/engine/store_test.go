@@ -273,6 +273,38 @@ func TestLatestInsideBlocks(t *testing.T) {
 	}
 }
 
+func TestRangeStartsInsideBlocks(t *testing.T) {
+	// Many full blocks (so every block has its marks): a range may start at any ts, on a
+	// marked record, next to one, or between records, in either order.
+	s := New()
+	var batch []Record
+	for i := range 3000 {
+		batch = append(batch, Record{"c", "d", int64(i * 3), []byte(strconv.Itoa(i * 3))})
+	}
+	s.Insert(batch)
+	for from := int64(-2); from < 9003; from++ {
+		for _, reverse := range []bool{false, true} {
+			var got []int64
+			s.Range("c", "d", RangeQuery{From: from, To: from + 7, Reverse: reverse}, func(ts int64, data []byte) {
+				if string(data) != strconv.FormatInt(ts, 10) {
+					t.Fatalf("from %d: record %d carries %q", from, ts, data)
+				}
+				got = append(got, ts)
+			})
+			var want []int64
+			for ts := (max(from, 0) + 2) / 3 * 3; ts <= from+7 && ts <= 8997; ts += 3 {
+				want = append(want, ts)
+			}
+			if reverse {
+				slices.Reverse(want)
+			}
+			if !slices.Equal(got, want) {
+				t.Fatalf("from %d reverse %v: got %v, want %v", from, reverse, got, want)
+			}
+		}
+	}
+}
+
 func TestDeleteSemantics(t *testing.T) {
 	type step func(s *Store)
 	ins := func(col, doc string, ts ...int) step {

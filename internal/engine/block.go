@@ -60,7 +60,7 @@ type block struct {
 	// markEvery records before the first one it wants instead of up to blockMaxRecords. A
 	// block's bytes are only ever appended to (or the block is rebuilt by encodeBlock), so
 	// marks stay valid as it grows. Inline, so that a block costs no extra allocation: 48
-	// bytes per block, ~0.3 byte per 50-byte record.
+	// bytes per block, measured +0.5 byte per record (10M records of 50 bytes).
 	marks [blockMaxRecords/markEvery - 1]mark
 }
 
@@ -141,7 +141,8 @@ func readRec(data []byte, off int, prev int64) (ts int64, payload []byte, next i
 		return 0, nil, off, false
 	}
 	// Both varints are usually one byte (a small ts step, a payload under 128 bytes): take
-	// that case inline, as scans read every record this way.
+	// that case inline, as scans read every record this way. (Written out twice on purpose:
+	// a helper for it does not inline and cost 40% more instructions per Range.)
 	var delta uint64
 	if c := data[off]; c < 0x80 {
 		delta = uint64(c)

@@ -100,6 +100,11 @@ type pipeConn struct {
 	st       *connStats
 	pacer    pacer // non-nil: send at the generator's rate, one frame per write
 
+	// Request building, owned by the sending loop.
+	bufs [][]byte // per slot: its current request frame (reused)
+	id   []byte
+	seq  uint64 // sequence number of the last request sent
+
 	readDone chan struct{}
 	readErr  error
 	closing  atomic.Bool
@@ -112,6 +117,7 @@ func newPipeConn(ws *wsConn, gen generator, inflight int) *pipeConn {
 		inflight: inflight,
 		slots:    make([]slot, inflight),
 		free:     make(chan int, inflight),
+		bufs:     make([][]byte, inflight),
 		st:       &connStats{kind: gen.kind()},
 		readDone: make(chan struct{}),
 	}
@@ -130,32 +136,31 @@ func (c *pipeConn) run(ctx context.Context, deadline time.Time) error {
 	// A write blocked on a server that stopped reading must end with the phase.
 	stop := context.AfterFunc(ctx, func() { c.ws.closeNow() })
 	defer stop()
+	var err error
 	if c.pacer == nil {
-		err := c.runClosedLoop(ctx, deadline)
-		c.closing.Store(true)
-		if err == nil {
-			c.ws.close(1000, "done")
-			// The close handshake ends with the server's close frame or its hang-up.
-			c.ws.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-			for {
-				if _, _, rerr := c.ws.readMessage(nil); rerr != nil {
-					break
-				}
-			}
-		}
-		c.ws.closeNow()
-		return err
+		err = c.runClosedLoop(ctx, deadline)
+	} else {
+		go c.readLoop()
+		err = c.runPaced(ctx, deadline)
 	}
-	go c.readLoop()
-	err := c.writeLoop(ctx, deadline)
 	c.closing.Store(true)
-	if err == nil {
-		c.ws.close(1000, "done")
-	}
 	if err != nil {
 		c.ws.closeNow()
+	} else {
+		c.ws.close(1000, "done")
 	}
-	<-c.readDone
+	if c.pacer != nil {
+		<-c.readDone
+	} else if err == nil {
+		// No reader goroutine: read to the end of the close handshake (the server's close
+		// frame or its hang-up).
+		c.ws.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		for {
+			if _, _, rerr := c.ws.readMessage(nil); rerr != nil {
+				break
+			}
+		}
+	}
 	c.ws.closeNow()
 	return err
 }
@@ -163,13 +168,29 @@ func (c *pipeConn) run(ctx context.Context, deadline time.Time) error {
 // coalesceMax bounds the bytes of small requests sent in one write.
 const coalesceMax = 64 << 10
 
-func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
-	bufs := make([][]byte, c.inflight)
-	var id, batch []byte
-	var seq uint64
+// arm builds slot s's next request, records it in the slot and returns the encoded frame;
+// ok is false when the generator is done.
+func (c *pipeConn) arm(s int) (frame []byte, ok bool) {
+	c.id = appendID(c.id[:0], s, c.seq+1)
+	raw, recs, ok := c.gen.next(append(c.bufs[s][:0], make([]byte, wsHeaderRoom)...), c.id)
+	if !ok {
+		return nil, false
+	}
+	c.bufs[s] = raw
+	c.seq++
+	sl := &c.slots[s]
+	sl.records.Store(int64(recs))
+	sl.start.Store(nanotime())
+	sl.seq.Store(c.seq)
+	c.st.sent.Add(1)
+	return c.ws.encodeFrame(opText, raw), true
+}
+
+// runPaced sends one request per write at the generator's rate while readLoop, on its own
+// goroutine, takes the replies and hands the slots back.
+func (c *pipeConn) runPaced(ctx context.Context, deadline time.Time) error {
 	held := 0
-	done := false
-	for !done {
+	for {
 		var s int
 		select {
 		case s = <-c.free:
@@ -178,62 +199,19 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		}
-		if c.pacer != nil {
-			if err := c.pacer.wait(ctx); err != nil {
-				return err
-			}
+		if err := c.pacer.wait(ctx); err != nil {
+			return err
 		}
-		// Take every other free slot too, so that requests freed by one
-		// burst of replies go out in one write instead of one each.
-		batch = batch[:0]
-		var single []byte
-		for n := 0; ; n++ {
-			if !deadline.IsZero() && time.Now().After(deadline) {
-				held++
-				done = true
-				break
-			}
-			id = appendID(id[:0], s, seq+1)
-			frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
-			if !ok {
-				held++
-				done = true
-				break
-			}
-			bufs[s] = frame
-			seq++
-			sl := &c.slots[s]
-			sl.records.Store(int64(recs))
-			sl.start.Store(nanotime())
-			sl.seq.Store(seq)
-			c.st.sent.Add(1)
-			enc := c.ws.encodeFrame(opText, frame)
-			if n == 0 {
-				single = enc
-			} else {
-				if n == 1 {
-					batch = append(batch, single...)
-				}
-				batch = append(batch, enc...)
-			}
-			if len(single)+len(batch) >= coalesceMax || c.pacer != nil {
-				break
-			}
-			select {
-			case s = <-c.free:
-				continue
-			default:
-			}
+		var frame []byte
+		ok := deadline.IsZero() || !time.Now().After(deadline)
+		if ok {
+			frame, ok = c.arm(s)
+		}
+		if !ok {
+			held++
 			break
 		}
-		out := single
-		if len(batch) > 0 {
-			out = batch
-		}
-		if len(out) == 0 {
-			continue
-		}
-		if err := c.ws.writeRaw(out); err != nil {
+		if err := c.ws.writeRaw(frame); err != nil {
 			if cerr := context.Cause(ctx); cerr != nil {
 				return cerr
 			}
@@ -261,13 +239,11 @@ func (c *pipeConn) writeLoop(ctx context.Context, deadline time.Time) error {
 // handing slots to a writer goroutine the tool spent a third of its CPU waking goroutines,
 // CPU the server under test, on the same machine, then did not get.
 func (c *pipeConn) runClosedLoop(ctx context.Context, deadline time.Time) error {
-	bufs := make([][]byte, c.inflight)
 	free := make([]int, 0, c.inflight)
 	for i := range c.inflight {
 		free = append(free, i)
 	}
-	var id, batch, msg []byte
-	var seq uint64
+	var batch, msg []byte
 	outstanding, done := 0, false
 	for {
 		// Send the next request of every free slot: small ones coalesced into one write,
@@ -280,28 +256,18 @@ func (c *pipeConn) runClosedLoop(ctx context.Context, deadline time.Time) error 
 					done = true
 					break
 				}
-				s := free[len(free)-1]
-				id = appendID(id[:0], s, seq+1)
-				frame, recs, ok := c.gen.next(append(bufs[s][:0], make([]byte, wsHeaderRoom)...), id)
+				frame, ok := c.arm(free[len(free)-1])
 				if !ok {
 					done = true
 					break
 				}
 				free = free[:len(free)-1]
-				bufs[s] = frame
-				seq++
-				sl := &c.slots[s]
-				sl.records.Store(int64(recs))
-				sl.start.Store(nanotime())
-				sl.seq.Store(seq)
-				c.st.sent.Add(1)
 				outstanding++
-				enc := c.ws.encodeFrame(opText, frame)
-				if len(batch) == 0 && len(enc) >= coalesceMax {
-					alone = enc
+				if len(batch) == 0 && len(frame) >= coalesceMax {
+					alone = frame
 					break
 				}
-				batch = append(batch, enc...)
+				batch = append(batch, frame...)
 			}
 			out := batch
 			if alone != nil {
@@ -316,7 +282,7 @@ func (c *pipeConn) runClosedLoop(ctx context.Context, deadline time.Time) error 
 				}
 			}
 		}
-		if outstanding == 0 && (done || len(free) == 0) {
+		if outstanding == 0 { // every slot free after the sending above: the generator is done
 			return nil
 		}
 		// Handle every reply already received before sending again.

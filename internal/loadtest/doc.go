@@ -13,8 +13,8 @@
 // A closed-loop connection (the default: the next request as soon as a slot is
 // free) runs on one goroutine: it sends every free slot's request, then reads
 // the replies already received, and again — a reader and a writer goroutine
-// handing slots over cost about a quarter of the tool's CPU per request in
-// wake-ups. A paced connection (fanout's -rate) keeps the two goroutines. Request ids are
+// handing slots over cost about a fifth of the tool's CPU per qdoc request in
+// wake-ups (interleaved runs: 20-22 µs against 16-18 µs). A paced connection (fanout's -rate) keeps the two goroutines. Request ids are
 // "<slot>.<seq>": the slot says which in-flight entry a reply completes, the
 // sequence number proves it is the reply to the request in that slot now.
 //

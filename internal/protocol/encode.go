@@ -184,7 +184,7 @@ var Ready = []byte(`{"message":"Authentication successful","type":"ready"}`)
 // of records whose timestamps are usually close to one another (a document's records in
 // order, or in reverse): it keeps the digits of the last timestamp and moves them by the
 // difference instead of formatting each number afresh, which was a quarter of the cost of
-// a qdoc reply. The zero value is ready to use; use one per reply.
+// encoding a record (BenchmarkAppendRecord profile) and 12% of the server's under qdoc. The zero value is ready to use; use one per reply.
 type RecordWriter struct {
 	ts tsDigits
 }

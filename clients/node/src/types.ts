@@ -198,8 +198,10 @@ export interface SubscribeOptions {
   /** signal ends the subscription when it aborts (before the reply: subscribe rejects with AbortedError). */
   signal?: AbortSignalLike;
   /**
-   * bufferSize is how many events may wait for a slow async-iterator consumer; beyond it the
-   * subscription ends with SubscriptionLostError `buffer_full`. Default 10000. Unused with onEvent.
+   * bufferSize is how many events may wait for a slow async-iterator consumer: an event frame
+   * that arrives while bufferSize or more wait ends the subscription with SubscriptionLostError
+   * `buffer_full` (frames are kept whole, so up to one frame more may wait). Default 10000.
+   * Unused with onEvent.
    */
   bufferSize?: number;
   /**

@@ -546,11 +546,15 @@ describe("cursors", () => {
           break;
         }
       }
-      assert.equal(delivered.length, 5);
-      assert.deepEqual(delivered, [1, 2, 3, 4, 5]);
+      // Frames are taken whole, and the server may put several inserts' events in one frame:
+      // at least bufferSize events were delivered, in order and without a gap, and fewer than all.
+      const k = delivered.length;
+      assert.ok(k >= 5 && k < 12, `delivered ${k} events`);
+      assert.deepEqual(delivered, Array.from({ length: k }, (_, i) => i + 1));
       assert.equal(sub.cursor, err.cursor);
       const rest = await client.subscribe({ col: "slow", cursor: err.cursor });
-      assert.deepEqual((await take(rest[Symbol.asyncIterator](), 7)).map((e) => e.ts), [6, 7, 8, 9, 10, 11, 12]);
+      const expected = Array.from({ length: 12 - k }, (_, i) => k + 1 + i);
+      assert.deepEqual((await take(rest[Symbol.asyncIterator](), expected.length)).map((e) => e.ts), expected);
     } finally {
       await client.close();
     }

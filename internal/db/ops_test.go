@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
@@ -140,6 +141,46 @@ func TestOpsInsertGroupsNames(t *testing.T) {
 	// names once, then ~1 byte delta + 1 byte length + 10 bytes data per record
 	if len(p) > 1000*12+64 {
 		t.Errorf("1000 records of 10 bytes for one document encode to %d bytes; names should be written once", len(p))
+	}
+}
+
+// TestOpsInsertGroupBoundaries checks the grouping against names that sameName must tell
+// apart past their length and last character, empty names, and lengths that need
+// multi-byte varints: every batch decodes back to its records, in order, with one group per
+// run of equal names.
+func TestOpsInsertGroupBoundaries(t *testing.T) {
+	long := strings.Repeat("n", 200)
+	big := bytes.Repeat([]byte("x"), 300)
+	recs := []engine.Record{
+		{Collection: "c", Doc: "ab", TS: 1, Data: []byte("1")},
+		{Collection: "c", Doc: "bb", TS: 2, Data: []byte("2")}, // same length and last byte
+		{Collection: "c", Doc: "bb", TS: 3, Data: big},
+		{Collection: "d", Doc: "bb", TS: 4, Data: nil}, // same doc, other collection
+		{Collection: "", Doc: "", TS: 5, Data: []byte("5")},
+		{Collection: "", Doc: "", TS: -6, Data: []byte("6")},
+		{Collection: "c", Doc: long, TS: 1 << 40, Data: big},
+		{Collection: "c", Doc: long[:199] + "m", TS: 7, Data: []byte("7")},
+		{Collection: "c", Doc: long, TS: 8, Data: []byte("8")},
+	}
+	p := appendInsert(nil, recs)
+	groups, k := binary.Uvarint(p[1:])
+	if k <= 0 || groups != 7 {
+		t.Fatalf("group count %d (read %d bytes), want 7", groups, k)
+	}
+	r := &recorder{}
+	var dec opDecoder
+	if err := dec.decode(p, r); err != nil {
+		t.Fatal(err)
+	}
+	want := &recorder{}
+	want.insert(recs)
+	if !reflect.DeepEqual(r.ops, want.ops) {
+		t.Errorf("decoded\n%q\nwant\n%q", r.ops, want.ops)
+	}
+	// The encoder writes after what the buffer already holds.
+	q := appendInsert([]byte("prefix"), recs)
+	if !bytes.Equal(q[len("prefix"):], p) || string(q[:len("prefix")]) != "prefix" {
+		t.Error("appending to a non-empty buffer changed the encoding or the prefix")
 	}
 }
 

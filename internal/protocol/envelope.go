@@ -108,6 +108,15 @@ type Request struct {
 	TypeName []byte // the type as sent, for error texts
 	Data     []byte // the payload JSON, decoded from its string encoding
 
+	// FastInsert, when set before ParseEnvelope, receives the records of an `ins` request read
+	// straight from its escaped data string, in one pass; Data then stays nil and
+	// FastInsert.DecodeRequest has nothing left to do. The server points it at the
+	// connection's Insert. Requests of other types, and data the fast path declines, are
+	// decoded as usual.
+	FastInsert *Insert
+
+	fastDone                *Insert // FastInsert, when it holds this request's records
+	dataStr                 []byte  // the data string, quotes included, while fastDone is set
 	idBuf, typeBuf, dataBuf []byte
 }
 
@@ -118,6 +127,7 @@ type Request struct {
 // reply can carry it.
 func ParseEnvelope(frame []byte, r *Request) *Error {
 	r.ID, r.Type, r.TypeName, r.Data = nil, TypeUnknown, nil, nil
+	r.fastDone, r.dataStr = nil, nil
 	s := scanner{b: frame}
 	if s.peek() != '{' {
 		return Errorf("request must be a JSON object with id, type and data")
@@ -153,8 +163,16 @@ func ParseEnvelope(frame []byte, r *Request) *Error {
 			haveType = true
 		case "data":
 			haveData = true
+			r.fastDone, r.dataStr = nil, nil
 			switch s.peek() {
 			case '"':
+				if d := r.FastInsert; d != nil && (!haveType || r.Type == TypeIns) {
+					if end := d.decodeString(s.b, s.i); end > 0 {
+						r.fastDone, r.dataStr, r.Data = d, s.b[s.i:end], nil
+						s.i = end
+						continue
+					}
+				}
 				v := s.str(r.dataBuf[:0])
 				r.dataBuf = s.keep(r.dataBuf, v)
 				r.Data = v
@@ -187,6 +205,12 @@ func ParseEnvelope(frame []byte, r *Request) *Error {
 	if r.Type == TypeUnknown {
 		return &Error{Code: CodeUnknownType, Text: "unknown message type " + quote(r.TypeName)}
 	}
+	if r.fastDone != nil {
+		if r.Type == TypeIns {
+			return nil // the records are in FastInsert
+		}
+		r.decodeData() // the type came after the data, and is not ins
+	}
 	if !haveData || len(r.Data) == 0 {
 		if r.Type == TypeCols || r.Type == TypeConn || r.Type == TypeAuth {
 			r.Data = emptyObject // parameterless messages: tolerate a missing data field
@@ -198,6 +222,15 @@ func ParseEnvelope(frame []byte, r *Request) *Error {
 }
 
 var emptyObject = []byte("{}")
+
+// decodeData decodes the data string the fast path read into Data, for when the records
+// are wanted elsewhere after all. The fast path read it to its end, so it is well formed.
+func (r *Request) decodeData() {
+	s := scanner{b: r.dataStr}
+	v := s.str(r.dataBuf[:0])
+	r.dataBuf = s.keep(r.dataBuf, v)
+	r.Data, r.fastDone, r.dataStr = v, nil, nil
+}
 
 // keep records the grown scratch buffer when v was decoded into it, so the next request
 // reuses the larger allocation.

@@ -465,3 +465,97 @@ func FuzzAppendRecord(f *testing.F) {
 		}
 	})
 }
+
+// FuzzInsertEscaped checks the one-pass decode of `ins` requests (Request.FastInsert and
+// Insert.DecodeRequest) against the two-pass one (ParseEnvelope decoding the data string,
+// then Insert.Decode): for any document, escaped into the data string in one of several
+// valid ways, both give the same envelope error, the same insert error, or the same records.
+func FuzzInsertEscaped(f *testing.F) {
+	for _, s := range insertSeeds {
+		for style := range byte(16) {
+			f.Add([]byte(s), style)
+		}
+	}
+	f.Add([]byte(`[{"ts":1,"doc":"a\/b","data":"a\\\/b\u0041\ud83d\ude00\t","col":"c"}]`), byte(0))
+	f.Add([]byte(`[{"ts":1,"doc":"d","data":"q\" b\\ s\/ n\n t\t r\r b\b f\f é","col":"c"},{"ts":2,"doc":"d","data":"{\"a\":\"\\\"\"}","col":"c"}]`), byte(0))
+	for _, s := range envelopeSeeds {
+		f.Add([]byte(s), byte(8))
+	}
+	f.Add([]byte(`{"id":"1","type":"ins","data":"[{\"ts\":1,\"doc\":\"d","x":"\",\"col\":\"c\",\"data\":\"x\"}]"}`), byte(8))
+	f.Add([]byte("[\n {\"ts\": 1, \"doc\": \"a\", \"data\": \"x\", \"col\": \"c\"}\r\n]\t"), byte(1))
+	var dl, dp protocol.Insert // reused, as on a connection
+	var plain protocol.Request
+	lazy := protocol.Request{FastInsert: &dl}
+	f.Fuzz(func(t *testing.T, doc []byte, style byte) {
+		// Style bit 3: doc is the whole frame, whatever it holds. Bit 2: the type comes
+		// after the data.
+		frame := []byte(`{"id":"1","type":"ins","data":`)
+		if style&4 != 0 {
+			frame = []byte(`{"id":"1","data":`)
+		}
+		frame = append(frame, escapeDoc(doc, style)...)
+		if style&4 != 0 {
+			frame = append(frame, `,"type":"ins"`...)
+		}
+		frame = append(frame, '}')
+		if style&8 != 0 {
+			frame = doc
+		}
+		ep := protocol.ParseEnvelope(frame, &plain)
+		el := protocol.ParseEnvelope(frame, &lazy)
+		if (ep == nil) != (el == nil) || ep != nil && *ep != *el {
+			t.Fatalf("envelope of %q: error %v, lazily %v", frame, ep, el)
+		}
+		if ep != nil {
+			return
+		}
+		ip := dp.Decode(plain.Data)
+		il := dl.DecodeRequest(&lazy)
+		if (ip == nil) != (il == nil) || ip != nil && *ip != *il {
+			t.Fatalf("records of %q: error %v, in one pass %v", frame, ip, il)
+		}
+		if ip != nil {
+			return
+		}
+		if len(dp.Records) != len(dl.Records) {
+			t.Fatalf("records of %q: %d, in one pass %d", frame, len(dp.Records), len(dl.Records))
+		}
+		for i, p := range dp.Records {
+			l := dl.Records[i]
+			if p.Collection != l.Collection || p.Doc != l.Doc || p.TS != l.TS || !bytes.Equal(p.Data, l.Data) {
+				t.Fatalf("record %d of %q: %+v, in one pass %+v", i, frame, p, l)
+			}
+		}
+	})
+}
+
+// escapeDoc writes doc as a JSON string the way different encoders do: 0 minimal (quotes,
+// backslashes and control characters escaped), 1 with / escaped too, 2 with every byte
+// outside [A-Za-z0-9] below 0x80 as \u00XX, 3 with control characters as \u00XX only.
+// Invalid UTF-8 is written as it comes (the decoders take such bytes as they are).
+func escapeDoc(doc []byte, style byte) []byte {
+	out := []byte{'"'}
+	for _, c := range doc {
+		alnum := c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z'
+		switch {
+		case style%4 == 2 && c < 0x80 && !alnum,
+			style%4 == 3 && c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		case c == '"' || c == '\\':
+			out = append(out, '\\', c)
+		case c == '/' && style%4 == 1:
+			out = append(out, '\\', '/')
+		case c == '\n':
+			out = append(out, '\\', 'n')
+		case c == '\t':
+			out = append(out, '\\', 't')
+		case c == '\r':
+			out = append(out, '\\', 'r')
+		case c < 0x20:
+			out = append(out, '\\', 'u', '0', '0', "0123456789abcdef"[c>>4], "0123456789abcdef"[c&15])
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, '"')
+}

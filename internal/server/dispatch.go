@@ -86,7 +86,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 
 	switch r.Type {
 	case protocol.TypeIns:
-		if e := c.ins.Decode(r.Data); e != nil {
+		if e := c.ins.DecodeRequest(r); e != nil {
 			return 0, e
 		}
 		if max := c.srv.cfg.MaxBatchRecords; max > 0 && len(c.ins.Records) > max {

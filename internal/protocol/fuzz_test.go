@@ -478,6 +478,8 @@ func FuzzInsertEscaped(f *testing.F) {
 	}
 	f.Add([]byte(`[{"ts":1,"doc":"a\/b","data":"a\\\/b\u0041\ud83d\ude00\t","col":"c"}]`), byte(0))
 	f.Add([]byte(`[{"ts":1,"doc":"d","data":"q\" b\\ s\/ n\n t\t r\r b\b f\f é","col":"c"},{"ts":2,"doc":"d","data":"{\"a\":\"\\\"\"}","col":"c"}]`), byte(0))
+	f.Add([]byte(`[{"ts":1,"doc":"d","data":"\u003cb\u003E \u0026 \u00e9\u0000\uFFFF","col":"c"}]`), byte(0))
+	f.Add([]byte(`[{"ts":1,"doc":"d","data":"\u00e9\ud800","col":"c"}]`), byte(0))
 	for _, s := range envelopeSeeds {
 		f.Add([]byte(s), byte(8))
 	}

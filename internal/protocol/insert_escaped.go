@@ -2,6 +2,8 @@ package protocol
 
 import (
 	"math"
+	"unicode/utf16"
+	"unicode/utf8"
 	"unsafe"
 )
 
@@ -13,9 +15,9 @@ import (
 //
 // Insert.decodeString is the one-pass fast path: it parses the records straight from the
 // string's escaped form, for the shape every client sends (JSON.stringify, encoding/json): keys
-// without escapes, integer timestamps, names without escapes, payload strings whose only
-// escapes are \" \\ \/ \b \f \n \r \t (escaped once more). Anything else — a \u escape,
-// an unknown or repeated key, a missing field, a syntax error — makes it give up, and the
+// without escapes, integer timestamps, names without escapes, payload strings whose
+// escapes are \" \\ \/ \b \f \n \r \t or \u outside the surrogates (escaped once more).
+// Anything else — a surrogate pair, an unknown or repeated key, a missing field, a syntax error — makes it give up, and the
 // caller decodes the request the general way, which also words any error. So the fast path
 // never decides a request's outcome on its own: it either yields exactly the records the
 // general path would, or nothing (FuzzInsertEscaped checks this). It needs no separate
@@ -148,17 +150,28 @@ func (e *escScanner) payload(dst []byte) (v []byte, copied, ok bool) {
 				return nil, false, false
 			}
 			c := b[i+2]
-			i += 3
-			if c == '\\' {
-				c = b[i] // \\\" \\\\ or \\\/
-				if c != '"' && c != '\\' && c != '/' {
+			if c == 'u' {
+				// \\uXXXX: a code point (encoding/json writes < > & so). Surrogates, and
+				// hex digits the outer string escapes too, are left to the general path.
+				r, ok := hex4(b[i+3:])
+				if !ok || utf16.IsSurrogate(r) {
 					return nil, false, false
 				}
-				i++
-			} else if c = simpleEscape(c); c == 0 {
-				return nil, false, false // \u, the data string's end, or not an escape
+				out = utf8.AppendRune(out, r)
+				i += 7
+			} else {
+				i += 3
+				if c == '\\' {
+					c = b[i] // \\\" \\\\ or \\\/
+					if c != '"' && c != '\\' && c != '/' {
+						return nil, false, false
+					}
+					i++
+				} else if c = simpleEscape(c); c == 0 {
+					return nil, false, false // the data string's end, or not an escape
+				}
+				out = append(out, c)
 			}
-			out = append(out, c)
 		default:
 			// \n \t … here would be a raw control character in the document's string,
 			// which JSON does not allow; \u is left to the general path.
@@ -171,6 +184,28 @@ func (e *escScanner) payload(dst []byte) (v []byte, copied, ok bool) {
 	// An unescaped quote (the data string ended inside the document's string), a control
 	// character, or the end of the frame.
 	return nil, false, false
+}
+
+// hex4 reads the four hex digits of a \u escape from the start of b.
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
 }
 
 // simpleEscape returns the byte a one-letter escape of the document stands for (after its

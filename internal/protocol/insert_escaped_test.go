@@ -28,6 +28,9 @@ func TestDecodeEscapedTakesCommonShapes(t *testing.T) {
 		{"slashes escaped by the encoder",
 			`[{\"ts\":1,\"doc\":\"d\",\"data\":\"a\/b \\\/ c\",\"col\":\"c\"}]`,
 			[]InsertRecord{{Collection: "c", Doc: "d", TS: 1, Data: []byte("a/b / c")}}},
+		{"\\u escapes, as encoding/json writes < > &",
+			`[{\"ts\":1,\"doc\":\"d\",\"data\":\"\\u003cb\\u003e \\u0026 \\u00E9\\u0000\",\"col\":\"c\"}]`,
+			[]InsertRecord{{Collection: "c", Doc: "d", TS: 1, Data: []byte("<b> & é\x00")}}},
 		{"pretty-printed",
 			`[\n  {\n    \"ts\": 1,\n    \"doc\": \"d\",\r\n\t\"data\": \"x\",\n    \"col\": \"c\"\n  }\n]\n`,
 			[]InsertRecord{{Collection: "c", Doc: "d", TS: 1, Data: []byte("x")}}},
@@ -55,7 +58,8 @@ func TestDecodeEscapedGivesUp(t *testing.T) {
 	rec := func(fields string) string { return `[{` + fields + `}]` }
 	base := `\"ts\":1,\"doc\":\"d\",\"col\":\"c\",`
 	for _, esc := range []string{
-		rec(base + `\"data\":\"\\u0041\"`),           // \u in the payload
+		rec(base + `\"data\":\"\\ud83d\\ude00\"`),    // a surrogate pair in the payload
+		rec(base + `\"data\":\"\\u00g1\"`),           // not hex
 		rec(base + `\"data\":\"\u0041\"`),            // \u in the string holding it
 		rec(base + `\"data\":\"a\nb\"`),              // a raw newline in the payload
 		rec(base + `\"data\":{}`),                    // not a string

@@ -415,7 +415,11 @@ func checkKV(t *testing.T, data []byte, kv protocol.KV) {
 
 func FuzzAppendString(f *testing.F) {
 	for _, s := range []string{"", "plain", `"quotes" and \backslash\`, "new\nline\r\t", "\x00\x01\x1f\x7f",
-		"héllo 😀👍🏽", "\u2028\u2029", "bad \xff\xfe utf8 \xed\xa0\x80", "\ufffd", "</script>&"} {
+		"héllo 😀👍🏽", "\u2028\u2029", "bad \xff\xfe utf8 \xed\xa0\x80", "\ufffd", "</script>&",
+		// whole words of escapes, and the bytes a word's flag mask marks falsely (the one
+		// above a quote, a backslash or a control character)
+		`""""""""""""""""`, `\\\\\\\\\`, `"#"#"#"#\]\]\]\]`, "\x01 \x01 \x01 \x01 x", `{"temp":21.5,"hum":40.2,"pad":"xxxxxxxxxxxxxxx"}`,
+		"ab\"cd\"ef\xc3\xa9gh\"ij\x01kl"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {

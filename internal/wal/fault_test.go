@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -274,5 +275,50 @@ func TestBackgroundFsyncFailure(t *testing.T) {
 	_, got := replayAll(t, l, 1)
 	if strings.Join(got, ",") != "before,acked-on-write,after" {
 		t.Fatalf("replay %v", got)
+	}
+}
+
+// TestBackgroundFsyncFailureRecovers: under SyncNever only rolls (and the background-sync
+// threshold) fsync, in the background, and nothing acknowledged waits for them. When such an
+// fsync fails, appends are refused, so no writer wakes the flusher: the retry timer must,
+// and the log must recover once the disk does, without a single new append — keeping the
+// frames it acknowledged on write.
+func TestBackgroundFsyncFailureRecovers(t *testing.T) {
+	dir := t.TempDir()
+	ffs := &faultFS{}
+	l := openT(t, dir, Options{Policy: SyncNever, fs: ffs, RetryInterval: 5 * time.Millisecond,
+		SegmentSize: 4 * (FrameHeaderSize + 10)})
+	var want []string
+	for i := range 4 {
+		p := fmt.Sprintf("ok-%07d", i)
+		appendSync(t, l, p)
+		want = append(want, p)
+	}
+	ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })
+	appendSync(t, l, "roll-00000") // starts a segment: the full one is fsynced in the background
+	want = append(want, "roll-00000")
+	waitFor(t, "the background fsync to fail", func() bool { return l.Stats().Err != nil })
+	ffs.set(func(f *faultFS) { f.syncErr = nil })
+	waitFor(t, "recovery without an append", func() bool { return l.Stats().Err == nil })
+	appendSync(t, l, "after-0000")
+	want = append(want, "after-0000")
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, Options{})
+	defer l.Close()
+	if _, got := replayAll(t, l, 1); !slices.Equal(got, want) {
+		t.Fatalf("after recovery the log holds %q, want %q", got, want)
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }

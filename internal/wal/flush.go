@@ -92,6 +92,12 @@ func (l *Log) run() {
 			} else {
 				l.publish()
 			}
+			// A failed background fsync needs the retry timer like any failed round:
+			// appends are refused meanwhile, so nothing else would wake the flusher.
+			retry = nil
+			if f.trouble != nil {
+				retry = time.After(l.opts.RetryInterval)
+			}
 			continue
 		case <-l.quit:
 			final = true

@@ -250,14 +250,21 @@ func TestLatest(t *testing.T) {
 	}
 }
 
-func TestLatestInsideBlocks(t *testing.T) {
-	// Many blocks: Latest at every ts must find the right record (binary search + scan).
+// everyThird returns a store whose document c/d holds 3000 records spanning many blocks,
+// at ts 0, 3, 6, … 8997, each carrying its ts as text.
+func everyThird() *Store {
 	s := New()
-	var batch []Record
-	for i := range 3000 {
-		batch = append(batch, Record{"c", "d", int64(i * 3), []byte(strconv.Itoa(i * 3))})
+	batch := make([]Record, 3000)
+	for i := range batch {
+		batch[i] = Record{"c", "d", int64(i * 3), []byte(strconv.Itoa(i * 3))}
 	}
 	s.Insert(batch)
+	return s
+}
+
+func TestLatestInsideBlocks(t *testing.T) {
+	// Many blocks: Latest at every ts must find the right record (binary search + scan).
+	s := everyThird()
 	for at := int64(-1); at < 9003; at++ {
 		got := latestOf(s, "c", LatestQuery{TS: at})
 		if at < 0 {
@@ -276,12 +283,7 @@ func TestLatestInsideBlocks(t *testing.T) {
 func TestRangeStartsInsideBlocks(t *testing.T) {
 	// Many full blocks (so every block has its marks): a range may start at any ts, on a
 	// marked record, next to one, or between records, in either order.
-	s := New()
-	var batch []Record
-	for i := range 3000 {
-		batch = append(batch, Record{"c", "d", int64(i * 3), []byte(strconv.Itoa(i * 3))})
-	}
-	s.Insert(batch)
+	s := everyThird()
 	for from := int64(-2); from < 9003; from++ {
 		for _, reverse := range []bool{false, true} {
 			var got []int64

@@ -12,19 +12,6 @@ import (
 // Reply encoders append to a caller-owned (usually pooled) buffer, so a reply is built in one
 // place and written to the socket without an intermediate tree.
 
-// needsEscape marks the ASCII bytes that cannot appear raw inside a JSON string.
-var needsEscape = func() (t [256]bool) {
-	for i := 0; i < 0x20; i++ {
-		t[i] = true
-	}
-	t['"'] = true
-	t['\\'] = true
-	for i := 0x80; i < 0x100; i++ {
-		t[i] = true // checked for UTF-8 validity on the slow path
-	}
-	return t
-}()
-
 const hexDigits = "0123456789abcdef"
 
 // AppendString appends s as a quoted JSON string. Invalid UTF-8 becomes U+FFFD so the output
@@ -99,8 +86,9 @@ func appendQuoted(dst []byte, s []byte) []byte {
 	return dst[:base+n+1]
 }
 
-// quoteClass sorts bytes for appendQuoted: 0 written as is, 1 written after a backslash
-// (quote, backslash), 2 left to appendQuotedSlow (control characters, non-ASCII).
+// quoteClass sorts bytes for the quoting loops: 0 written as is, 1 written after a backslash
+// (quote, backslash), 2 left to appendQuotedSlow (control characters; non-ASCII, checked
+// there for UTF-8 validity).
 var quoteClass = func() (t [256]uint8) {
 	for c := range t {
 		switch {
@@ -134,7 +122,7 @@ func appendQuotedSlow(dst []byte, s []byte) []byte {
 			break
 		}
 		c := s[i]
-		if !needsEscape[c] {
+		if quoteClass[c] == 0 {
 			i++
 			continue
 		}

@@ -153,7 +153,7 @@ func (e *escScanner) payload(dst []byte) (v []byte, copied, ok bool) {
 			if c == 'u' {
 				// \\uXXXX: a code point (encoding/json writes < > & so). Surrogates, and
 				// hex digits the outer string escapes too, are left to the general path.
-				r, ok := hex4(b[i+3:])
+				r, ok := hexRune(b[i+3:])
 				if !ok || utf16.IsSurrogate(r) {
 					return nil, false, false
 				}
@@ -184,48 +184,6 @@ func (e *escScanner) payload(dst []byte) (v []byte, copied, ok bool) {
 	// An unescaped quote (the data string ended inside the document's string), a control
 	// character, or the end of the frame.
 	return nil, false, false
-}
-
-// hex4 reads the four hex digits of a \u escape from the start of b.
-func hex4(b []byte) (rune, bool) {
-	if len(b) < 4 {
-		return 0, false
-	}
-	var r rune
-	for _, c := range b[:4] {
-		switch {
-		case c >= '0' && c <= '9':
-			c -= '0'
-		case c >= 'a' && c <= 'f':
-			c -= 'a' - 10
-		case c >= 'A' && c <= 'F':
-			c -= 'A' - 10
-		default:
-			return 0, false
-		}
-		r = r<<4 | rune(c)
-	}
-	return r, true
-}
-
-// simpleEscape returns the byte a one-letter escape of the document stands for (after its
-// backslash: / b f n r t), or 0.
-func simpleEscape(c byte) byte {
-	switch c {
-	case '/':
-		return '/'
-	case 'b':
-		return '\b'
-	case 'f':
-		return '\f'
-	case 'n':
-		return '\n'
-	case 'r':
-		return '\r'
-	case 't':
-		return '\t'
-	}
-	return 0
 }
 
 // decodeString decodes the records of an ins request from its data string, b[i] being the

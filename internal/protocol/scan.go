@@ -234,18 +234,8 @@ func (s *scanner) strSlow(dst []byte) []byte {
 		esc := b[i+1]
 		i += 2
 		switch esc {
-		case '"', '\\', '/':
+		case '"', '\\':
 			out[n] = esc
-		case 'b':
-			out[n] = '\b'
-		case 'f':
-			out[n] = '\f'
-		case 'n':
-			out[n] = '\n'
-		case 'r':
-			out[n] = '\r'
-		case 't':
-			out[n] = '\t'
 		case 'u':
 			s.i = i
 			r := s.hex4()
@@ -273,9 +263,11 @@ func (s *scanner) strSlow(dst []byte) []byte {
 			n += utf8.EncodeRune(out[n:], r)
 			continue
 		default:
-			s.i = i - 1
-			s.fail("invalid escape \\%c at offset %d", esc, i-1)
-			return nil
+			if out[n] = simpleEscape(esc); out[n] == 0 {
+				s.i = i - 1
+				s.fail("invalid escape \\%c at offset %d", esc, i-1)
+				return nil
+			}
 		}
 		n++
 	}
@@ -289,23 +281,55 @@ func (s *scanner) hex4() rune {
 		s.err = errEOF
 		return 0
 	}
-	var r rune
-	for _, c := range s.b[s.i : s.i+4] {
-		r <<= 4
-		switch {
-		case c >= '0' && c <= '9':
-			r |= rune(c - '0')
-		case c >= 'a' && c <= 'f':
-			r |= rune(c - 'a' + 10)
-		case c >= 'A' && c <= 'F':
-			r |= rune(c - 'A' + 10)
-		default:
-			s.fail("invalid \\u escape at offset %d", s.i)
-			return 0
-		}
+	r, ok := hexRune(s.b[s.i:])
+	if !ok {
+		s.fail("invalid \\u escape at offset %d", s.i)
+		return 0
 	}
 	s.i += 4
 	return r
+}
+
+// hexRune reads the four hex digits of a \u escape from the start of b.
+func hexRune(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return 0, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, false
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, true
+}
+
+// simpleEscape returns the byte a one-letter JSON escape stands for (the letter after the
+// backslash: / b f n r t), or 0.
+func simpleEscape(c byte) byte {
+	switch c {
+	case '/':
+		return '/'
+	case 'b':
+		return '\b'
+	case 'f':
+		return '\f'
+	case 'n':
+		return '\n'
+	case 'r':
+		return '\r'
+	case 't':
+		return '\t'
+	}
+	return 0
 }
 
 const (

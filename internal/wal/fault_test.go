@@ -168,13 +168,7 @@ func TestDiskTrouble(t *testing.T) {
 
 			// The disk recovers: appends resume without a restart.
 			ffs.set(func(f *faultFS) { f.writeErr, f.syncErr, f.dirErr = nil, nil, nil })
-			deadline := time.Now().Add(5 * time.Second)
-			for l.Stats().Err != nil {
-				if time.Now().After(deadline) {
-					t.Fatalf("log did not recover: %v", l.Stats().Err)
-				}
-				time.Sleep(2 * time.Millisecond)
-			}
+			waitFor(t, "the log to recover", func() bool { return l.Stats().Err == nil })
 			for i := range 3 {
 				p := fmt.Sprintf("after-%04d", i)
 				appendSync(t, l, p)
@@ -237,84 +231,59 @@ func TestTroubleAtClose(t *testing.T) {
 	}
 }
 
-// TestBackgroundFsyncFailure: under SyncInterval the fsync runs in the background after
-// frames were acknowledged on write; when it fails the log must rewrite those frames.
+// TestBackgroundFsyncFailure: under SyncInterval (on its tick) and SyncNever (at a roll) the
+// fsync runs in the background after frames were acknowledged on write. When it fails the
+// log refuses appends, so no writer wakes the flusher: its retry timer must, and the log must
+// recover once the disk does, without a single new append, and rewrite those frames.
 func TestBackgroundFsyncFailure(t *testing.T) {
-	dir := t.TempDir()
-	ffs := &faultFS{}
-	// The interval is long enough that the fault is set and the second frame written before
-	// the background fsync runs, even on a loaded machine (5 ms made this flaky).
-	l := openT(t, dir, Options{Policy: SyncInterval, Interval: 300 * time.Millisecond, fs: ffs,
-		RetryInterval: 5 * time.Millisecond})
-	appendSync(t, l, "before")
-	ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })
-	appendSync(t, l, "acked-on-write") // Sync waits for the write only
-	deadline := time.Now().Add(5 * time.Second)
-	for l.Stats().Err == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("background fsync failure not noticed")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	ffs.set(func(f *faultFS) { f.syncErr = nil })
-	for l.Stats().Err != nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no recovery")
-		}
-		time.Sleep(time.Millisecond)
-	}
-	appendSync(t, l, "after")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if ffs.misuse != 0 {
-		t.Fatalf("%d uses of a failed descriptor", ffs.misuse)
-	}
-	l = openT(t, dir, Options{})
-	defer l.Close()
-	_, got := replayAll(t, l, 1)
-	if strings.Join(got, ",") != "before,acked-on-write,after" {
-		t.Fatalf("replay %v", got)
-	}
-}
-
-// TestBackgroundFsyncFailureRecovers: under SyncNever only rolls (and the background-sync
-// threshold) fsync, in the background, and nothing acknowledged waits for them. When such an
-// fsync fails, appends are refused, so no writer wakes the flusher: the retry timer must,
-// and the log must recover once the disk does, without a single new append — keeping the
-// frames it acknowledged on write.
-func TestBackgroundFsyncFailureRecovers(t *testing.T) {
-	dir := t.TempDir()
-	ffs := &faultFS{}
-	l := openT(t, dir, Options{Policy: SyncNever, fs: ffs, RetryInterval: 5 * time.Millisecond,
-		SegmentSize: 4 * (FrameHeaderSize + 10)})
-	var want []string
-	for i := range 4 {
-		p := fmt.Sprintf("ok-%07d", i)
-		appendSync(t, l, p)
-		want = append(want, p)
-	}
-	ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })
-	appendSync(t, l, "roll-00000") // starts a segment: the full one is fsynced in the background
-	want = append(want, "roll-00000")
-	waitFor(t, "the background fsync to fail", func() bool { return l.Stats().Err != nil })
-	ffs.set(func(f *faultFS) { f.syncErr = nil })
-	waitFor(t, "recovery without an append", func() bool { return l.Stats().Err == nil })
-	appendSync(t, l, "after-0000")
-	want = append(want, "after-0000")
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openT(t, dir, Options{})
-	defer l.Close()
-	if _, got := replayAll(t, l, 1); !slices.Equal(got, want) {
-		t.Fatalf("after recovery the log holds %q, want %q", got, want)
+	for _, tc := range []struct {
+		name   string
+		opts   Options
+		before int // frames written before the fault
+	}{
+		// The interval is long enough that the fault is set and the next frame written
+		// before the background fsync runs, even on a loaded machine (5 ms made this flaky).
+		{"interval tick", Options{Policy: SyncInterval, Interval: 300 * time.Millisecond}, 1},
+		// Four frames fill the segment: the next one rolls, fsyncing the full one.
+		{"never roll", Options{Policy: SyncNever, SegmentSize: 4 * (FrameHeaderSize + 10)}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := &faultFS{}
+			opts := tc.opts
+			opts.fs, opts.RetryInterval = ffs, 5*time.Millisecond
+			l := openT(t, dir, opts)
+			var want []string
+			for i := range tc.before {
+				want = append(want, fmt.Sprintf("before-%03d", i))
+				appendSync(t, l, want[i])
+			}
+			ffs.set(func(f *faultFS) { f.syncErr = syscall.EIO })
+			appendSync(t, l, "acked-0000") // Sync waits for the write only
+			want = append(want, "acked-0000")
+			waitFor(t, "the background fsync to fail", func() bool { return l.Stats().Err != nil })
+			ffs.set(func(f *faultFS) { f.syncErr = nil })
+			waitFor(t, "recovery without an append", func() bool { return l.Stats().Err == nil })
+			appendSync(t, l, "after-0000")
+			want = append(want, "after-0000")
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if ffs.misuse != 0 {
+				t.Fatalf("%d uses of a failed descriptor", ffs.misuse)
+			}
+			l = openT(t, dir, Options{})
+			defer l.Close()
+			if _, got := replayAll(t, l, 1); !slices.Equal(got, want) {
+				t.Fatalf("after recovery the log holds %q, want %q", got, want)
+			}
+		})
 	}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(5 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

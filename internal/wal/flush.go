@@ -76,6 +76,14 @@ func (l *Log) run() {
 	}
 	var retry <-chan time.Time
 	for {
+		// A log in trouble retries on a timer, however it got there (a failed round, or a
+		// failed background fsync): appends are refused meanwhile, so no writer would wake it.
+		switch {
+		case f.trouble != nil && retry == nil:
+			retry = time.After(l.opts.RetryInterval)
+		case f.trouble == nil:
+			retry = nil
+		}
 		final, ticked := false, false
 		var syncDone <-chan error
 		if f.inflight != nil {
@@ -86,27 +94,18 @@ func (l *Log) run() {
 		case <-tick:
 			ticked = true
 		case <-retry:
+			retry = nil
 		case err := <-syncDone:
 			if err := l.finishAsync(err); err != nil {
 				l.fail(err)
 			} else {
 				l.publish()
 			}
-			// A failed background fsync needs the retry timer like any failed round:
-			// appends are refused meanwhile, so nothing else would wake the flusher.
-			retry = nil
-			if f.trouble != nil {
-				retry = time.After(l.opts.RetryInterval)
-			}
 			continue
 		case <-l.quit:
 			final = true
 		}
 		l.round(final, ticked)
-		retry = nil
-		if f.trouble != nil {
-			retry = time.After(l.opts.RetryInterval)
-		}
 		if final {
 			l.shutdown()
 			return

@@ -69,6 +69,103 @@ func TestPipelined1000(t *testing.T) {
 	}
 }
 
+// TestPipelinedLargeAndSmall mixes frames the read loop hands to the handler (batches over
+// 16 KiB, a large binary frame, a large malformed one) with small ones it answers itself,
+// all pipelined on one connection: every reply comes in order, and a small read right
+// behind a large batch sees the whole batch — a small frame is never answered before the
+// large ones ahead of it are done.
+func TestPipelinedLargeAndSmall(t *testing.T) {
+	s := startServer(t, server.Config{})
+	c := s.dial(t, masterKey)
+	const rounds, batch = 40, 400 // a 400-record batch is a ~30 KiB frame
+	type sent struct {
+		id   string
+		kind string // "ins", "last", "bin", "bad", "small"
+		want int    // for "last": the ts of the batch's last record
+	}
+	var plan []sent
+	var frames [][]byte
+	binary := map[int]bool{}
+	for r := range rounds {
+		var recs strings.Builder
+		recs.WriteByte('[')
+		for j := range batch {
+			if j > 0 {
+				recs.WriteByte(',')
+			}
+			fmt.Fprintf(&recs, `{"col":"big","doc":"d","ts":%d,"data":"%s"}`, r*batch+j+1, strings.Repeat("x", 40))
+		}
+		recs.WriteByte(']')
+		id := fmt.Sprintf("b%d", r)
+		plan = append(plan, sent{id: id, kind: "ins"})
+		frames = append(frames, envelope(id, "ins", recs.String()))
+		id = fmt.Sprintf("c%d", r)
+		last := (r + 1) * batch // the batch's last record: applied last
+		plan = append(plan, sent{id: id, kind: "last", want: last})
+		frames = append(frames, envelope(id, "qdoc", fmt.Sprintf(`{"col":"big","doc":"d","from":%d,"to":%d}`, last, last)))
+		switch r % 4 {
+		case 1: // large binary: handed off, answered with an error in its turn
+			binary[len(frames)] = true
+			plan = append(plan, sent{kind: "bin"})
+			frames = append(frames, make([]byte, 20<<10))
+		case 2: // large and malformed: handed off, answered with an error in its turn
+			id = fmt.Sprintf("m%d", r)
+			plan = append(plan, sent{id: id, kind: "bad"})
+			frames = append(frames, []byte(`{"id":"`+id+`","type":"ins","data":"[`+strings.Repeat(" ", 20<<10)+`"}`))
+		case 3: // small write answered by the read loop
+			id = fmt.Sprintf("s%d", r)
+			plan = append(plan, sent{id: id, kind: "small"})
+			frames = append(frames, envelope(id, "sval", fmt.Sprintf(`{"col":"big","key":"k","value":"%d"}`, r)))
+		}
+	}
+	errc := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		for i, f := range frames {
+			typ := websocket.MessageText
+			if binary[i] {
+				typ = websocket.MessageBinary
+			}
+			if err := c.ws.Write(ctx, typ, f); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	for i, p := range plan {
+		raw := c.readFrame()
+		r := decodeReply(t, raw)
+		if p.kind == "bin" {
+			if !r.isErr() {
+				t.Fatalf("reply %d to a binary frame: %s, want an error", i, raw)
+			}
+			continue
+		}
+		if id, _ := r.fields["id"].(string); id != p.id {
+			t.Fatalf("reply %d has id %q, want %q (out of order): %s", i, id, p.id, raw)
+		}
+		switch p.kind {
+		case "bad":
+			if !r.isErr() {
+				t.Fatalf("reply %d to a malformed frame: %s, want an error", i, raw)
+			}
+		case "last":
+			if recs, _ := r.fields["records"].([]any); len(recs) != 1 {
+				t.Fatalf("read %s right behind its batch did not see the batch's last record (ts %d): %s", p.id, p.want, raw)
+			}
+		default:
+			if r.isErr() {
+				t.Fatalf("reply %d: %s", i, raw)
+			}
+		}
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestConcurrentWriters(t *testing.T) {
 	s := startServer(t, server.Config{})
 	const conns, batches, perBatch = 4, 25, 20

@@ -86,15 +86,16 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 
 	switch r.Type {
 	case protocol.TypeIns:
-		if e := c.ins.DecodeRequest(r); e != nil {
+		ins := r.FastInsert // the frame's own: the read loop parsed into it
+		if e := ins.DecodeRequest(r); e != nil {
 			return 0, e
 		}
-		if max := c.srv.cfg.MaxBatchRecords; max > 0 && len(c.ins.Records) > max {
+		if max := c.srv.cfg.MaxBatchRecords; max > 0 && len(ins.Records) > max {
 			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
-				Text: "insert batch of " + strconv.Itoa(len(c.ins.Records)) + " records is over the limit of " + strconv.Itoa(max) + " (--max-batch-records)"}
+				Text: "insert batch of " + strconv.Itoa(len(ins.Records)) + " records is over the limit of " + strconv.Itoa(max) + " (--max-batch-records)"}
 		}
 		c.recs = c.recs[:0]
-		for _, x := range c.ins.Records {
+		for _, x := range ins.Records {
 			c.recs = append(c.recs, engine.Record{Collection: x.Collection, Doc: x.Doc, TS: x.TS, Data: x.Data})
 		}
 		commit, err := d.Insert(c.recs)

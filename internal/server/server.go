@@ -179,7 +179,6 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		closed: make(chan struct{}),
 	}
 	c.idle = sync.NewCond(&c.mu)
-	c.req.FastInsert = &c.ins // ins records are read from the escaped data string in one pass
 	c.lastRequest.Store(c.since.UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	keyID := "master"

@@ -120,6 +120,10 @@ func TestCorruptionCases(t *testing.T) {
 		{"garbage appended to earlier segment", func(t *testing.T, dir string) {
 			mutate(t, segFile(dir, 1), func(b []byte) []byte { return append(b, "junk"...) })
 		}, want{corrupt: 1, offset: 3 * frameSize, afterRepr: seqRange(1, 3)}},
+		{"zeros after an earlier segment", func(t *testing.T, dir string) {
+			// Only the last segment may end in zeros (a crash mid-write).
+			mutate(t, segFile(dir, 4), func(b []byte) []byte { return append(b, make([]byte, 4096)...) })
+		}, want{corrupt: 4, offset: 3 * frameSize, afterRepr: seqRange(1, 6)}},
 		{"missing segment", func(t *testing.T, dir string) {
 			os.Remove(segFile(dir, 4))
 		}, want{corrupt: 1, offset: 3 * frameSize, afterRepr: seqRange(1, 3)}},

@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 
-# FluxionDB image: one static Go binary on distroless "static", run as a
+# FluxionDB image: one static Go binary on distroless "static", served as a
 # non-root user. `make build` builds it; `make test` (deploy/check) runs the
 # builder stage's `go build` line below verbatim on the host, lints this file
 # with BuildKit's own parser and linter, and checks the result, because no
@@ -22,7 +22,7 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 
 # static-debian13 holds CA certificates, tzdata and /etc/passwd with the
 # "nonroot" user (65532) and nothing else: no shell, no package manager.
-FROM gcr.io/distroless/static-debian13:nonroot
+FROM gcr.io/distroless/static-debian13
 WORKDIR /app
 COPY --from=build /out/fluxiondb /app/fluxiondb
 # An empty data directory owned by the runtime user, so that the anonymous
@@ -30,7 +30,14 @@ COPY --from=build /out/fluxiondb /app/fluxiondb
 COPY --from=build --chown=65532:65532 /out/data /app/data
 # Listen on every interface of the container; the server reads FLUXIONDB_*.
 ENV FLUXIONDB_HOST=0.0.0.0
-USER 65532:65532
+# The server runs as 65532:65532. It starts as root only to make that possible
+# with the README's `docker run -v $(pwd)/tmp_data:/app/data …`, where Docker
+# creates tmp_data owned by root: first thing, it hands the --data folder to
+# FLUXIONDB_RUN_AS and switches to that user for good (the model of the
+# official PostgreSQL image). Started as another user (`docker run --user`,
+# Kubernetes' runAsUser, as the Helm chart does), it changes nothing.
+ENV FLUXIONDB_RUN_AS=65532:65532
+USER 0:0
 VOLUME ["/app/data"]
 EXPOSE 8080
 # The binary checks itself: GET /healthz on 127.0.0.1:${FLUXIONDB_PORT:-8080}.

@@ -33,14 +33,12 @@ help:
 build:
 	docker build --build-arg VERSION=$(VERSION) -t $(IMAGE):$(TAG) .
 
-# The image runs as uid 65532. A bind-mounted tmp_data/ belongs to you, so the
-# container runs as your uid:gid to be able to write it (as root, tmp_data is
-# handed to 65532 instead).
+# The image's server runs as uid 65532 and, started as root, hands tmp_data/ to
+# it. As anyone else the container runs as your uid:gid, so tmp_data/ stays yours.
 run:
 	@if [ -z "$(SECRET_KEY)" ]; then \
 		echo "make run: SECRET_KEY is empty; run: SECRET_KEY=your-secret make run" >&2; exit 2; fi
 	mkdir -p tmp_data
-	@if [ "$$(id -u)" = 0 ]; then chown 65532:65532 tmp_data; fi
 	docker run --init --rm -it -p $(PORT):8080 \
 		$$( [ "$$(id -u)" = 0 ] || echo --user "$$(id -u):$$(id -g)" ) \
 		-v "$(CURDIR)/tmp_data:/app/data" \

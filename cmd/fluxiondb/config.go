@@ -87,10 +87,13 @@ func parseBytes(s string) (int64, error) {
 }
 
 // parseConfig reads flags and environment. It returns flag.ErrHelp for --help.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+// The usage goes to stdout (it was asked for); errors are returned for the caller to print
+// in one line, without the usage text after them.
+func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*config, error) {
 	c := &config{}
 	fs := flag.NewFlagSet("fluxiondb", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 
 	str := func(p *string, long, short, def, usage string) {
 		fs.StringVar(p, long, def, usage)
@@ -133,12 +136,6 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	str(&c.LogFormat, "log-format", "", "text", "text | json")
 	str(&c.PprofAddr, "pprof-addr", "", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); empty = off")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | version\n\n")
-		fmt.Fprintf(stderr, "FluxionDB: an in-memory time-series database served over WebSockets.\n")
-		fmt.Fprintf(stderr, "Every flag can also be set in the environment as %sNAME (e.g. %s).\n\nFlags:\n", envPrefix, envName("secret-key"))
-		fs.PrintDefaults()
-	}
 
 	// Environment first, so that flags given on the command line override it.
 	var envErr error
@@ -156,6 +153,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return nil, envErr
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			printUsage(stdout, fs)
+		}
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -165,6 +165,42 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 		return c, nil
 	}
 	return c, c.validate()
+}
+
+// printUsage writes the help text, flags GNU style: "-s, --secret-key string".
+func printUsage(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | version\n\n")
+	fmt.Fprintf(w, "FluxionDB: an in-memory time-series database served over WebSockets.\n")
+	fmt.Fprintf(w, "Every flag can also be set in the environment as %sNAME (e.g. %s).\n\nFlags:\n", envPrefix, envName("secret-key"))
+	short := map[string]string{} // long name → one-letter shorthand
+	fs.VisitAll(func(f *flag.Flag) {
+		if long, ok := strings.CutPrefix(f.Usage, "shorthand for --"); ok && len(f.Name) == 1 {
+			short[long] = f.Name
+		}
+	})
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) == 1 {
+			return
+		}
+		names := "    --" + f.Name
+		if s := short[f.Name]; s != "" {
+			names = "-" + s + ", --" + f.Name
+		}
+		typ, usage := flag.UnquoteUsage(f)
+		if _, ok := f.Value.(byteSize); ok {
+			typ = "size"
+		}
+		if typ != "" {
+			names += " " + typ
+		}
+		fmt.Fprintf(w, "  %s\n      \t%s", names, usage)
+		switch f.DefValue {
+		case "", "0", "false", "0s":
+		default:
+			fmt.Fprintf(w, " (default %s)", f.DefValue)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 func (c *config) validate() error {

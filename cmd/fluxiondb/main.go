@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -61,7 +62,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return repair(args[1:], getenv, stdout, stderr)
 		}
 	}
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfig(args, getenv, stdout)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -74,6 +75,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	if user, err := dropRoot(getenv, cfg.Data); err != nil {
+		log.Error("cannot switch from root to the server's user", "err", err)
+		return 1
+	} else if user != "" {
+		log.Info("started as root: gave the data folder to the server's user and switched to it", "uid:gid", user, "data", cfg.Data)
+	}
 	// Listen before recovering the data folder, so that orchestrators see the process alive
 	// (/healthz 200) but not ready (/readyz 503) while a large log replays.
 	ln, err := net.Listen("tcp", net.JoinHostPort(cfg.Host, strconv.Itoa(cfg.Port)))
@@ -201,8 +208,20 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	client := &http.Client{Timeout: 3 * time.Second}
-	resp, err := client.Get("http://127.0.0.1:" + strconv.Itoa(port) + *path)
+	// A server with --tls-cert answers plain HTTP with 400 "Client sent an HTTP request to an
+	// HTTPS server": then ask again over TLS. The certificate is not verified: this checks
+	// that our own process on 127.0.0.1 answers, not who it is (its name is not 127.0.0.1).
+	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // loopback self-check
+	addr := "127.0.0.1:" + strconv.Itoa(port) + *path
+	resp, err := client.Get("http://" + addr)
+	if err == nil && resp.StatusCode == http.StatusBadRequest {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		if strings.Contains(string(body), "HTTPS server") {
+			resp.Body.Close()
+			resp, err = client.Get("https://" + addr)
+		}
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "unhealthy:", err)
 		return 1

@@ -73,10 +73,10 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			var stderr bytes.Buffer
-			c, err := parseConfig(tc.args, env(tc.env...), &stderr)
+			var usage bytes.Buffer
+			c, err := parseConfig(tc.args, env(tc.env...), &usage)
 			if err != nil {
-				t.Fatalf("parseConfig: %v (%s)", err, stderr.String())
+				t.Fatalf("parseConfig: %v (%s)", err, usage.String())
 			}
 			if !tc.check(c) {
 				t.Errorf("config = %+v", *c)
@@ -123,16 +123,24 @@ func TestBadCommandLineExits2(t *testing.T) {
 }
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}} {
-		code, _, stderr := runArgs(t, env(), args...)
+	for _, args := range [][]string{{"--help"}, {"-h"}, {"-help"}, {"-s", "k", "--help"}} {
+		code, stdout, stderr := runArgs(t, env(), args...)
 		if code != 0 {
 			t.Errorf("%v: exit code %d, want 0", args, code)
 		}
-		for _, want := range []string{"--secret-key", "-secret-key", "FLUXIONDB_"} {
-			if !strings.Contains(stderr, strings.TrimPrefix(want, "-")) {
-				t.Errorf("%v: usage lacks %q: %s", args, want, stderr)
+		// Asked-for help goes to stdout (`fluxiondb --help | less`), flags as users type them.
+		for _, want := range []string{"-s, --secret-key string", "-d, --data string", "    --max-message-size size", "(default 10s)", "FLUXIONDB_"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("%v: usage lacks %q: %s", args, want, stdout)
 			}
 		}
+		if stderr != "" {
+			t.Errorf("%v: stderr %q, want nothing", args, stderr)
+		}
+	}
+	// A mistake gets one line saying what is wrong, not the whole usage.
+	if code, _, stderr := runArgs(t, env(), "-s", "k", "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") > 2 || strings.Contains(stderr, "Flags:") {
+		t.Errorf("unknown flag: exit %d, stderr %q", code, stderr)
 	}
 	for _, args := range [][]string{{"--version"}, {"--version", "-s", "k"}} {
 		code, stdout, _ := runArgs(t, env(), args...)

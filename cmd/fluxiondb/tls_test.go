@@ -92,6 +92,12 @@ func TestTLSServesWSS(t *testing.T) {
 	if err != nil || string(msg) != `{"message":"Authentication successful","type":"ready"}` {
 		t.Fatalf("ready frame over TLS: %q %v", msg, err)
 	}
+	// The container HEALTHCHECK command finds the server over TLS by itself.
+	_, port, _ := net.SplitHostPort(addr)
+	var hcErr bytes.Buffer
+	if code := healthcheck([]string{"--port=" + port}, func(string) string { return "" }, &hcErr); code != 0 {
+		t.Errorf("healthcheck against the TLS server: exit %d, %s", code, hcErr.String())
+	}
 	// Plain ws:// on the TLS port must not work.
 	if _, _, err := websocket.Dial(dctx, "ws://"+addr+"/?api-key=tls-key", nil); err == nil {
 		t.Fatal("plain ws:// accepted on a TLS listener")

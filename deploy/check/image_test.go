@@ -312,10 +312,52 @@ func TestImageRunsSeedCommand(t *testing.T) {
 	env["FLUXIONDB_HOST"] = "127.0.0.1" // tests listen on loopback only
 	env["FLUXIONDB_PORT"] = "0"
 	data := t.TempDir()
+	// As root, start as the image does (USER 0) on a folder root owns, as Docker
+	// creates a missing bind-mount source: the server must switch to
+	// FLUXIONDB_RUN_AS and hand it the folder. As anyone else it runs as that user.
+	asRoot := os.Geteuid() == 0 && env["FLUXIONDB_RUN_AS"] != ""
+	if asRoot {
+		parent, err := os.MkdirTemp("", "seed-volume")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(parent) })
+		if err := os.Chmod(parent, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		data = filepath.Join(parent, "tmp_data")
+		if err := os.Mkdir(data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
 	entry := commands[*instructions.EntrypointCommand](img)[0].CmdLine
 	argv := append([]string{toHost(entry[0])}, entry[1:]...)
 	argv = append(argv, "--secret-key="+testKey, "--data="+data)
 	srv := startServer(t, argv, env)
+	if asRoot {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := strings.Split(env["FLUXIONDB_RUN_AS"], ":")
+		seen := 0
+		for _, line := range strings.Split(string(status), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 5 && (f[0] == "Uid:" || f[0] == "Gid:") {
+				seen++
+				id := want[0]
+				if f[0] == "Gid:" {
+					id = want[1]
+				}
+				if f[1] != id || f[2] != id || f[3] != id || f[4] != id {
+					t.Errorf("the image's server runs with %q, want FLUXIONDB_RUN_AS %s", line, env["FLUXIONDB_RUN_AS"])
+				}
+			}
+		}
+		if seen != 2 {
+			t.Errorf("no Uid/Gid lines in /proc/PID/status:\n%s", status)
+		}
+	}
 
 	waitStatus(t, srv.addr, "/readyz", http.StatusOK)
 	if code := httpStatus(t, srv.addr, "/healthz"); code != http.StatusOK {
@@ -342,6 +384,25 @@ func TestImageRunsSeedCommand(t *testing.T) {
 	// --data took effect: the server wrote its files into the volume.
 	if entries, err := os.ReadDir(data); err != nil || len(entries) == 0 {
 		t.Errorf("data directory %s is empty after a run with --data (%v)", data, err)
+	}
+	if asRoot {
+		err := filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			st := info.Sys().(*syscall.Stat_t)
+			if got := fmt.Sprintf("%d:%d", st.Uid, st.Gid); got != env["FLUXIONDB_RUN_AS"] {
+				t.Errorf("%s belongs to %s, want FLUXIONDB_RUN_AS %s", path, got, env["FLUXIONDB_RUN_AS"])
+			}
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
 	}
 }
 

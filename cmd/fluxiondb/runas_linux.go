@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// runAsEnv names the user a server started as root continues as. The Docker image sets it
+// to 65532:65532 and starts as root — the model of the official PostgreSQL and Redis
+// images — so that `docker run -v $(pwd)/tmp_data:/app/data …` works even though Docker
+// creates that host folder owned by root: the server hands the --data folder (and
+// everything in it) to the user, then drops root before it reads a byte from the network.
+// Started as any other user (Kubernetes' runAsUser, `docker run --user`), it changes nothing.
+const runAsEnv = envPrefix + "RUN_AS"
+
+// dropRoot does the above when the process runs as root and runAsEnv is set. It returns
+// a description of what it did for the start-up log ("" when nothing).
+func dropRoot(getenv func(string) string, data string) (string, error) {
+	spec := getenv(runAsEnv)
+	if spec == "" || os.Geteuid() != 0 {
+		return "", nil
+	}
+	uid, gid, err := parseUIDGID(spec)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", runAsEnv, err)
+	}
+	if uid == 0 {
+		return "", nil // root asked to stay root
+	}
+	if data != "" {
+		if err := os.MkdirAll(data, 0o755); err != nil {
+			return "", fmt.Errorf("create the --data folder %s: %w", data, err)
+		}
+		if err := chownTree(data, uid, gid); err != nil {
+			return "", fmt.Errorf("hand the --data folder to %d:%d: %w", uid, gid, err)
+		}
+	}
+	// Group first: once the user is no longer root it may not change its groups.
+	if err := syscall.Setgroups(nil); err != nil {
+		return "", fmt.Errorf("drop supplementary groups: %w", err)
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return "", fmt.Errorf("switch to group %d: %w", gid, err)
+	}
+	if err := syscall.Setuid(uid); err != nil {
+		return "", fmt.Errorf("switch to user %d: %w", uid, err)
+	}
+	return fmt.Sprintf("%d:%d", uid, gid), nil
+}
+
+// parseUIDGID reads "uid:gid" (numbers: the image has no user database to look names up in).
+func parseUIDGID(s string) (uid, gid int, err error) {
+	u, g, ok := strings.Cut(s, ":")
+	if ok {
+		uid, err = strconv.Atoi(u)
+		if err == nil {
+			gid, err = strconv.Atoi(g)
+		}
+	}
+	if !ok || err != nil || uid < 0 || gid < 0 {
+		return 0, 0, fmt.Errorf("%q is not uid:gid (numbers, e.g. 65532:65532)", s)
+	}
+	return uid, gid, nil
+}
+
+// chownTree gives root and everything below it (not following symbolic links) to uid:gid,
+// touching only entries that belong to someone else.
+func chownTree(root string, uid, gid int) error {
+	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		if st, ok := info.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid && int(st.Gid) == gid {
+			return nil
+		}
+		return os.Lchown(path, uid, gid)
+	})
+}

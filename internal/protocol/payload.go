@@ -325,24 +325,26 @@ func DecodeCollection(data []byte) (string, *Error) {
 	return name(pick(&f.col, &f.collection), colLabel, true)
 }
 
-func recordRef(f *fields) (r RecordRef, e *Error) {
+// recordRef reads {doc, col, ts}; positive demands ts > 0 (dmrec's rule in the contract).
+func recordRef(f *fields, positive bool) (r RecordRef, e *Error) {
 	if r.Collection, e = name(pick(&f.col, &f.collection), colLabel, true); e != nil {
 		return r, e
 	}
 	if r.Doc, e = name(pick(&f.doc, &f.key), docLabel, true); e != nil {
 		return r, e
 	}
-	r.TS, e = integer(&f.ts, "ts", true, true)
+	r.TS, e = integer(&f.ts, "ts", true, positive)
 	return r, e
 }
 
-// DecodeDeleteRecord decodes a `drec` payload.
+// DecodeDeleteRecord decodes a `drec` payload. Its ts may be any int64: `ins` stores zero
+// and negative timestamps, and drec is the one way to delete such a record by itself.
 func DecodeDeleteRecord(data []byte) (RecordRef, *Error) {
 	f, e := decodeFields(data)
 	if e != nil {
 		return RecordRef{}, e
 	}
-	return recordRef(f)
+	return recordRef(f, false)
 }
 
 // DecodeDeleteRecords decodes a `dmrec` payload: an array of record references. Any bad
@@ -363,7 +365,7 @@ func DecodeDeleteRecords(data []byte) ([]RecordRef, *Error) {
 		if s.err != nil {
 			break
 		}
-		r, e := recordRef(&f)
+		r, e := recordRef(&f, true)
 		if e != nil {
 			return nil, Errorf("data[%d].%s", i, e.Text)
 		}

@@ -134,7 +134,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		if tooBig {
 			b = b[:0]
 			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
-				Text: "the reply would be larger than " + strconv.FormatInt(maxReply>>20, 10) + " MiB (--max-reply-size): select fewer documents"}
+				Text: "the reply would be larger than " + sizeText(maxReply) + " (--max-reply-size): select fewer documents"}
 		}
 		b = append(b, "}}"...)
 
@@ -164,7 +164,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		if tooBig {
 			b = b[:0]
 			return 0, &protocol.Error{Code: protocol.CodeTooLarge,
-				Text: "the reply would be larger than " + strconv.FormatInt(maxReply>>20, 10) + " MiB (--max-reply-size): narrow from/to or set a limit"}
+				Text: "the reply would be larger than " + sizeText(maxReply) + " (--max-reply-size): narrow from/to or set a limit"}
 		}
 		b = append(b, "]}"...)
 
@@ -369,12 +369,18 @@ func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Erro
 		if k.Key == "" {
 			return 0, protocol.ErrEmptyAPIKey
 		}
+		var commit db.Commit
 		if d.Keys.IsMaster(k.Key) {
-			return 0, &protocol.Error{Code: protocol.CodeForbidden, Text: "the master key always has read_write_delete and cannot be re-scoped"}
-		}
-		commit, err := d.PutKey(auth.HashKey(k.Key), auth.Hint(k.Key), scope)
-		if err != nil {
-			return 0, unavailable(err)
+			// Nothing to store: the master key's scope is fixed. Asking for that very scope
+			// is a no-op that succeeds; anything less is refused rather than ignored.
+			if scope != auth.ScopeReadWriteDelete {
+				return 0, &protocol.Error{Code: protocol.CodeForbidden, Text: "the master key always has read_write_delete and cannot be re-scoped"}
+			}
+		} else {
+			var err error
+			if commit, err = d.PutKey(auth.HashKey(k.Key), auth.Hint(k.Key), scope); err != nil {
+				return 0, unavailable(err)
+			}
 		}
 		b = append(b, `,"status":"ok","scope":`...)
 		b = protocol.AppendString(b, scope.String())
@@ -424,4 +430,15 @@ func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Erro
 		return 0, nil
 	}
 	return 0, protocol.ErrUnknownAction
+}
+
+// sizeText writes a byte limit the way an operator set it: "256 MiB", "64 KiB", "300 bytes".
+func sizeText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return strconv.FormatInt(n>>20, 10) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return strconv.FormatInt(n>>10, 10) + " KiB"
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
 }

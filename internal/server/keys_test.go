@@ -129,6 +129,10 @@ func TestKeysManagement(t *testing.T) {
 	c.failWith("keys", `{"action":"add","scope":"readonly"}`, "api key cannot be empty", "")
 	c.failWith("keys", `{"action":"remove","key":"never-added"}`, "api key not found", "not_found")
 	c.failWith("keys", `{"action":"remove","key":"`+masterKey+`"}`, "api key cannot be removed", "forbidden")
+	// The master key's scope is fixed: asking for it again is a no-op, less is refused.
+	c.expect("keys", `{"action":"add","key":"`+masterKey+`","scope":"read_write_delete"}`, `{"status":"ok","scope":"read_write_delete"}`)
+	c.failWith("keys", `{"action":"add","key":"`+masterKey+`","scope":"readonly"}`,
+		"the master key always has read_write_delete and cannot be re-scoped", "forbidden")
 	c.failWith("keys", `{"action":"frobnicate"}`, "unknown action", "")
 	c.failWith("keys", `{}`, "unknown action", "")
 

@@ -305,10 +305,16 @@ func TestDeleteRecord(t *testing.T) {
 		// A document left with no records disappears.
 		c.expect("drec", g.p(`{"$col":"c","$doc":"d","ts":1}`), `{}`)
 		c.expect("qry", g.p(`{"$col":"c","ts":10}`), `{"records":{"e":{"ts":7,"data":"e"}}}`)
-		for _, p := range []string{`{"$col":"c","$doc":"e"}`, `{"$col":"c","$doc":"e","ts":0}`, `{"$col":"","$doc":"e","ts":7}`, `{"$col":"c","$doc":"","ts":7}`} {
+		for _, p := range []string{`{"$col":"c","$doc":"e"}`, `{"$col":"c","$doc":"e","ts":"7"}`, `{"$col":"","$doc":"e","ts":7}`, `{"$col":"c","$doc":"","ts":7}`} {
 			c.fail("drec", g.p(p))
 		}
 		c.expect("qry", g.p(`{"$col":"c","ts":10}`), `{"records":{"e":{"ts":7,"data":"e"}}}`)
+		// ins stores zero and negative timestamps; drec deletes them one by one (dmrec and
+		// drrng demand ts > 0, as the contract says).
+		c.ok("ins", g.p(`[{"$col":"c","$doc":"e","ts":0,"data":"z"},{"$col":"c","$doc":"e","ts":-5,"data":"n"}]`))
+		c.expect("drec", g.p(`{"$col":"c","$doc":"e","ts":0}`), `{}`)
+		c.expect("drec", g.p(`{"$col":"c","$doc":"e","ts":-5}`), `{}`)
+		c.expect("qdoc", g.p(`{"$col":"c","$doc":"e","from":-10,"to":10}`), `{"records":[{"ts":7,"data":"e"}]}`)
 	})
 }
 

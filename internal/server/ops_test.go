@@ -349,7 +349,7 @@ func TestMaxReplySize(t *testing.T) {
 		{"qry", map[string]any{"col": "c", "ts": 1000}},
 	} {
 		m := c.call(q.typ, q.data)
-		if m["code"] != "too_large" || !strings.Contains(m["error"].(string), "--max-reply-size") {
+		if m["code"] != "too_large" || !strings.Contains(m["error"].(string), "larger than 4 KiB (--max-reply-size)") {
 			t.Fatalf("%s over the reply limit: %v", q.typ, m)
 		}
 	}

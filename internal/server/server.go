@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -134,6 +135,16 @@ func apiKey(r *http.Request) string {
 	return r.Header.Get("X-Api-Key")
 }
 
+// refuse answers a refused upgrade with exactly text as the body, as the official v2 server
+// does (http.Error would add a newline a client comparing the text would trip over).
+func refuse(w http.ResponseWriter, code int, text string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, text)
+}
+
 func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	if s.shutting.Load() {
 		s.metrics.reject("shutdown")
@@ -143,14 +154,14 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	secret := apiKey(r)
 	if secret == "" {
 		s.metrics.reject("auth")
-		http.Error(w, protocol.TextMissingKey, http.StatusUnauthorized)
+		refuse(w, http.StatusUnauthorized, protocol.TextMissingKey)
 		return
 	}
 	key, ok := s.db.Keys.Lookup(secret)
 	if !ok {
 		s.metrics.reject("auth")
 		s.log.Info("connection refused: unknown API key", "remote", r.RemoteAddr)
-		http.Error(w, protocol.TextUnknownKey, http.StatusUnauthorized)
+		refuse(w, http.StatusUnauthorized, protocol.TextUnknownKey)
 		return
 	}
 	if max := s.cfg.MaxConnections; max > 0 && s.Len() >= max {

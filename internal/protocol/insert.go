@@ -71,6 +71,7 @@ func (d *Insert) element(s *scanner, i int) *Error {
 		hasCol, hasColl, hasDoc, hasKey bool
 		hasTS, hasData                  bool
 		tsKind                          numKind
+		notString                       [4]bool // col, collection, doc, key held something else
 	)
 	s.objectStart()
 	for first := true; ; first = false {
@@ -118,10 +119,19 @@ func (d *Insert) element(s *scanner, i int) *Error {
 			r.Data = v
 		case "col", "collection", "doc", "key":
 			if s.peek() != '"' {
-				s.skip()
-				if s.err == nil {
-					return Errorf("data[%d].%s must be a string", i, k)
+				// An error only if this spelling is the one used: when both are present
+				// the v2 one (col, doc) wins and the other is ignored, whatever it holds.
+				switch string(k) {
+				case "col":
+					hasCol, notString[0] = true, true
+				case "collection":
+					hasColl, notString[1] = true, true
+				case "doc":
+					hasDoc, notString[2] = true, true
+				case "key":
+					hasKey, notString[3] = true, true
 				}
+				s.skip()
 				continue
 			}
 			// Decode names into a scratch buffer, then intern; they are short.
@@ -148,13 +158,18 @@ func (d *Insert) element(s *scanner, i int) *Error {
 	if s.err != nil {
 		return nil // the caller reports the syntax error
 	}
-	c := collection
+	c, cField := collection, 1
 	if hasCol {
-		c = col
+		c, cField = col, 0
 	}
-	dn := key
+	dn, dField := key, 3
 	if hasDoc {
-		dn = doc
+		dn, dField = doc, 2
+	}
+	for _, f := range [2]int{cField, dField} {
+		if notString[f] {
+			return Errorf("data[%d].%s must be a string", i, [4]string{"col", "collection", "doc", "key"}[f])
+		}
 	}
 	switch {
 	case !hasCol && !hasColl:

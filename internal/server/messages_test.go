@@ -66,6 +66,12 @@ func TestInsertBothSpellingsV2Wins(t *testing.T) {
 	// Same rule for a query that carries both spellings.
 	c.expect("qdoc", `{"collection":"v1col","col":"v2col","key":"v1doc","doc":"v2doc","to":10}`,
 		`{"records":[{"ts":1,"data":"x"}]}`)
+	// The losing spelling is ignored whatever it holds; the winning one must be a string.
+	c.ok("ins", `[{"ts":2,"key":5,"doc":"v2doc","collection":null,"col":"v2col","data":"y"}]`)
+	c.expect("qdoc", `{"col":"v2col","doc":"v2doc","to":10}`, `{"records":[{"ts":1,"data":"x"},{"ts":2,"data":"y"}]}`)
+	c.failWith("ins", `[{"ts":3,"key":"v1doc","doc":null,"col":"v2col","data":"z"}]`, "data[0].doc must be a string", "bad_request")
+	c.failWith("ins", `[{"ts":3,"doc":"d","collection":"v1col","col":7,"data":"z"}]`, "data[0].col must be a string", "bad_request")
+	c.failWith("ins", `[{"ts":3,"doc":"d","collection":7,"data":"z"}]`, "data[0].collection must be a string", "bad_request")
 }
 
 // seedLatest stores the data the qry tests read.

@@ -150,30 +150,45 @@ func (d *DB) Insert(recs []engine.Record) (Commit, error) {
 		})
 }
 
+// Deletes are logged whether or not they find anything (every op is a blind set or delete),
+// but subscribers only hear of those that removed something: an event is a change.
+
 // DeleteDoc removes a document; collection "" means every collection.
 func (d *DB) DeleteDoc(collection, doc string) (Commit, error) {
+	var removed bool
 	return d.change(func(b []byte) []byte {
 		return appendString(appendString(append(b, opDeleteDoc), collection), doc)
-	}, func() { d.Engine.DeleteDoc(collection, doc) }, func() []pubsub.Event {
+	}, func() { removed = d.Engine.DeleteDoc(collection, doc) }, func() []pubsub.Event {
+		if !removed {
+			return nil
+		}
 		return []pubsub.Event{{Op: pubsub.OpDeleteDoc, Collection: collection, Doc: doc}}
 	})
 }
 
-// DeleteCollection removes a collection's documents and KV entries.
+// DeleteCollection removes a collection's documents and KV entries. Subscribers hear of it
+// when it held documents (they do not see KV entries).
 func (d *DB) DeleteCollection(collection string) (Commit, error) {
+	var docs int
 	return d.change(func(b []byte) []byte { return appendString(append(b, opDeleteCol), collection) },
-		func() { d.Engine.DeleteCollection(collection) }, func() []pubsub.Event {
+		func() { docs = d.Engine.DeleteCollection(collection) }, func() []pubsub.Event {
+			if docs == 0 {
+				return nil
+			}
 			return []pubsub.Event{{Op: pubsub.OpDeleteCollection, Collection: collection}}
 		})
 }
 
 // DeleteRecords removes the named records.
 func (d *DB) DeleteRecords(keys []engine.RecordKey) (Commit, error) {
+	removed := make([]bool, len(keys))
 	return d.change(func(b []byte) []byte { return appendDeleteRecords(b, keys) },
-		func() { d.Engine.DeleteRecords(keys) }, func() []pubsub.Event {
-			ev := make([]pubsub.Event, len(keys))
+		func() { d.Engine.DeleteRecords(keys, removed) }, func() []pubsub.Event {
+			var ev []pubsub.Event
 			for i, k := range keys {
-				ev[i] = pubsub.Event{Op: pubsub.OpDeleteRecord, Collection: k.Collection, Doc: k.Doc, TS: k.TS}
+				if removed[i] {
+					ev = append(ev, pubsub.Event{Op: pubsub.OpDeleteRecord, Collection: k.Collection, Doc: k.Doc, TS: k.TS})
+				}
 			}
 			return ev
 		})
@@ -181,8 +196,12 @@ func (d *DB) DeleteRecords(keys []engine.RecordKey) (Commit, error) {
 
 // DeleteRange removes a document's records with from <= ts <= to.
 func (d *DB) DeleteRange(collection, doc string, from, to int64) (Commit, error) {
+	var n int
 	return d.change(func(b []byte) []byte { return appendDeleteRange(b, collection, doc, from, to) },
-		func() { d.Engine.DeleteRange(collection, doc, from, to) }, func() []pubsub.Event {
+		func() { n = d.Engine.DeleteRange(collection, doc, from, to) }, func() []pubsub.Event {
+			if n == 0 {
+				return nil
+			}
 			return []pubsub.Event{{Op: pubsub.OpDeleteRange, Collection: collection, Doc: doc, TS: from, ToTS: to}}
 		})
 }

@@ -200,7 +200,7 @@ func (a *applier) insert(recs []engine.Record) {
 }
 func (a *applier) deleteDoc(col, doc string)             { a.d.Engine.DeleteDoc(col, doc) }
 func (a *applier) deleteCollection(col string)           { a.d.Engine.DeleteCollection(col) }
-func (a *applier) deleteRecords(keys []engine.RecordKey) { a.d.Engine.DeleteRecords(keys) }
+func (a *applier) deleteRecords(keys []engine.RecordKey) { a.d.Engine.DeleteRecords(keys, nil) }
 func (a *applier) deleteRange(col, doc string, from, to int64) {
 	a.d.Engine.DeleteRange(col, doc, from, to)
 }

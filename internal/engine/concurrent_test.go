@@ -42,7 +42,7 @@ func writerOps(w, n int, seed uint64) []op {
 			ops = append(ops, func(s *Store) { s.DeleteRecord(c, d, ts) })
 		case r < 75:
 			keys := []RecordKey{{c, d, clock - 1}, {cols[0], docs[0], clock - 7}, {cols[1], docs[2], clock - 3}}
-			ops = append(ops, func(s *Store) { s.DeleteRecords(keys) })
+			ops = append(ops, func(s *Store) { s.DeleteRecords(keys, nil) })
 		case r < 80:
 			from := clock - int64(rng.IntN(400))
 			to := from + int64(rng.IntN(100))

@@ -190,15 +190,16 @@ func (r *refStore) Insert(recs []Record) {
 	}
 }
 
-func (r *refStore) DeleteRange(col, doc string, from, to int64) {
+func (r *refStore) DeleteRange(col, doc string, from, to int64) (n int) {
 	c := r.cols[col]
 	if c == nil {
-		return
+		return 0
 	}
 	if d := c.docs[doc]; d != nil {
 		for ts := range d {
 			if ts >= from && ts <= to {
 				delete(d, ts)
+				n++
 			}
 		}
 		if len(d) == 0 {
@@ -206,18 +207,29 @@ func (r *refStore) DeleteRange(col, doc string, from, to int64) {
 		}
 	}
 	r.gc(col)
+	return n
 }
 
-func (r *refStore) DeleteDoc(col, doc string) {
+func (r *refStore) DeleteDoc(col, doc string) (removed bool) {
 	for name, c := range r.cols {
 		if col == "" || name == col {
+			if _, ok := c.docs[doc]; ok {
+				removed = true
+			}
 			delete(c.docs, doc)
 			r.gc(name)
 		}
 	}
+	return removed
 }
 
-func (r *refStore) DeleteCollection(col string) { delete(r.cols, col) }
+func (r *refStore) DeleteCollection(col string) (docs int) {
+	if c := r.cols[col]; c != nil {
+		docs = len(c.docs)
+	}
+	delete(r.cols, col)
+	return docs
+}
 
 func (r *refStore) SetValue(col, k, v string) { r.col(col).kv[k] = v }
 

@@ -163,17 +163,27 @@ func runModel(t *testing.T, seed uint64, steps int) {
 		case op < 52:
 			c, d, ts := col(), doc(), pickTS()
 			log = append(log, fmt.Sprintf("drec %s/%s %d", c, d, ts))
-			s.DeleteRecord(c, d, ts)
-			ref.DeleteRange(c, d, ts, ts)
+			if got, want := s.DeleteRecord(c, d, ts), ref.DeleteRange(c, d, ts, ts) > 0; got != want {
+				t.Fatalf("drec %s/%s %d reported %v, want %v", c, d, ts, got, want)
+			}
 		case op < 57:
 			var keys []RecordKey
 			for range 1 + rng.IntN(20) {
 				keys = append(keys, RecordKey{col(), doc(), pickTS()})
 			}
 			log = append(log, fmt.Sprintf("dmrec %d keys", len(keys)))
-			s.DeleteRecords(keys)
-			for _, k := range keys {
-				ref.DeleteRange(k.Collection, k.Doc, k.TS, k.TS)
+			removed := make([]bool, len(keys))
+			n := s.DeleteRecords(keys, removed)
+			wantN := 0
+			for i, k := range keys {
+				m := ref.DeleteRange(k.Collection, k.Doc, k.TS, k.TS)
+				wantN += m
+				if removed[i] != (m > 0) {
+					t.Fatalf("dmrec key %d %+v reported removed=%v, want %v", i, k, removed[i], m > 0)
+				}
+			}
+			if n != wantN {
+				t.Fatalf("dmrec removed %d records, want %d", n, wantN)
 			}
 		case op < 63:
 			c, d := col(), doc()
@@ -183,21 +193,24 @@ func runModel(t *testing.T, seed uint64, steps int) {
 				to = math.MaxInt64
 			}
 			log = append(log, fmt.Sprintf("drrng %s/%s %d..%d", c, d, from, to))
-			s.DeleteRange(c, d, from, to)
-			ref.DeleteRange(c, d, from, to)
+			if got, want := s.DeleteRange(c, d, from, to), ref.DeleteRange(c, d, from, to); got != want {
+				t.Fatalf("drrng %s/%s %d..%d removed %d, want %d", c, d, from, to, got, want)
+			}
 		case op < 65:
 			c, d := col(), doc()
 			if rng.IntN(3) == 0 {
 				c = ""
 			}
 			log = append(log, fmt.Sprintf("ddoc %q/%s", c, d))
-			s.DeleteDoc(c, d)
-			ref.DeleteDoc(c, d)
+			if got, want := s.DeleteDoc(c, d), ref.DeleteDoc(c, d); got != want {
+				t.Fatalf("ddoc %q/%s reported %v, want %v", c, d, got, want)
+			}
 		case op < 66:
 			c := col()
 			log = append(log, "dcol "+c)
-			s.DeleteCollection(c)
-			ref.DeleteCollection(c)
+			if got, want := s.DeleteCollection(c), ref.DeleteCollection(c); got != want {
+				t.Fatalf("dcol %s held %d documents, want %d", c, got, want)
+			}
 		case op < 71:
 			c, k, v := col(), "k"+strconv.Itoa(rng.IntN(4)), strconv.Itoa(rng.IntN(100))
 			log = append(log, fmt.Sprintf("sval %s %s=%s", c, k, v))

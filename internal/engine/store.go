@@ -454,13 +454,15 @@ func (s *Store) Collections() []string {
 
 // DeleteDoc removes a document. collection "" removes it from every collection. A collection
 // left with no documents and no KV entries disappears; one that still holds KV entries stays.
-func (s *Store) DeleteDoc(collection, doc string) {
+// It reports whether a document was removed.
+func (s *Store) DeleteDoc(collection, doc string) bool {
 	if collection != "" {
+		removed := false
 		if c := s.lockExisting(collection); c != nil {
-			s.deleteDocLocked(c, doc)
+			removed = s.deleteDocLocked(c, doc)
 			s.unlock(c)
 		}
-		return
+		return removed
 	}
 	s.mu.RLock()
 	names := make([]string, 0, len(s.cols))
@@ -468,29 +470,33 @@ func (s *Store) DeleteDoc(collection, doc string) {
 		names = append(names, name)
 	}
 	s.mu.RUnlock()
+	removed := false
 	for _, name := range names {
-		s.DeleteDoc(name, doc)
+		removed = s.DeleteDoc(name, doc) || removed
 	}
+	return removed
 }
 
-func (s *Store) deleteDocLocked(c *collection, doc string) {
+func (s *Store) deleteDocLocked(c *collection, doc string) bool {
 	d := c.docs[doc]
 	if d == nil {
-		return
+		return false
 	}
 	c.removeDoc(d)
 	s.nDocs.Add(-1)
 	s.nRecs.Add(-int64(d.count))
 	s.nBytes.Add(-d.payload)
+	return true
 }
 
 // DeleteCollection removes all documents and KV entries of a collection. Missing: no-op.
-func (s *Store) DeleteCollection(collection string) {
+// It returns the number of documents the collection held.
+func (s *Store) DeleteCollection(collection string) (docs int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.cols[collection]
 	if c == nil {
-		return
+		return 0
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -507,35 +513,40 @@ func (s *Store) DeleteCollection(collection string) {
 		c.live.Store(false)
 		s.nCols.Add(-1)
 	}
+	docs = len(c.docs)
 	c.docs, c.list, c.kv = nil, nil, nil
 	c.dead = true
 	delete(s.cols, collection)
+	return docs
 }
 
-// DeleteRecord removes the record with exactly ts. Missing: no-op. A doc left empty disappears.
-func (s *Store) DeleteRecord(collection, doc string, ts int64) {
-	s.DeleteRange(collection, doc, ts, ts)
+// DeleteRecord removes the record with exactly ts. Missing: no-op. A doc left empty
+// disappears. It reports whether the record existed.
+func (s *Store) DeleteRecord(collection, doc string, ts int64) bool {
+	return s.DeleteRange(collection, doc, ts, ts) > 0
 }
 
-// DeleteRange removes a document's records with from <= ts <= to.
-func (s *Store) DeleteRange(collection, doc string, from, to int64) {
+// DeleteRange removes a document's records with from <= ts <= to and returns how many.
+func (s *Store) DeleteRange(collection, doc string, from, to int64) int {
 	if from > to {
-		return
+		return 0
 	}
 	c := s.lockExisting(collection)
 	if c == nil {
-		return
+		return 0
 	}
 	sc := insertPool.Get().(*insertScratch)
-	sc.decoded = s.deleteRangeLocked(c, doc, from, to, sc.decoded)
+	var n int
+	n, sc.decoded = s.deleteRangeLocked(c, doc, from, to, sc.decoded)
 	insertPool.Put(sc)
 	s.unlock(c)
+	return n
 }
 
-func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scratch []entry) []entry {
+func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scratch []entry) (int, []entry) {
 	d := c.docs[doc]
 	if d == nil {
-		return scratch
+		return 0, scratch
 	}
 	c.own(d)
 	n, bytes, scratch := d.deleteRange(from, to, scratch)
@@ -545,25 +556,33 @@ func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scr
 		c.removeDoc(d)
 		s.nDocs.Add(-1)
 	}
-	return scratch
+	return n, scratch
 }
 
-// DeleteRecords removes many records (may span collections). Consecutive keys of one
-// collection are deleted under one lock acquisition.
-func (s *Store) DeleteRecords(keys []RecordKey) {
+// DeleteRecords removes many records (may span collections) and returns how many existed.
+// When removed is not nil (len(keys) long), removed[i] reports whether keys[i]'s record
+// existed. Consecutive keys of one collection are deleted under one lock acquisition.
+func (s *Store) DeleteRecords(keys []RecordKey, removed []bool) int {
 	sc := insertPool.Get().(*insertScratch)
+	total := 0
 	for i := 0; i < len(keys); {
 		c := s.lockExisting(keys[i].Collection)
 		j := i + 1
 		if c != nil {
 			for j = i; j < len(keys) && keys[j].Collection == c.name; j++ {
-				sc.decoded = s.deleteRangeLocked(c, keys[j].Doc, keys[j].TS, keys[j].TS, sc.decoded)
+				var n int
+				n, sc.decoded = s.deleteRangeLocked(c, keys[j].Doc, keys[j].TS, keys[j].TS, sc.decoded)
+				total += n
+				if removed != nil {
+					removed[j] = n > 0
+				}
 			}
 			s.unlock(c)
 		}
 		i = j
 	}
 	insertPool.Put(sc)
+	return total
 }
 
 // Stats returns the current counters.

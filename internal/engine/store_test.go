@@ -341,9 +341,9 @@ func TestDeleteSemantics(t *testing.T) {
 		{"drec keeps KV collection", []step{ins("c", "d", 1), func(s *Store) { s.SetValue("c", "k", "v"); s.DeleteRecord("c", "d", 1) }},
 			[]string{"c"}, Stats{Collections: 1, KVEntries: 1}},
 		{"dmrec spans collections", []step{ins("a", "d", 1, 2), ins("b", "e", 5), func(s *Store) {
-			s.DeleteRecords([]RecordKey{{"a", "d", 1}, {"b", "e", 5}, {"a", "d", 9}, {"zz", "d", 1}, {"a", "d", 2}})
+			s.DeleteRecords([]RecordKey{{"a", "d", 1}, {"b", "e", 5}, {"a", "d", 9}, {"zz", "d", 1}, {"a", "d", 2}}, nil)
 		}}, nil, Stats{}},
-		{"dmrec partial", []step{ins("a", "d", 1, 2, 3), func(s *Store) { s.DeleteRecords([]RecordKey{{"a", "d", 2}, {"a", "d", 2}}) }},
+		{"dmrec partial", []step{ins("a", "d", 1, 2, 3), func(s *Store) { s.DeleteRecords([]RecordKey{{"a", "d", 2}, {"a", "d", 2}}, nil) }},
 			[]string{"a"}, Stats{Collections: 1, Documents: 1, Records: 2, PayloadBytes: 4}},
 		{"drrng inclusive", []step{ins("c", "d", 1, 2, 3, 4, 5), func(s *Store) { s.DeleteRange("c", "d", 2, 4) }},
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 2, PayloadBytes: 4}},

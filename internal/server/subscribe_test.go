@@ -279,13 +279,46 @@ func TestSubscribeSnapshotThenLive(t *testing.T) {
 	}
 }
 
+// TestSubscribeNoOpDeletes: a delete that removes nothing is no change, so no event.
+func TestSubscribeNoOpDeletes(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	w.ok("ins", []any{rec("a", 5, "five")})
+	w.ok("sval", map[string]any{"col": "kvonly", "key": "k", "value": "v"})
+	r.ok("sub", map[string]any{"col": "c"})
+	r.ok("sub", map[string]any{"col": "kvonly"})
+	r.ok("sub", map[string]any{"col": "never"})
+	w.ok("ddoc", map[string]any{"col": "c", "doc": "missing"})
+	w.ok("ddoc", map[string]any{"doc": "missing"})
+	w.ok("drec", map[string]any{"col": "c", "doc": "a", "ts": 4})
+	w.ok("dmrec", []any{map[string]any{"col": "c", "doc": "a", "ts": 6}, map[string]any{"col": "never", "doc": "a", "ts": 5}})
+	w.ok("drrng", map[string]any{"col": "c", "doc": "a", "fromTs": 6, "toTs": 100})
+	w.ok("dcol", map[string]any{"col": "never"})
+	w.ok("dcol", map[string]any{"col": "kvonly"}) // KV entries only: subscribers never saw them
+	// Then real changes: the first frame must be theirs.
+	w.ok("dmrec", []any{map[string]any{"col": "c", "doc": "a", "ts": 6}, map[string]any{"col": "c", "doc": "a", "ts": 5}})
+	w.ok("ins", []any{rec("a", 7, "seven")})
+	var got []ev
+	for len(got) < 2 {
+		got = append(got, events(t, r.next(5*time.Second))...)
+	}
+	want := []ev{{"drec", "c", "a", "", 5}, {"ins", "c", "a", "seven", 7}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("events: got %v want %v", got, want)
+	}
+}
+
 func TestSubscribeResumeAfterReconnect(t *testing.T) {
 	s := startSubServer(t, db.Config{}, server.Config{})
 	w := dialSub(t, s.addr, subKey)
 	r := dialSub(t, s.addr, subKey)
 	sub := r.ok("sub", map[string]any{"col": "c"})
-	w.ok("ins", []any{rec("a", 1, "one")})
+	w.ok("ins", []any{rec("a", 1, "one"), rec("b", 1, "bee")})
 	f := r.next(5 * time.Second)
+	if n := len(events(t, f)); n != 2 {
+		t.Fatalf("first frame has %d events, want the batch's 2", n)
+	}
 	cursor := f["cursor"].(string)
 	r.ws.CloseNow()
 

@@ -357,7 +357,10 @@ func (c *conn) writeFailed(err error) {
 	}
 	c.log.Info("closing a client that does not read its replies", "err", err)
 	c.srv.metrics.slowConsumer()
-	c.closeWith(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time")
+	// The write that timed out may have left half a frame on the socket: no close frame can
+	// follow it, so the client sees the socket end (1006), as docs/PROTOCOL.md §7 says.
+	c.drop(websocket.StatusPolicyViolation, "slow consumer: a reply could not be written in time; "+
+		"closed without a close frame (the socket was stuck mid-frame)")
 }
 
 func (c *conn) addPending(n int) {

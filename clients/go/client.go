@@ -103,8 +103,10 @@ func (c *Client) ConnectContext(ctx context.Context) error {
 }
 
 // Close closes the connection, fails pending requests with ErrClosed, stops
-// reconnecting and waits for the client's goroutines to end. Calling it
-// again does nothing. It always returns nil; the result lets *Client
+// reconnecting and waits for the client's goroutines to end. Pending
+// requests fail at once; the WebSocket closing handshake that follows waits
+// up to 5 s (the WebSocket library's bound) for a server that has stopped
+// answering. Calling it again does nothing. It always returns nil; the result lets *Client
 // satisfy io.Closer.
 func (c *Client) Close() error {
 	c.mu.Lock()

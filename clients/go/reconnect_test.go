@@ -229,3 +229,30 @@ func TestBackoff(t *testing.T) {
 		}
 	}
 }
+
+// TestSubscriptionCloseFrozenServer: Close ends a subscription without
+// waiting long for a server that stopped answering (the unsub reply is
+// waited for at most unsubWait).
+func TestSubscriptionCloseFrozenServer(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+	sub, err := c.Subscribe(ctx, SubscribeQuery{Col: "frozen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	defer srv.signal(syscall.SIGCONT)
+	start := time.Now()
+	err = sub.Close()
+	if d := time.Since(start); d > unsubWait+time.Second {
+		t.Fatalf("Close took %v against a frozen server; want about %v at most", d, unsubWait)
+	}
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("Close: err = %v; want ErrTimeout (the server did not confirm)", err)
+	}
+	if _, ok := <-sub.Events(); ok {
+		t.Fatal("Events still open after Close")
+	}
+	srv.signal(syscall.SIGCONT)
+}

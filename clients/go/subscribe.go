@@ -554,6 +554,10 @@ func (sub *Subscription) finish(err error, hard, unsub bool) {
 	}
 }
 
+// unsubWait caps how long an unsub waits for the server's reply (Subscription.Close waits
+// for it).
+const unsubWait = time.Second
+
 // unsubAsync ends server subscription id on session s from a goroutine
 // (callers may be the read loop, which cannot wait for a reply). When sub
 // is not nil, its unsubErr and unsubDone report the result. Callers make
@@ -562,9 +566,12 @@ func (c *Client) unsubAsync(s *session, id string, sub *Subscription) {
 	c.wg.Add(1)
 	go func() {
 		defer c.wg.Done()
+		// The subscription has ended on this side already; the server's word is waited for
+		// briefly, so Close never hangs on a server that stopped answering (the unsub still
+		// takes effect if the server reads it later).
 		timeout := c.opts.requestTimeout
-		if timeout <= 0 || timeout > 10*time.Second {
-			timeout = 10 * time.Second
+		if timeout <= 0 || timeout > unsubWait {
+			timeout = unsubWait
 		}
 		ctx, cancel := context.WithTimeout(c.bgCtx, timeout)
 		defer cancel()
@@ -701,8 +708,10 @@ func (sub *Subscription) Cursor() string {
 
 // Close ends the subscription: Events is closed at once (undelivered
 // events are dropped) and the server is told to stop (message unsub). It
-// returns when both are done; the error is that of the unsub request, if
-// the server refused it. Calling Close again does nothing.
+// returns when both are done, waiting at most a second for the server's
+// reply; the error is that of the unsub request, if the server refused it
+// or did not answer in that time (ErrTimeout). Calling Close again does
+// nothing.
 func (sub *Subscription) Close() error {
 	sub.finish(nil, true, true)
 	<-sub.done

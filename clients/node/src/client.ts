@@ -74,6 +74,9 @@ const T = {
 } as const;
 
 // Keys whose integer values are timestamps, parsed exactly in bigint mode.
+/** UNSUB_WAIT_MS caps how long Subscription.close() waits for the server's `unsub` reply. */
+const UNSUB_WAIT_MS = 1000;
+
 const TIMESTAMP_KEYS: ReadonlySet<string> = new Set(["ts", "from", "to", "fromTs", "toTs"]);
 
 const DEFAULTS = {
@@ -457,9 +460,12 @@ export class BaseClient<B extends boolean = false> {
     if (this.conn.state !== "open") return;
     this.orphans.add(unsubId); // frames already on their way are dropped without a second unsub
     try {
-      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), this.requestTimeout);
+      // The subscription has ended here already; waiting for the server's word is a courtesy,
+      // capped so that close() (and a `break` out of `for await`) never hangs on a slow or
+      // stopped server. The unsub still completes on the server if it answers later.
+      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), Math.min(this.requestTimeout, UNSUB_WAIT_MS));
     } catch {
-      // not_found: the server had already ended it; a lost connection ended it too.
+      // not_found: the server had already ended it; a lost connection ended it too; timed out.
     }
   }
 

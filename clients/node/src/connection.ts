@@ -448,7 +448,12 @@ export class Connection {
 
   private lost(code: number, reason: string, cause: unknown): void {
     this.sock = null;
-    const detail = `connection lost (code ${code}${reason ? `: ${reason}` : ""})`;
+    let detail = `connection lost (code ${code}${reason ? `: ${reason}` : ""})`;
+    if (code === 1009) {
+      // The server closes the socket on a frame over its --max-message-size (16 MiB by default):
+      // every request in flight fails; split the batch that was too large.
+      detail = `connection lost: a request was larger than the server's message size limit (code 1009${reason ? `: ${reason}` : ""})`;
+    }
     this.log("warn", "disconnected", { code, reason });
     if (code === 1008 && /api key/i.test(reason)) {
       // The key was revoked: reconnecting would only be refused.

@@ -237,6 +237,7 @@ describe("oversized requests", () => {
         FluxionDBError,
       );
       assert.ok(err instanceof ConnectionError || err.code === "too_large", `${err.name}: ${err.message}`);
+      if (err instanceof ConnectionError) assert.match(err.message, /larger than the server's message size limit/);
       await client.insertSingleRecord({ ts: 1, doc: "d", data: "small", col: "big" });
       assert.deepEqual(await client.fetchDocument({ col: "big", doc: "d", to: 5 }), [{ ts: 1, data: "small" }]);
     } finally {

@@ -613,6 +613,31 @@ describe("server overflow", () => {
 });
 
 describe("ending", () => {
+  test("close() and break never wait long for a server that stopped answering", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, requestTimeout: 30000 });
+    try {
+      const a = await client.subscribe({ col: "frozen" });
+      const b = await client.subscribe({ col: "frozen" });
+      await client.insertSingleRecord(rec("frozen", "d", 1));
+      const it = b[Symbol.asyncIterator]();
+      assert.equal((await it.next()).value.ts, 1);
+      await s.pause(); // SIGSTOP: the socket stays open, nothing answers the unsub
+      let t0 = Date.now();
+      await a.close();
+      assert.ok(Date.now() - t0 < 2500, `close() took ${Date.now() - t0} ms`);
+      assert.equal(a.closed, true);
+      t0 = Date.now();
+      await it.return(); // what `break` out of `for await` does
+      assert.ok(Date.now() - t0 < 2500, `break took ${Date.now() - t0} ms`);
+      assert.equal(b.closed, true);
+    } finally {
+      s.resume();
+      await client.close();
+      await s.stop();
+    }
+  });
+
   test("close() and break end the iterator and unsubscribe on the server", async () => {
     const client = new FluxionDBClient(opts());
     try {

@@ -119,11 +119,16 @@ func (d *DB) openPersist(cfg Config) error {
 	})
 
 	info, err := snapshot.Latest(p.snapDir, p.logger)
+	var damaged *snapshot.CorruptionError
 	switch {
 	case errors.Is(err, snapshot.ErrNoSnapshot):
 		info = snapshot.Info{}
-	case err != nil:
+	case errors.As(err, &damaged):
 		return fmt.Errorf("%w; to keep what can still be read from it run `%s`", err, wal.RepairCommand)
+	case err != nil:
+		// Not damage but access (permissions, a file where the folder should be): repair
+		// would not help.
+		return fmt.Errorf("data folder %s is not usable: %w", dir, err)
 	}
 	log, err := wal.Open(p.walDir, wal.Options{
 		Policy:      cfg.Fsync,
@@ -340,9 +345,19 @@ func (d *DB) writeSnapshot(ctx context.Context, seq uint64, keys []auth.Stored, 
 	for i, k := range keys {
 		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
 	}
+	// The export is fuzzy: changes applied while it runs (logged after seq) may be in it, in
+	// part. Each was appended to the log before it was applied, so flushing the log once the
+	// export is done makes every one of them durable before the snapshot can be loaded:
+	// start-up replays them whole, in order, over the snapshot.
+	publish := func() error {
+		if err := p.log.Flush(ctx); err != nil {
+			return fmt.Errorf("flush the log over the export: %w", err)
+		}
+		return nil
+	}
 	res, err := snapshot.Write(p.snapDir, seq, func(e snapshot.Exporter) error {
 		return d.Engine.Export(ctxExporter{e, ctx})
-	}, blobs, snapshot.WriteOptions{Logger: p.logger})
+	}, blobs, snapshot.WriteOptions{Logger: p.logger, BeforePublish: publish})
 	if err != nil {
 		return fmt.Errorf("snapshot at %d: %w", seq, err)
 	}

@@ -471,6 +471,15 @@ func TestUnusableDataFolder(t *testing.T) {
 			t.Errorf("Open(%s): %v, want a 'not usable' error naming the folder", dir, err)
 		}
 	}
+	// A file where the snapshots folder should be is not damage: no repair hint.
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, snapshotSubdir), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Config{Dir: dir, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "not usable") || strings.Contains(err.Error(), "repair") {
+		t.Errorf("Open with a file as %s: %v, want 'not usable' and no repair hint", snapshotSubdir, err)
+	}
 }
 
 // TestSecondProcessRefused: the folder lock keeps a second open out, with a clear error.
@@ -555,7 +564,7 @@ func TestCorruptSnapshot(t *testing.T) {
 			t.Errorf("damaged snapshot not set aside: %v", err)
 		}
 	})
-	t.Run("only one", func(t *testing.T) {
+	t.Run("none verifies, the log was trimmed", func(t *testing.T) {
 		dir := t.TempDir()
 		d := openT(t, dir)
 		var recs []engine.Record
@@ -565,6 +574,16 @@ func TestCorruptSnapshot(t *testing.T) {
 		if _, err := d.Insert(recs); err != nil {
 			t.Fatal(err)
 		}
+		// Two snapshots with changes between them: the log is trimmed to the older one,
+		// so it no longer holds the records, and only a salvage can keep some of them.
+		for _, k := range []string{"mid", "mid2"} {
+			if err := d.Snapshot(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.SetValue(k, "k", "v"); err != nil {
+				t.Fatal(err)
+			}
+		}
 		if err := d.Snapshot(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -572,12 +591,18 @@ func TestCorruptSnapshot(t *testing.T) {
 			t.Fatal(err)
 		}
 		closeT(t, d)
+		if first, _, _ := wal.FirstSeq(filepath.Join(dir, walSubdir)); first == 1 {
+			t.Fatal("setup: the log was not trimmed")
+		}
 		snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
-		fi, _ := os.Stat(snaps[0])
-		flipByte(t, snaps[0], fi.Size()*3/4)
+		for _, s := range snaps {
+			fi, _ := os.Stat(s)
+			flipByte(t, s, fi.Size()*3/4)
+		}
+		snaps = snaps[len(snaps)-1:] // the newest is named and salvaged
 		_, err := Open(Config{Dir: dir, Logger: quiet})
 		if err == nil || !strings.Contains(err.Error(), snaps[0]) || !strings.Contains(err.Error(), wal.RepairCommand) {
-			t.Fatalf("Open with a damaged only snapshot: %v", err)
+			t.Fatalf("Open with every snapshot damaged: %v", err)
 		}
 		lines, err := Repair(dir, quiet)
 		if err != nil {
@@ -594,6 +619,51 @@ func TestCorruptSnapshot(t *testing.T) {
 			t.Error("the log after the salvaged snapshot was not replayed")
 		}
 	})
+	t.Run("none verifies, the log holds everything", func(t *testing.T) {
+		// A snapshot at position 1 keeps the whole log (the log is kept from the oldest
+		// snapshot retained), so damaged snapshots lose nothing: repair must not salvage
+		// a part of one when the log can rebuild it all.
+		dir := t.TempDir()
+		d := openT(t, dir)
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		randomChanges(t, d, rand.New(rand.NewPCG(5, 5)), 400)
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		randomChanges(t, d, rand.New(rand.NewPCG(6, 6)), 100)
+		want := dump(d)
+		closeT(t, d)
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+		if len(snaps) != 2 {
+			t.Fatalf("snapshots %v", snaps)
+		}
+		for _, s := range snaps {
+			fi, _ := os.Stat(s)
+			flipByte(t, s, fi.Size()/2)
+		}
+		if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil {
+			t.Fatal("Open with every snapshot damaged succeeded")
+		}
+		lines, err := Repair(dir, quiet)
+		if err != nil {
+			t.Fatalf("Repair: %v", err)
+		}
+		if !strings.Contains(strings.Join(lines, "\n"), "nothing is lost") {
+			t.Errorf("repair report: %q", lines)
+		}
+		d = openT(t, dir)
+		defer closeT(t, d)
+		if got := dump(d); got != want {
+			t.Fatalf("after repair the state differs from before the damage:\nwant\n%.500s\ngot\n%.500s", want, got)
+		}
+		for _, s := range snaps {
+			if _, err := os.Stat(s + ".corrupt"); err != nil {
+				t.Errorf("damaged snapshot not kept aside: %v", err)
+			}
+		}
+	})
 }
 
 func flipByte(t *testing.T, path string, off int64) {
@@ -605,5 +675,65 @@ func flipByte(t *testing.T, path string, off int64) {
 	b[off] ^= 0x5a
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// flushSpy counts the log flushes a snapshot makes and runs onFlush before each.
+type flushSpy struct {
+	changeLog
+	calls   int
+	onFlush func(call int)
+}
+
+func (f *flushSpy) Flush(ctx context.Context) error {
+	f.calls++
+	if f.onFlush != nil {
+		f.onFlush(f.calls)
+	}
+	return f.changeLog.Flush(ctx)
+}
+
+// TestSnapshotPublishedOverDurableLog: the export is fuzzy, so a change applied after the
+// cut may be in the snapshot; the snapshot must not be put in place before the log holds
+// that change durably, or a crash would restore part of a change that replay cannot
+// complete (found by a SIGKILL-at-snapshot storm).
+func TestSnapshotPublishedOverDurableLog(t *testing.T) {
+	dir := t.TempDir()
+	var spy *flushSpy
+	d := openT(t, dir, func(c *Config) {
+		c.Fsync = wal.SyncNever // nothing but the snapshot's flushes makes the log durable
+		c.SnapshotBytes, c.SnapshotAge = 1<<40, time.Hour
+		c.wrapLog = func(l changeLog) changeLog { spy = &flushSpy{changeLog: l}; return spy }
+	})
+	defer closeT(t, d)
+	if _, err := d.Insert([]engine.Record{{Collection: "c", Doc: "a", TS: 1, Data: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	var during Commit
+	snapDir := filepath.Join(dir, snapshotSubdir)
+	spy.onFlush = func(call int) {
+		switch call {
+		case 1: // after the cut, before the export: a change the export will contain
+			var err error
+			if during, err = d.Insert([]engine.Record{{Collection: "c", Doc: "b", TS: 2, Data: []byte("y")}}); err != nil {
+				t.Error(err)
+			}
+		case 2: // the export is written; the snapshot must not be in place yet
+			if snaps, _ := filepath.Glob(filepath.Join(snapDir, "*.snap")); len(snaps) != 0 {
+				t.Errorf("snapshot %v in place before the log was flushed over its export", snaps)
+			}
+		}
+	}
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if spy.calls != 2 {
+		t.Fatalf("the snapshot flushed the log %d times, want 2 (at the cut, and over the export before publishing)", spy.calls)
+	}
+	if st := spy.Stats(); st.DurableSeq < uint64(during) {
+		t.Fatalf("snapshot published while the log was durable to %d only; the export holds change %d", st.DurableSeq, during)
+	}
+	if snaps, _ := filepath.Glob(filepath.Join(snapDir, "*.snap")); len(snaps) != 1 {
+		t.Fatalf("snapshots after Snapshot: %v", snaps)
 	}
 }

@@ -59,7 +59,19 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	case err == nil || errors.Is(err, snapshot.ErrNoSnapshot):
 		out = append(out, "snapshots: a valid snapshot is in place (or none is needed)")
 	case errors.As(err, &ce):
-		line, err := salvageSnapshot(snapDir, ce, logger)
+		// When the log still holds every change from the first, no snapshot is needed:
+		// setting the damaged ones aside loses nothing (start-up replays the whole log).
+		// Otherwise salvage what reads of the newest.
+		first, ok, ferr := wal.FirstSeq(walDir)
+		if ferr != nil && !errors.Is(ferr, os.ErrNotExist) {
+			return out, fmt.Errorf("check the log: %w", ferr)
+		}
+		var line string
+		if ok && first == 1 {
+			line, err = setSnapshotsAside(snapDir, ce)
+		} else {
+			line, err = salvageSnapshot(snapDir, ce, logger)
+		}
 		if err != nil {
 			return out, err
 		}
@@ -68,6 +80,25 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 		return out, fmt.Errorf("check the snapshots: %w", err)
 	}
 	return out, nil
+}
+
+// setSnapshotsAside renames every snapshot (none verifies) to <name>.corrupt.
+func setSnapshotsAside(snapDir string, ce *snapshot.CorruptionError) (string, error) {
+	paths, err := filepath.Glob(filepath.Join(snapDir, "snapshot-*.snap"))
+	if err != nil {
+		return "", err
+	}
+	for _, p := range paths {
+		if err := os.Rename(p, p+".corrupt"); err != nil {
+			return "", fmt.Errorf("move damaged snapshot aside: %w", err)
+		}
+	}
+	if err := wal.SyncDir(snapDir); err != nil {
+		return "", fmt.Errorf("sync %s: %w", snapDir, err)
+	}
+	return fmt.Sprintf("snapshot: %s was damaged (%s at offset %d) and no other snapshot verifies; the log still "+
+		"holds every change from the first, so nothing is lost: %d snapshot file(s) moved aside as <name>.corrupt, "+
+		"and the next start rebuilds the state from the whole log", ce.File, ce.Reason, ce.Offset, len(paths)), nil
 }
 
 // salvageSnapshot rewrites the readable prefix of a damaged snapshot under its own name.

@@ -334,3 +334,34 @@ func (c *counter) Document(string, int) error { c.Documents++; return nil }
 func (c *counter) Record(int64, []byte) error { c.Records++; return nil }
 func (c *counter) Value(string, string) error { c.Values++; return nil }
 func (c *counter) Extra([]byte) error         { c.Extras++; return nil }
+
+// TestBeforePublish: the hook runs with the file complete but not yet in place; its error
+// abandons the snapshot and leaves nothing behind.
+func TestBeforePublish(t *testing.T) {
+	dir := t.TempDir()
+	s := sample()
+	calls := 0
+	check := func() error {
+		calls++
+		if _, err := os.Stat(filepath.Join(dir, FileName(7))); !os.IsNotExist(err) {
+			t.Errorf("snapshot in place before BeforePublish returned: %v", err)
+		}
+		return nil
+	}
+	if _, err := Write(dir, 7, s.export, s.extras(), WriteOptions{Logger: quiet, BeforePublish: check}); err != nil || calls != 1 {
+		t.Fatalf("Write: %v, BeforePublish called %d times", err, calls)
+	}
+	boom := errors.New("log flush failed")
+	_, err := Write(dir, 9, s.export, s.extras(), WriteOptions{Logger: quiet, BeforePublish: func() error { return boom }})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Write with a failing BeforePublish: %v", err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 || entries[0].Name() != FileName(7) {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Fatalf("folder after an abandoned snapshot: %v, want only %s", names, FileName(7))
+	}
+}

@@ -38,6 +38,12 @@ type WriteOptions struct {
 	Logger *slog.Logger
 	// Now stamps the header. Default time.Now.
 	Now func() time.Time
+	// BeforePublish, when set, runs once the file is complete and fsynced, just before it is
+	// renamed into place; an error abandons the snapshot. The database flushes its log
+	// there: the export is fuzzy, so it may hold changes logged after seq, and those must
+	// be durable before a start-up can load the snapshot, or a crash could restore part of
+	// a change the log never got.
+	BeforePublish func() error
 }
 
 // Result is what Write produced.
@@ -99,6 +105,11 @@ func Write(dir string, seq uint64, export ExportFunc, extra [][]byte, opts Write
 	}
 	if err := tmp.Close(); err != nil {
 		return Result{}, fmt.Errorf("snapshot: close %s: %w", tmp.Name(), err)
+	}
+	if opts.BeforePublish != nil {
+		if err := opts.BeforePublish(); err != nil {
+			return Result{}, fmt.Errorf("snapshot: before publishing: %w", err)
+		}
 	}
 	path := filepath.Join(dir, FileName(seq))
 	if err := os.Rename(tmp.Name(), path); err != nil {

@@ -55,3 +55,14 @@ func countFrames(b []byte) (n uint64, end int, p *frameProblem) {
 	end, p, _ = scanFrames(b, func(int, []byte) error { n++; return nil })
 	return n, end, p
 }
+
+// FirstSeq returns the sequence number of the first frame the log in dir holds (its oldest
+// segment's); ok is false when it holds no segment. Repair uses it to tell whether the log
+// still has every change since the beginning.
+func FirstSeq(dir string) (first uint64, ok bool, err error) {
+	segs, err := listSegments(osFS{}, dir)
+	if err != nil || len(segs) == 0 {
+		return 0, false, err
+	}
+	return segs[0], true, nil
+}

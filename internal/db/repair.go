@@ -21,10 +21,14 @@ import (
 //
 //   - The log is cut at its first bad frame or sequence gap (wal.Repair); the dropped bytes
 //     go to wal/corrupt-<time>/.
-//   - If no snapshot verifies, the newest one is salvaged: what reads before the damage is
-//     written as a new snapshot at the same sequence number (the log after it still
-//     applies), and the damaged file is renamed <name>.corrupt. A damaged newest snapshot
-//     with an older good one needs no repair: start-up falls back on its own.
+//   - If no snapshot verifies: when the log still holds every change from the first, the
+//     snapshots are set aside (<name>.corrupt) and start-up replays the whole log;
+//     otherwise the newest one is salvaged: what reads before the damage is written as a
+//     new snapshot at the same sequence number (the log after it still applies), and the
+//     damaged file is renamed <name>.corrupt. A damaged newest snapshot with an older good
+//     one needs no repair: start-up falls back on its own.
+//   - A log whose first segments are gone (it starts after the snapshot's position) is
+//     bridged with a snapshot at its first position (bridgeMissingFrames).
 //
 // The server must not be running (the log's folder lock is taken).
 func Repair(dir string, logger *slog.Logger) ([]string, error) {
@@ -79,7 +83,59 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	default:
 		return out, fmt.Errorf("check the snapshots: %w", err)
 	}
+	line, err := bridgeMissingFrames(walDir, snapDir, logger)
+	if err != nil {
+		return out, err
+	}
+	if line != "" {
+		out = append(out, line)
+	}
 	return out, nil
+}
+
+// bridgeMissingFrames handles a log that starts after the position start-up must replay it
+// from (the snapshot's, or 1 without one): its first segments are gone and no snapshot
+// covers them, so the server cannot start. The changes in the missing frames are lost
+// whatever is done; what remains is kept by writing the newest snapshot's state (or an
+// empty one) as a snapshot at the log's first position, from where the log replays.
+func bridgeMissingFrames(walDir, snapDir string, logger *slog.Logger) (string, error) {
+	first, ok, err := wal.FirstSeq(walDir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("check the log: %w", err)
+	}
+	need, from := uint64(1), "an empty state"
+	info, err := snapshot.Latest(snapDir, logger)
+	switch {
+	case err == nil:
+		need, from = info.Seq, "the state of "+info.Path
+	case !errors.Is(err, snapshot.ErrNoSnapshot):
+		return "", fmt.Errorf("check the snapshots: %w", err)
+	}
+	if !ok || first <= need {
+		return "", nil
+	}
+	tmp := &DB{Engine: engine.New(), Keys: auth.New("")}
+	if err == nil {
+		l := &loader{d: tmp}
+		_, lerr := snapshot.Load(info.Path, l)
+		l.flush()
+		if lerr != nil {
+			return "", fmt.Errorf("load %s: %w", info.Path, lerr)
+		}
+	}
+	keys := tmp.Keys.Export()
+	blobs := make([][]byte, len(keys))
+	for i, k := range keys {
+		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
+	}
+	res, err := snapshot.Write(snapDir, first, func(e snapshot.Exporter) error { return tmp.Engine.Export(e) },
+		blobs, snapshot.WriteOptions{Logger: logger})
+	if err != nil {
+		return "", fmt.Errorf("write a snapshot at the log's start: %w", err)
+	}
+	return fmt.Sprintf("log: it starts at sequence %d, but start-up needs it from %d: the frames in between are "+
+		"missing (segment files removed?) and their changes are lost; wrote %s holding %s, from which the log "+
+		"replays", first, need, res.Path, from), nil
 }
 
 // setSnapshotsAside renames every snapshot (none verifies) to <name>.corrupt.

@@ -35,7 +35,7 @@ func segFile(dir string, first uint64) string { return segmentPath(dir, first) }
 func mutate(t *testing.T, path string, fn func([]byte) []byte) {
 	t.Helper()
 	b, err := os.ReadFile(path)
-	if err != nil {
+	if err != nil && !os.IsNotExist(err) {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, fn(b), 0o644); err != nil {
@@ -87,6 +87,13 @@ func TestCorruptionCases(t *testing.T) {
 		{"zero-filled tail", func(t *testing.T, dir string) {
 			mutate(t, segFile(dir, 7), func(b []byte) []byte { return append(b, make([]byte, 4096)...) })
 		}, want{seqs: seqRange(1, 9), tail: true}},
+		{"empty segment continuing the numbering", func(t *testing.T, dir string) {
+			// A crash right after a roll created the next segment.
+			mutate(t, segFile(dir, 10), func([]byte) []byte { return nil })
+		}, want{seqs: seqRange(1, 9)}},
+		{"stray empty segment far ahead", func(t *testing.T, dir string) {
+			mutate(t, segFile(dir, 9999), func([]byte) []byte { return nil })
+		}, want{seqs: seqRange(1, 9)}},
 		{"garbage appended to last segment", func(t *testing.T, dir string) {
 			mutate(t, segFile(dir, 7), func(b []byte) []byte { return append(b, []byte("garbage!garbage!garbage!")...) })
 		}, want{seqs: seqRange(1, 9), tail: true}},

@@ -260,51 +260,70 @@ func Open(dir string, opts Options) (*Log, error) {
 	return l, nil
 }
 
-// recoverTail scans the last segment, truncates a torn tail and sets nextSeq.
+// recoverTail scans the last segment, truncates a torn tail and sets nextSeq. An empty last
+// segment (created just before a crash, or a stray file) holds nothing: it is removed and
+// the one before it becomes the last.
 func (l *Log) recoverTail() error {
 	segs, err := listSegments(l.fs, l.dir)
 	if err != nil {
 		return err
 	}
-	l.segs = segs
 	l.nextSeq = 1
-	if len(segs) == 0 {
-		return nil
-	}
-	last := segs[len(segs)-1]
-	path := segmentPath(l.dir, last)
-	data, err := l.fs.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("wal: read %s: %w", path, err)
-	}
-	n, end, p := countFrames(data)
-	if p != nil {
-		if !p.torn {
-			return &CorruptionError{File: path, Offset: int64(p.off), Reason: p.reason}
+	for len(segs) > 0 {
+		last := segs[len(segs)-1]
+		n, err := l.recoverSegment(last)
+		if err != nil {
+			return err
 		}
-		rep := TailReport{File: path, Offset: int64(end), Dropped: int64(len(data) - end), Reason: p.reason}
-		if err := l.fs.Truncate(path, int64(end)); err != nil {
-			return fmt.Errorf("wal: truncate torn tail of %s at %d: %w", path, end, err)
+		if n > 0 {
+			l.segs = segs
+			l.nextSeq = last + n
+			return nil
 		}
-		if err := syncFile(l.fs, path); err != nil {
-			return fmt.Errorf("wal: sync %s after truncation: %w", path, err)
-		}
-		l.tail = &rep
-		l.logger.Warn("wal: truncated torn tail of the last segment (a write interrupted by a crash)",
-			"file", rep.File, "offset", rep.Offset, "dropped_bytes", rep.Dropped, "reason", rep.Reason)
-	}
-	l.nextSeq = last + n
-	if n == 0 {
 		// An empty last segment would collide with the segment the next write creates.
+		path := segmentPath(l.dir, last)
 		if err := l.fs.Remove(path); err != nil {
 			return fmt.Errorf("wal: remove empty segment %s: %w", path, err)
 		}
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", l.dir, err)
 		}
-		l.segs = segs[:len(segs)-1]
+		l.logger.Info("wal: removed an empty last segment", "file", path)
+		segs = segs[:len(segs)-1]
+		// Numbering goes on from its name when no segment is left (the ones before it were
+		// covered by a snapshot); otherwise the segment before it decides.
+		l.nextSeq = last
 	}
+	l.segs = segs
 	return nil
+}
+
+// recoverSegment scans the last segment first, truncates a torn tail (reported by
+// TailReport and logged) and returns its number of frames.
+func (l *Log) recoverSegment(first uint64) (uint64, error) {
+	path := segmentPath(l.dir, first)
+	data, err := l.fs.ReadFile(path)
+	if err != nil {
+		return 0, fmt.Errorf("wal: read %s: %w", path, err)
+	}
+	n, end, p := countFrames(data)
+	if p == nil {
+		return n, nil
+	}
+	if !p.torn {
+		return 0, &CorruptionError{File: path, Offset: int64(p.off), Reason: p.reason}
+	}
+	rep := TailReport{File: path, Offset: int64(end), Dropped: int64(len(data) - end), Reason: p.reason}
+	if err := l.fs.Truncate(path, int64(end)); err != nil {
+		return 0, fmt.Errorf("wal: truncate torn tail of %s at %d: %w", path, end, err)
+	}
+	if err := syncFile(l.fs, path); err != nil {
+		return 0, fmt.Errorf("wal: sync %s after truncation: %w", path, err)
+	}
+	l.tail = &rep
+	l.logger.Warn("wal: truncated torn tail of the last segment (a write interrupted by a crash)",
+		"file", rep.File, "offset", rep.Offset, "dropped_bytes", rep.Dropped, "reason", rep.Reason)
+	return n, nil
 }
 
 // skipTo drops every segment (all older than seq, so covered by the caller's snapshot) and

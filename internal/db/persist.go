@@ -341,10 +341,7 @@ func (d *DB) writeSnapshot(ctx context.Context, seq uint64, keys []auth.Stored, 
 	if err := p.log.Flush(ctx); err != nil {
 		return fmt.Errorf("snapshot at %d: flush the log: %w", seq, err)
 	}
-	blobs := make([][]byte, len(keys))
-	for i, k := range keys {
-		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
-	}
+	blobs := keyBlobs(keys)
 	// The export is fuzzy: changes applied while it runs (logged after seq) may be in it, in
 	// part. Each was appended to the log before it was applied, so flushing the log once the
 	// export is done makes every one of them durable before the snapshot can be loaded:
@@ -372,6 +369,15 @@ func (d *DB) writeSnapshot(ctx context.Context, seq uint64, keys []auth.Stored, 
 	p.logger.Info("snapshot written", "file", res.Path, "seq", seq, "records", res.Records,
 		"bytes", res.Bytes, "took", took.Round(time.Millisecond))
 	return nil
+}
+
+// keyBlobs encodes scoped API keys as a snapshot's extra blobs (each an opPutKey payload).
+func keyBlobs(keys []auth.Stored) [][]byte {
+	blobs := make([][]byte, len(keys))
+	for i, k := range keys {
+		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
+	}
+	return blobs
 }
 
 // ctxExporter stops an export when ctx ends (Close during a snapshot).

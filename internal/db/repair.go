@@ -123,13 +123,7 @@ func bridgeMissingFrames(walDir, snapDir string, logger *slog.Logger) (string, e
 			return "", fmt.Errorf("load %s: %w", info.Path, lerr)
 		}
 	}
-	keys := tmp.Keys.Export()
-	blobs := make([][]byte, len(keys))
-	for i, k := range keys {
-		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
-	}
-	res, err := snapshot.Write(snapDir, first, func(e snapshot.Exporter) error { return tmp.Engine.Export(e) },
-		blobs, snapshot.WriteOptions{Logger: logger})
+	res, err := writeStateSnapshot(tmp, snapDir, first, logger)
 	if err != nil {
 		return "", fmt.Errorf("write a snapshot at the log's start: %w", err)
 	}
@@ -175,17 +169,18 @@ func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.
 	if err := os.Rename(ce.File, aside); err != nil {
 		return "", fmt.Errorf("move damaged snapshot aside: %w", err)
 	}
-	keys := tmp.Keys.Export()
-	blobs := make([][]byte, len(keys))
-	for i, k := range keys {
-		blobs[i] = appendPutKey(nil, k.Hash, k.Hint, k.Scope)
-	}
-	res, err := snapshot.Write(snapDir, seq, func(e snapshot.Exporter) error { return tmp.Engine.Export(e) },
-		blobs, snapshot.WriteOptions{Logger: logger})
+	res, err := writeStateSnapshot(tmp, snapDir, seq, logger)
 	if err != nil {
 		return "", fmt.Errorf("write the salvaged snapshot: %w", err)
 	}
 	return fmt.Sprintf("snapshot: %s was damaged (%v); kept the %d records and %d values read before the damage in %s; "+
 		"the rest of that snapshot is lost; the damaged file is kept as %s",
 		ce.File, loadErr, res.Records, res.Values, res.Path, aside), nil
+}
+
+// writeStateSnapshot writes the whole state of tmp (a DB repair rebuilt in memory) as the
+// snapshot at seq.
+func writeStateSnapshot(tmp *DB, snapDir string, seq uint64, logger *slog.Logger) (snapshot.Result, error) {
+	return snapshot.Write(snapDir, seq, func(e snapshot.Exporter) error { return tmp.Engine.Export(e) },
+		keyBlobs(tmp.Keys.Export()), snapshot.WriteOptions{Logger: logger})
 }

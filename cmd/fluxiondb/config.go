@@ -140,7 +140,9 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	// Environment first, so that flags given on the command line override it.
 	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
-		if len(f.Name) == 1 || envErr != nil {
+		// --version is a command, not a setting: FLUXIONDB_VERSION (often set by deployment
+		// tooling to the release being run) must not turn it on.
+		if len(f.Name) == 1 || f.Name == "version" || envErr != nil {
 			return
 		}
 		if v := getenv(envName(f.Name)); v != "" {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -89,7 +90,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 1
 	}
 	gate := &startGate{}
-	hs := &http.Server{Handler: gate, ReadHeaderTimeout: cfg.HandshakeTimeout}
+	// IdleTimeout closes keep-alive HTTP connections (health checks, scrapes) left idle; the
+	// HTTP server's own error lines go to our logger (httpErrorLog).
+	hs := &http.Server{Handler: gate, ReadHeaderTimeout: cfg.HandshakeTimeout, IdleTimeout: httpIdleTimeout,
+		ErrorLog: httpErrorLog(log)}
 	scheme := "ws"
 	if cfg.TLSCert != "" {
 		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
@@ -102,6 +106,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		go certs.watchSIGHUP(stopWatch)
 		hs.TLSConfig = certs.config()
 		scheme = "wss"
+	} else {
+		// SIGHUP's default action ends the process; with nothing to reload it only says so.
+		hup, stopHup := make(chan os.Signal, 1), make(chan struct{})
+		signal.Notify(hup, syscall.SIGHUP)
+		defer func() { signal.Stop(hup); close(stopHup) }()
+		go func() {
+			for {
+				select {
+				case <-hup:
+					log.Info("SIGHUP: nothing to reload (no --tls-cert)")
+				case <-stopHup:
+					return
+				}
+			}
+		}()
 	}
 	if cfg.PprofAddr != "" {
 		go servePprof(cfg.PprofAddr, log.Error)
@@ -171,8 +190,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	log.Info("shutting down: answering requests in flight")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = hs.Shutdown(sctx) // stops accepting; hijacked WebSocket connections are ours to close
+	// Stop accepting, then close the WebSocket connections gracefully (in-flight requests
+	// answered, 1001) — while, not after, the HTTP server waits for its own connections: an
+	// idle or half-sent HTTP connection would otherwise use up the whole budget first.
+	httpDone := make(chan struct{})
+	go func() { _ = hs.Shutdown(sctx); close(httpDone) }()
 	srv.Shutdown(sctx)
+	_ = hs.Close() // HTTP connections still open (idle, half-sent requests) are cut now
+	<-httpDone
 	if err := d.Close(); err != nil {
 		log.Error("closing the database", "err", err)
 		return 1
@@ -191,6 +216,28 @@ func servePprof(addr string, logErr func(string, ...any)) {
 	if err := http.ListenAndServe(addr, mux); err != nil {
 		logErr("pprof listener stopped", "addr", addr, "err", err)
 	}
+}
+
+// httpIdleTimeout closes keep-alive HTTP connections (health checks, metric scrapes) that
+// stay idle this long.
+const httpIdleTimeout = 90 * time.Second
+
+// httpErrorLog routes net/http's own error lines into the structured log: TLS handshake
+// failures (port scanners, plain-HTTP probes) at debug, anything else at warn.
+func httpErrorLog(l *slog.Logger) *stdlog.Logger {
+	return stdlog.New(httpLogWriter{l}, "", 0)
+}
+
+type httpLogWriter struct{ l *slog.Logger }
+
+func (w httpLogWriter) Write(p []byte) (int, error) {
+	msg := strings.TrimSpace(string(p))
+	level := slog.LevelWarn
+	if strings.HasPrefix(msg, "http: TLS handshake error") {
+		level = slog.LevelDebug
+	}
+	w.l.Log(context.Background(), level, "http server", "err", msg)
+	return len(p), nil
 }
 
 // healthcheck asks a local server's /healthz; for container HEALTHCHECKs, where no curl exists.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -142,6 +143,10 @@ func TestHelpAndVersion(t *testing.T) {
 	if code, _, stderr := runArgs(t, env(), "-s", "k", "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") > 2 || strings.Contains(stderr, "Flags:") {
 		t.Errorf("unknown flag: exit %d, stderr %q", code, stderr)
 	}
+	// FLUXIONDB_VERSION (deployment tooling sets such variables) is not the --version flag.
+	if c, err := parseConfig([]string{"-s", "k"}, env("FLUXIONDB_VERSION", "1.4.0"), io.Discard); err != nil || c.Version {
+		t.Errorf("FLUXIONDB_VERSION in the environment: %v, version=%v", err, c != nil && c.Version)
+	}
 	for _, args := range [][]string{{"--version"}, {"--version", "-s", "k"}} {
 		code, stdout, _ := runArgs(t, env(), args...)
 		if code != 0 || !strings.HasPrefix(stdout, "fluxiondb ") {
@@ -240,12 +245,24 @@ func TestRunServes(t *testing.T) {
 	}
 	ws := talk(t, addr, "runkey")
 	defer ws.CloseNow()
+	// An HTTP connection that never sends a request must not hold the shutdown up: the
+	// HTTP server waits up to 5 s for such a connection, which used to use up the whole
+	// budget before the WebSocket clients were closed (they then got 1006, not 1001).
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	stopAt := time.Now()
 	cancel()
 	expectGoingAway(t, ws)
 	select {
 	case code := <-done:
 		if code != 0 {
 			t.Errorf("exit code %d, want 0: %s", code, stderr.String())
+		}
+		if d := time.Since(stopAt); d > 3*time.Second {
+			t.Errorf("shutdown took %v with an idle HTTP connection open", d)
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not return after cancellation")
@@ -303,6 +320,22 @@ func TestBinary(t *testing.T) {
 	}
 	ws := talk(t, addr, "binkey")
 	defer ws.CloseNow()
+	// SIGHUP without TLS has nothing to reload; its default action would end the process.
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		logMu.Lock()
+		seen := strings.Contains(logText.String(), "nothing to reload")
+		logMu.Unlock()
+		if seen {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no log line for SIGHUP")
+		}
+	}
+	talk(t, addr, "binkey").CloseNow() // still serving
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}

@@ -112,6 +112,45 @@ func TestMaxConnectionsLimit(t *testing.T) {
 	}
 }
 
+// TestMaxConnectionsConcurrentUpgrades: upgrades racing each other cannot pass the limit
+// together (the check used to count only connections already registered).
+func TestMaxConnectionsConcurrentUpgrades(t *testing.T) {
+	const limit, tries = 3, 24
+	s := startSubServer(t, db.Config{}, server.Config{MaxConnections: limit})
+	for round := range 5 {
+		var mu sync.Mutex
+		var open []*websocket.Conn
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range tries {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				<-start
+				ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+				if err == nil {
+					mu.Lock()
+					open = append(open, ws)
+					mu.Unlock()
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if len(open) > limit || len(open) == 0 {
+			t.Errorf("round %d: %d of %d concurrent upgrades accepted, limit %d", round, len(open), tries, limit)
+		}
+		for _, ws := range open {
+			ws.Close(websocket.StatusNormalClosure, "")
+		}
+		for deadline := time.Now().Add(5 * time.Second); s.srv.Len() > 0 && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
 func TestRateLimit(t *testing.T) {
 	s := startSubServer(t, db.Config{}, server.Config{RateLimit: 5, MetricsOnMainPort: true})
 	c := dialSub(t, s.addr, subKey)

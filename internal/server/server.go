@@ -67,6 +67,7 @@ type Server struct {
 	limiter  *limiter
 	ready    atomic.Bool
 	shutting atomic.Bool
+	slots    atomic.Int64   // connections open or being upgraded (--max-connections)
 	wg       sync.WaitGroup // one per connection
 }
 
@@ -164,11 +165,17 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		refuse(w, http.StatusUnauthorized, protocol.TextUnknownKey)
 		return
 	}
-	if max := s.cfg.MaxConnections; max > 0 && s.Len() >= max {
-		s.metrics.reject("limit")
-		s.log.Warn("connection refused: --max-connections reached", "remote", r.RemoteAddr, "limit", max)
-		http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
-		return
+	// A slot is taken before the upgrade and given back when the connection ends (or the
+	// upgrade fails), so upgrades racing each other cannot pass the limit together.
+	if max := s.cfg.MaxConnections; max > 0 {
+		if s.slots.Add(1) > int64(max) {
+			s.slots.Add(-1)
+			s.metrics.reject("limit")
+			s.log.Warn("connection refused: --max-connections reached", "remote", r.RemoteAddr, "limit", max)
+			http.Error(w, "too many connections (server limit "+strconv.Itoa(max)+")", http.StatusServiceUnavailable)
+			return
+		}
+		defer s.slots.Add(-1)
 	}
 	bw := &bigWriteBuffer{ResponseWriter: w, writeTimeout: s.cfg.WriteTimeout}
 	ws, err := websocket.Accept(bw, r, &websocket.AcceptOptions{

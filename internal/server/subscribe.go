@@ -89,6 +89,7 @@ func (c *conn) subscribe(r *protocol.Request, b []byte) ([]byte, func(), *protoc
 	}
 	d := c.srv.db
 	var err error
+	tooBig, maxReply := false, c.srv.cfg.MaxReplySize
 	b = protocol.AppendReplyStart(b, r.ID)
 	d.Paused(func(seq uint64) {
 		if q.Cursor != "" {
@@ -113,6 +114,9 @@ func (c *conn) subscribe(r *protocol.Request, b []byte) ([]byte, func(), *protoc
 			}
 			first := true
 			d.Engine.Latest(q.Collection, lq, func(doc string, ts int64, data []byte) {
+				if tooBig {
+					return
+				}
 				if !first {
 					b = append(b, ',')
 				}
@@ -120,12 +124,18 @@ func (c *conn) subscribe(r *protocol.Request, b []byte) ([]byte, func(), *protoc
 				b = protocol.AppendString(b, doc)
 				b = append(b, ':')
 				b = protocol.AppendRecord(b, ts, data)
+				tooBig = int64(len(b)) > maxReply
 			})
 			b = append(b, '}')
 		}
 	})
 	if err != nil {
 		return b, nil, errCursorExpired
+	}
+	if tooBig {
+		d.Hub.Unsubscribe()
+		return b[:0], nil, &protocol.Error{Code: protocol.CodeTooLarge, Text: "the snapshot would be larger than " +
+			sizeText(maxReply) + " (--max-reply-size): subscribe to fewer documents, or without snapshot and read them with qry"}
 	}
 	b = append(b, '}')
 	s.ctx, s.cancel = context.WithCancel(c.ctx)

@@ -279,6 +279,33 @@ func TestSubscribeSnapshotThenLive(t *testing.T) {
 	}
 }
 
+// TestSubscribeSnapshotReplyLimit: a snapshot is a reply like qry's, bound by
+// --max-reply-size; a refused one leaves no subscription behind.
+func TestSubscribeSnapshotReplyLimit(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MaxReplySize: 2 << 10})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	var batch []any
+	for i := range 50 {
+		batch = append(batch, rec(fmt.Sprintf("d%02d", i), 1, strings.Repeat("p", 200)))
+	}
+	w.ok("ins", batch)
+	if m := r.call("qry", map[string]any{"col": "c", "ts": 10}); m["code"] != "too_large" {
+		t.Fatalf("qry over the limit: %v", m)
+	}
+	m := r.call("sub", map[string]any{"col": "c", "snapshot": true})
+	if m["code"] != "too_large" || !strings.Contains(m["error"].(string), "larger than 2 KiB (--max-reply-size)") {
+		t.Fatalf("sub with a snapshot over the limit: %v", m)
+	}
+	// Nothing was left behind: a narrower subscription works, and its events are the only
+	// ones that arrive.
+	r.ok("sub", map[string]any{"col": "c", "doc": "d00", "snapshot": true})
+	w.ok("ins", []any{rec("d00", 2, "two")})
+	if got := events(t, r.next(5*time.Second)); len(got) != 1 || got[0].TS != 2 {
+		t.Fatalf("events after the refused sub: %v", got)
+	}
+}
+
 // TestSubscribeNoOpDeletes: a delete that removes nothing is no change, so no event.
 func TestSubscribeNoOpDeletes(t *testing.T) {
 	s := startSubServer(t, db.Config{}, server.Config{})

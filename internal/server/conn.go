@@ -237,6 +237,7 @@ func (c *conn) serve1(f *frame) bool {
 	if f.binary {
 		b := getBuf()
 		*b = protocol.AppendError((*b)[:0], nil, protocol.ErrBinaryFrame)
+		c.srv.metrics.requestError(protocol.TypeUnknown, protocol.ErrBinaryFrame.Code)
 		rep = reply{buf: b}
 	} else {
 		rep = c.request(f)

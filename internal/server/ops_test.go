@@ -401,3 +401,27 @@ func TestMaxReplySize(t *testing.T) {
 		t.Fatalf("too_large qdoc errors = %v", got)
 	}
 }
+
+// TestBinaryFrameCounted: the error reply to a binary frame is counted like any other.
+func TestBinaryFrameCounted(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MetricsOnMainPort: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	if _, _, err := ws.Read(ctx); err != nil { // ready
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageBinary, []byte(`{"id":"b","type":"cols","data":"{}"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, rep, err := ws.Read(ctx); err != nil || !strings.Contains(string(rep), "binary frames are not supported") {
+		t.Fatalf("reply %q, %v", rep, err)
+	}
+	if got := scrape(t, s.addr, `fluxiondb_request_errors_total{code="bad_request",type="unknown"}`); got != 1 {
+		t.Fatalf("request_errors_total for the binary frame = %v, want 1", got)
+	}
+}

@@ -131,7 +131,8 @@ type subOptions struct {
 }
 
 // WithSubscriptionBuffer sets how many received events a subscription
-// holds while its reader is busy (default DefaultSubscriptionBuffer). The
+// holds while its reader is busy (default DefaultSubscriptionBuffer), not
+// counting the one already on its way to the reader through Events. The
 // connection's read loop never waits for a subscriber: when events arrive
 // and the buffer cannot take them, the subscription ends with
 // ErrSlowSubscriber (after delivering what it holds). A batch that

@@ -328,7 +328,7 @@ func (c *conn) writeLoop() {
 				return
 			}
 			if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
-				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, unavailable(err))
+				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, notDurable(err))
 			}
 		}
 		if len(c.out) > 0 {

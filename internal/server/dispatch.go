@@ -317,8 +317,17 @@ func (c *conn) changed(commit db.Commit, err error) func(b *[]byte, id []byte) (
 	}
 }
 
+// unavailable is the reply to a change the log refused: it was not applied.
 func unavailable(err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeUnavailable, Text: "the change could not be made durable, retry later: " + err.Error()}
+}
+
+// notDurable is the reply to a change that was applied but whose fsync failed: readers may
+// see it and the log writes it again once the disk recovers, but a stop before then loses
+// it. Sending it again is safe: every change is a blind set or delete.
+func notDurable(err error) *protocol.Error {
+	return &protocol.Error{Code: protocol.CodeUnavailable, Text: "the change was applied but could not be made durable " +
+		"(it is lost if the server stops before the disk recovers); retrying it is safe: " + err.Error()}
 }
 
 func appendStrings(b []byte, ss []string) []byte {

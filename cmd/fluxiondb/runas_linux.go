@@ -36,7 +36,13 @@ func dropRoot(getenv func(string) string, data string) (string, error) {
 		if err := os.MkdirAll(data, 0o755); err != nil {
 			return "", fmt.Errorf("create the --data folder %s: %w", data, err)
 		}
-		if err := chownTree(data, uid, gid); err != nil {
+		// The folder itself, when --data names it through a symbolic link; links inside
+		// it are not followed.
+		real, err := filepath.EvalSymlinks(data)
+		if err != nil {
+			return "", fmt.Errorf("resolve the --data folder %s: %w", data, err)
+		}
+		if err := chownTree(real, uid, gid); err != nil {
 			return "", fmt.Errorf("hand the --data folder to %d:%d: %w", uid, gid, err)
 		}
 	}

@@ -44,8 +44,11 @@ func TestStartAsRootDropsToRunAs(t *testing.T) {
 	must(t, err)
 	t.Cleanup(func() { os.RemoveAll(base) })
 	must(t, os.Chmod(base, 0o755)) // the new user must be able to reach the folder
+	// --data names the folder through a symbolic link: the folder itself must be handed over.
+	real := filepath.Join(base, "real")
+	must(t, os.MkdirAll(filepath.Join(real, "wal"), 0o755)) // root's, like a folder from an earlier run as root
 	data := filepath.Join(base, "data")
-	must(t, os.MkdirAll(filepath.Join(data, "wal"), 0o755)) // root's, like a folder from an earlier run as root
+	must(t, os.Symlink(real, data))
 	runAs := []string{"FLUXIONDB_RUN_AS=65532:65532"}
 
 	p := startServer(t, bin, data, runAs)
@@ -77,7 +80,7 @@ func TestStartAsRootDropsToRunAs(t *testing.T) {
 		t.Fatalf("exit %d:\n%s", code, p.log.String())
 	}
 	files := 0
-	must(t, filepath.WalkDir(data, func(path string, d fs.DirEntry, err error) error {
+	must(t, filepath.WalkDir(real, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

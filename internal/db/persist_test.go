@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -786,4 +787,66 @@ func TestRepairMissingFirstSegments(t *testing.T) {
 	if lines, err := Repair(dir, quiet); err != nil || strings.Contains(strings.Join(lines, "\n"), "missing") {
 		t.Fatalf("second repair: %q, %v", lines, err)
 	}
+}
+
+// TestRepairLeavesUnneededLogAlone: damage in log segments before the newest snapshot's
+// position does not stop a start, and repair must not cut the log there — that would move
+// every later segment aside, and the next start would skip to the snapshot without them.
+func TestRepairLeavesUnneededLogAlone(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir, func(c *Config) { c.SegmentSize = 4 << 10; c.SnapshotBytes, c.SnapshotAge = 1<<40, time.Hour })
+	rng := rand.New(rand.NewPCG(7, 7))
+	randomChanges(t, d, rng, 300)
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	randomChanges(t, d, rng, 300)
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	randomChanges(t, d, rng, 300)
+	want := dump(d)
+	closeT(t, d)
+
+	// Remove a segment between the two snapshots: only a fall-back to the older one needs it.
+	snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+	if len(snaps) != 2 {
+		t.Fatalf("snapshots %v", snaps)
+	}
+	newest, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(snaps[1]), "snapshot-"), ".snap"), 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
+	victim := ""
+	for i := 1; i+1 < len(segs); i++ {
+		next, _ := strconv.ParseUint(strings.TrimSuffix(filepath.Base(segs[i+1]), ".wal"), 10, 64)
+		if next <= newest {
+			victim = segs[i]
+		}
+	}
+	if victim == "" {
+		t.Fatalf("setup: no segment wholly before the newest snapshot (%d) among %v", newest, segs)
+	}
+	if err := os.Remove(victim); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string) {
+		t.Helper()
+		d := openT(t, dir)
+		got := dump(d)
+		closeT(t, d)
+		if got != want {
+			t.Fatalf("%s: state differs from before the damage", when)
+		}
+	}
+	check("before repair")
+	lines, err := Repair(dir, quiet)
+	if err != nil {
+		t.Fatalf("Repair: %v", err)
+	}
+	if !strings.Contains(strings.Join(lines, "\n"), "log: no damage found") {
+		t.Errorf("repair report: %q", lines)
+	}
+	check("after repair")
 }

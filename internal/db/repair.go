@@ -19,8 +19,8 @@ import (
 // data folder start again, keeping everything that can still be read and moving the rest
 // aside (never deleting it). It returns one line per action, for the operator.
 //
-//   - The log is cut at its first bad frame or sequence gap (wal.Repair); the dropped bytes
-//     go to wal/corrupt-<time>/.
+//   - The log is cut at its first bad frame or sequence gap from the position start-up
+//     replays it from (wal.RepairFrom); the dropped bytes go to wal/corrupt-<time>/.
 //   - If no snapshot verifies: when the log still holds every change from the first, the
 //     snapshots are set aside (<name>.corrupt) and start-up replays the whole log;
 //     otherwise the newest one is salvaged: what reads before the damage is written as a
@@ -42,10 +42,18 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("data folder %s is not a folder", dir)
 	}
-	var out []string
 	walDir := filepath.Join(dir, walSubdir)
+	snapDir := filepath.Join(dir, snapshotSubdir)
+	// The snapshots first: they decide the position start-up replays the log from, and only
+	// the log from there must be sound. Damage before it is left alone: cutting the log there
+	// would throw away every frame after it, the newest included.
+	snapLine, fromSeq, err := repairSnapshots(walDir, snapDir, logger)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
 	if _, err := os.Stat(walDir); err == nil {
-		rep, err := wal.Repair(walDir)
+		rep, err := wal.RepairFrom(walDir, fromSeq)
 		if err != nil {
 			return out, fmt.Errorf("repair the log: %w", err)
 		}
@@ -56,33 +64,7 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 				rep.Reason, rep.File, rep.Offset, rep.DroppedBytes, strings.Join(rep.Moved, ", "), rep.MovedTo))
 		}
 	}
-	snapDir := filepath.Join(dir, snapshotSubdir)
-	_, err = snapshot.Latest(snapDir, logger)
-	var ce *snapshot.CorruptionError
-	switch {
-	case err == nil || errors.Is(err, snapshot.ErrNoSnapshot):
-		out = append(out, "snapshots: a valid snapshot is in place (or none is needed)")
-	case errors.As(err, &ce):
-		// When the log still holds every change from the first, no snapshot is needed:
-		// setting the damaged ones aside loses nothing (start-up replays the whole log).
-		// Otherwise salvage what reads of the newest.
-		first, ok, ferr := wal.FirstSeq(walDir)
-		if ferr != nil && !errors.Is(ferr, os.ErrNotExist) {
-			return out, fmt.Errorf("check the log: %w", ferr)
-		}
-		var line string
-		if ok && first == 1 {
-			line, err = setSnapshotsAside(snapDir, ce)
-		} else {
-			line, err = salvageSnapshot(snapDir, ce, logger)
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, line)
-	default:
-		return out, fmt.Errorf("check the snapshots: %w", err)
-	}
+	out = append(out, snapLine)
 	line, err := bridgeMissingFrames(walDir, snapDir, logger)
 	if err != nil {
 		return out, err
@@ -91,6 +73,34 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 		out = append(out, line)
 	}
 	return out, nil
+}
+
+// repairSnapshots makes a snapshot loadable, or unneeded, and returns what it did and the
+// position from which start-up will replay the log.
+func repairSnapshots(walDir, snapDir string, logger *slog.Logger) (line string, fromSeq uint64, err error) {
+	info, err := snapshot.Latest(snapDir, logger)
+	var ce *snapshot.CorruptionError
+	switch {
+	case errors.Is(err, snapshot.ErrNoSnapshot):
+		return "snapshots: a valid snapshot is in place (or none is needed)", 1, nil
+	case err == nil:
+		return "snapshots: a valid snapshot is in place (or none is needed)", info.Seq, nil
+	case errors.As(err, &ce):
+		// When the log still holds every change from the first, no snapshot is needed:
+		// setting the damaged ones aside loses nothing (start-up replays the whole log).
+		// Otherwise salvage what reads of the newest.
+		first, ok, ferr := wal.FirstSeq(walDir)
+		if ferr != nil && !errors.Is(ferr, os.ErrNotExist) {
+			return "", 0, fmt.Errorf("check the log: %w", ferr)
+		}
+		if ok && first == 1 {
+			line, err := setSnapshotsAside(snapDir, ce)
+			return line, 1, err
+		}
+		return salvageSnapshot(snapDir, ce, logger)
+	default:
+		return "", 0, fmt.Errorf("check the snapshots: %w", err)
+	}
 }
 
 // bridgeMissingFrames handles a log that starts after the position start-up must replay it
@@ -152,30 +162,30 @@ func setSnapshotsAside(snapDir string, ce *snapshot.CorruptionError) (string, er
 }
 
 // salvageSnapshot rewrites the readable prefix of a damaged snapshot under its own name.
-func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, error) {
+func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, uint64, error) {
 	name := filepath.Base(ce.File)
 	seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snapshot-"), ".snap"), 10, 64)
 	if err != nil || snapshot.FileName(seq) != name {
-		return "", fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
+		return "", 0, fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
 	}
 	tmp := &DB{Engine: engine.New(), Keys: auth.New("")}
 	l := &loader{d: tmp}
 	_, loadErr := snapshot.Load(ce.File, l)
 	l.flush()
 	if loadErr == nil {
-		return "", fmt.Errorf("snapshot %s reads fully now; nothing to salvage", ce.File)
+		return "", 0, fmt.Errorf("snapshot %s reads fully now; nothing to salvage", ce.File)
 	}
 	aside := ce.File + ".corrupt"
 	if err := os.Rename(ce.File, aside); err != nil {
-		return "", fmt.Errorf("move damaged snapshot aside: %w", err)
+		return "", 0, fmt.Errorf("move damaged snapshot aside: %w", err)
 	}
 	res, err := writeStateSnapshot(tmp, snapDir, seq, logger)
 	if err != nil {
-		return "", fmt.Errorf("write the salvaged snapshot: %w", err)
+		return "", 0, fmt.Errorf("write the salvaged snapshot: %w", err)
 	}
 	return fmt.Sprintf("snapshot: %s was damaged (%v); kept the %d records and %d values read before the damage in %s; "+
 		"the rest of that snapshot is lost; the damaged file is kept as %s",
-		ce.File, loadErr, res.Records, res.Values, res.Path, aside), nil
+		ce.File, loadErr, res.Records, res.Values, res.Path, aside), seq, nil
 }
 
 // writeStateSnapshot writes the whole state of tmp (a DB repair rebuilt in memory) as the

@@ -338,9 +338,13 @@ func (l *Log) skipTo(seq uint64) error {
 		if err := l.fs.SyncDir(l.dir); err != nil {
 			return fmt.Errorf("wal: sync %s: %w", l.dir, err)
 		}
-		l.logger.Info("wal: log ended before the snapshot start; removed covered segments",
-			"log_next_seq", l.nextSeq, "snapshot_seq", seq, "segments", len(l.segs))
 	}
+	// A snapshot is put in place only once the log is durable past its position, and the
+	// newest segment is never removed, so a log that ends before the snapshot lost segments
+	// (deleted, or moved aside by hand). The snapshot still has everything up to its position.
+	l.logger.Warn("wal: the log ends before the snapshot's position: segments written after the snapshot "+
+		"may be missing; starting from the snapshot", "log_next_seq", l.nextSeq, "snapshot_seq", seq,
+		"segments_removed", len(l.segs))
 	l.segs = nil
 	l.nextSeq = seq
 	return nil

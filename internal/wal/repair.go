@@ -24,10 +24,17 @@ type RepairReport struct {
 // log, which is why this is an explicit operator action and never automatic. The log must
 // not be open (the folder lock is taken).
 func Repair(dir string) (RepairReport, error) {
-	return repair(osFS{}, dir, time.Now())
+	return repair(osFS{}, dir, time.Now(), 0)
 }
 
-func repair(fs fileSystem, dir string, now time.Time) (RepairReport, error) {
+// RepairFrom is Repair for a log that start-up replays from fromSeq (the snapshot's
+// position): segments whose frames all come before it are not needed to start, so damage or
+// gaps among them are left alone — cutting there would throw away every frame after them.
+func RepairFrom(dir string, fromSeq uint64) (RepairReport, error) {
+	return repair(osFS{}, dir, time.Now(), fromSeq)
+}
+
+func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairReport, error) {
 	lock, err := lockDir(dir)
 	if err != nil {
 		return RepairReport{}, err
@@ -37,9 +44,15 @@ func repair(fs fileSystem, dir string, now time.Time) (RepairReport, error) {
 	if err != nil {
 		return RepairReport{}, err
 	}
+	// Skip the segments start-up does not need (the next one starts at or before fromSeq).
+	start := 0
+	for start+1 < len(segs) && segs[start+1] <= fromSeq {
+		start++
+	}
 	// Find the cut: segment index and offset within it.
 	cutSeg, cutOff, reason := -1, int64(0), ""
-	for i, first := range segs {
+	for i := start; i < len(segs); i++ {
+		first := segs[i]
 		path := segmentPath(dir, first)
 		data, err := fs.ReadFile(path)
 		if err != nil {

@@ -60,8 +60,12 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 		if rep.Clean {
 			out = append(out, "log: no damage found")
 		} else {
-			out = append(out, fmt.Sprintf("log: %s; cut %s at offset %d, moved %d bytes (%s) to %s",
-				rep.Reason, rep.File, rep.Offset, rep.DroppedBytes, strings.Join(rep.Moved, ", "), rep.MovedTo))
+			cut := fmt.Sprintf("cut %s at offset %d", rep.File, rep.Offset)
+			if rep.File == "" { // the damage was in the first segment needed: none is kept
+				cut = "kept no segment"
+			}
+			out = append(out, fmt.Sprintf("log: %s; %s, moved %d bytes (%s) to %s",
+				rep.Reason, cut, rep.DroppedBytes, strings.Join(rep.Moved, ", "), rep.MovedTo))
 		}
 	}
 	out = append(out, snapLine)

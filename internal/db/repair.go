@@ -61,7 +61,10 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 			out = append(out, "log: no damage found")
 		} else {
 			cut := fmt.Sprintf("cut %s at offset %d", rep.File, rep.Offset)
-			if rep.File == "" { // the damage was in the first segment needed: none is kept
+			switch {
+			case !rep.Cut: // only stray files were moved
+				cut = "no frame of the log was cut"
+			case rep.File == "": // the damage was in the first segment needed: none is kept
 				cut = "kept no segment"
 			}
 			out = append(out, fmt.Sprintf("log: %s; %s, moved %d bytes (%s) to %s",

@@ -131,6 +131,17 @@ func TestCorruptionCases(t *testing.T) {
 			// Only the last segment may end in zeros (a crash mid-write).
 			mutate(t, segFile(dir, 4), func(b []byte) []byte { return append(b, make([]byte, 4096)...) })
 		}, want{corrupt: 4, offset: 3 * frameSize, afterRepr: seqRange(1, 6)}},
+		{"stray segment inside the numbering", func(t *testing.T, dir string) {
+			// A file named 5.wal beside 4.wal (frames 4–6) and 7.wal: the numbering breaks,
+			// but 7.wal continues 4.wal, so only the stray has to go.
+			b, err := os.ReadFile(segFile(dir, 4))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(segFile(dir, 5), b[frameSize:], 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, want{corrupt: 4, offset: frameSize, afterRepr: seqRange(1, 9)}},
 		{"missing segment", func(t *testing.T, dir string) {
 			os.Remove(segFile(dir, 4))
 		}, want{corrupt: 1, offset: 3 * frameSize, afterRepr: seqRange(1, 3)}},

@@ -4,17 +4,21 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 )
 
 // RepairReport says what Repair did.
 type RepairReport struct {
-	Clean        bool   // nothing to repair
-	File         string // segment where the log now ends (truncated or the last one kept)
-	Offset       int64  // where File was cut (its new size)
-	Reason       string // the damage found
-	DroppedBytes int64  // bytes moved out of the log (tail of File plus whole later segments)
-	MovedTo      string // folder holding the dropped bytes
+	Clean        bool     // nothing to repair
+	Cut          bool     // the log was cut (File, Offset); false when only strays were moved
+	Strays       []string // segment files that were not part of the log, moved aside whole
+	File         string   // segment where the log now ends (truncated or the last one kept)
+	Offset       int64    // where File was cut (its new size)
+	Reason       string   // the damage found
+	DroppedBytes int64    // bytes moved out of the log (tail of File plus whole later segments)
+	MovedTo      string   // folder holding the dropped bytes
 	Moved        []string
 }
 
@@ -49,8 +53,11 @@ func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairRep
 	for start+1 < len(segs) && segs[start+1] <= fromSeq {
 		start++
 	}
-	// Find the cut: segment index and offset within it.
+	// Find the cut: segment index and offset within it. A segment that breaks the numbering
+	// while a later one continues it (it starts inside the segment before it, or skips ahead)
+	// is a stray file, not a gap: it alone is moved aside and the chain goes on.
 	cutSeg, cutOff, reason := -1, int64(0), ""
+	var strays []uint64
 	for i := start; i < len(segs); i++ {
 		first := segs[i]
 		path := segmentPath(dir, first)
@@ -64,22 +71,40 @@ func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairRep
 			break
 		}
 		if i+1 < len(segs) && first+n != segs[i+1] {
+			if j := slices.Index(segs[i+2:], first+n); j >= 0 {
+				segs = slices.Clone(segs)
+				strays = append(strays, segs[i+1:i+2+j]...)
+				segs = slices.Delete(segs, i+1, i+2+j)
+				continue
+			}
 			cutSeg, cutOff = i+1, 0
 			reason = fmt.Sprintf("segment %s ends at sequence %d but the next one starts at %d",
 				segmentName(first), first+n-1, segs[i+1])
 			break
 		}
 	}
-	if cutSeg < 0 {
+	if cutSeg < 0 && len(strays) == 0 {
 		return RepairReport{Clean: true}, nil
 	}
 	aside := filepath.Join(dir, "corrupt-"+now.UTC().Format("20060102T150405.000000000Z"))
 	if err := fs.MkdirAll(aside, 0o755); err != nil {
 		return RepairReport{}, fmt.Errorf("wal: repair: %w", err)
 	}
-	rep := RepairReport{Reason: reason, MovedTo: aside, Offset: cutOff}
-	rest := segs[cutSeg:]
-	if cutOff > 0 {
+	rep := RepairReport{Reason: reason, MovedTo: aside, Offset: cutOff, Cut: cutSeg >= 0}
+	for _, first := range strays {
+		rep.Strays = append(rep.Strays, segmentName(first))
+	}
+	if len(strays) > 0 {
+		rep.Reason = strings.TrimPrefix(rep.Reason+"; ", "; ") + fmt.Sprintf(
+			"%s not part of the log (the segments around continue its numbering)", strings.Join(rep.Strays, ", "))
+	}
+	rest := strays
+	if cutSeg >= 0 {
+		rest = append(rest, segs[cutSeg:]...)
+	}
+	if cutSeg < 0 {
+		// Only strays: nothing is cut.
+	} else if cutOff > 0 {
 		// Keep the good prefix of the damaged segment; save its tail.
 		path := segmentPath(dir, segs[cutSeg])
 		data, err := fs.ReadFile(path)
@@ -99,7 +124,7 @@ func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairRep
 		rep.File = path
 		rep.DroppedBytes += int64(len(data)) - cutOff
 		rep.Moved = append(rep.Moved, tail)
-		rest = rest[1:]
+		rest = slices.DeleteFunc(rest, func(first uint64) bool { return first == segs[cutSeg] })
 	} else if cutSeg > 0 {
 		rep.File = segmentPath(dir, segs[cutSeg-1])
 		data, err := fs.ReadFile(rep.File)

@@ -122,6 +122,10 @@ func TestMaxConnectionsConcurrentUpgrades(t *testing.T) {
 		var open []*websocket.Conn
 		var wg sync.WaitGroup
 		start := make(chan struct{})
+		// Refused upgrades leave keep-alive HTTP connections in the client's pool: a
+		// transport of the round's own closes them afterwards (goleak).
+		tr := &http.Transport{}
+		hc := &http.Client{Transport: tr}
 		for range tries {
 			wg.Add(1)
 			go func() {
@@ -129,7 +133,7 @@ func TestMaxConnectionsConcurrentUpgrades(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
 				<-start
-				ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+				ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, &websocket.DialOptions{HTTPClient: hc})
 				if err == nil {
 					mu.Lock()
 					open = append(open, ws)
@@ -145,6 +149,7 @@ func TestMaxConnectionsConcurrentUpgrades(t *testing.T) {
 		for _, ws := range open {
 			ws.Close(websocket.StatusNormalClosure, "")
 		}
+		tr.CloseIdleConnections()
 		for deadline := time.Now().Add(5 * time.Second); s.srv.Len() > 0 && time.Now().Before(deadline); {
 			time.Sleep(5 * time.Millisecond)
 		}

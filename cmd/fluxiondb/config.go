@@ -44,6 +44,14 @@ type config struct {
 // the command line wins over the environment.
 const envPrefix = "FLUXIONDB_"
 
+// runAsEnv names the user a server started as root continues as (runas_linux.go). The Docker
+// image sets it to 65532:65532 and starts as root — the model of the official PostgreSQL and
+// Redis images — so that `docker run -v $(pwd)/tmp_data:/app/data …` works even though
+// Docker creates that host folder owned by root: the server hands the --data folder (and
+// everything in it) to the user, then drops root before it reads a byte from the network.
+// Started as any other user (Kubernetes' runAsUser, `docker run --user`), it changes nothing.
+const runAsEnv = envPrefix + "RUN_AS"
+
 func envName(flagName string) string {
 	return envPrefix + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
 }

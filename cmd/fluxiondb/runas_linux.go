@@ -10,15 +10,7 @@ import (
 	"syscall"
 )
 
-// runAsEnv names the user a server started as root continues as. The Docker image sets it
-// to 65532:65532 and starts as root — the model of the official PostgreSQL and Redis
-// images — so that `docker run -v $(pwd)/tmp_data:/app/data …` works even though Docker
-// creates that host folder owned by root: the server hands the --data folder (and
-// everything in it) to the user, then drops root before it reads a byte from the network.
-// Started as any other user (Kubernetes' runAsUser, `docker run --user`), it changes nothing.
-const runAsEnv = envPrefix + "RUN_AS"
-
-// dropRoot does the above when the process runs as root and runAsEnv is set. It returns
+// dropRoot does what runAsEnv describes when the process runs as root and it is set. It returns
 // a description of what it did for the start-up log ("" when nothing).
 func dropRoot(getenv func(string) string, data string) (string, error) {
 	spec := getenv(runAsEnv)

@@ -4,8 +4,6 @@ package main
 
 import "fmt"
 
-const runAsEnv = envPrefix + "RUN_AS"
-
 // dropRoot: switching users at start is implemented for Linux (the Docker image) only.
 func dropRoot(getenv func(string) string, data string) (string, error) {
 	if getenv(runAsEnv) != "" {

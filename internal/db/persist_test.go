@@ -647,13 +647,7 @@ func TestCorruptSnapshot(t *testing.T) {
 		if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil {
 			t.Fatal("Open with every snapshot damaged succeeded")
 		}
-		lines, err := Repair(dir, quiet)
-		if err != nil {
-			t.Fatalf("Repair: %v", err)
-		}
-		if !strings.Contains(strings.Join(lines, "\n"), "nothing is lost") {
-			t.Errorf("repair report: %q", lines)
-		}
+		repairT(t, dir, "nothing is lost")
 		d = openT(t, dir)
 		defer closeT(t, d)
 		if got := dump(d); got != want {
@@ -768,13 +762,7 @@ func TestRepairMissingFirstSegments(t *testing.T) {
 	if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil || !strings.Contains(err.Error(), wal.RepairCommand) {
 		t.Fatalf("Open without the first segments: %v", err)
 	}
-	lines, err := Repair(dir, quiet)
-	if err != nil {
-		t.Fatalf("Repair: %v", err)
-	}
-	if !strings.Contains(strings.Join(lines, "\n"), "are missing") {
-		t.Errorf("repair report does not name the gap: %q", lines)
-	}
+	repairT(t, dir, "are missing")
 	d = openT(t, dir)
 	var got []int64
 	d.Engine.Range("c", "d", engine.RangeQuery{From: math.MinInt64, To: math.MaxInt64}, func(ts int64, _ []byte) { got = append(got, ts) })
@@ -841,12 +829,19 @@ func TestRepairLeavesUnneededLogAlone(t *testing.T) {
 		}
 	}
 	check("before repair")
+	repairT(t, dir, "log: no damage found")
+	check("after repair")
+}
+
+// repairT runs Repair and requires its report to mention want.
+func repairT(t *testing.T, dir, want string) []string {
+	t.Helper()
 	lines, err := Repair(dir, quiet)
 	if err != nil {
 		t.Fatalf("Repair: %v", err)
 	}
-	if !strings.Contains(strings.Join(lines, "\n"), "log: no damage found") {
-		t.Errorf("repair report: %q", lines)
+	if !strings.Contains(strings.Join(lines, "\n"), want) {
+		t.Errorf("repair report does not say %q: %q", want, lines)
 	}
-	check("after repair")
+	return lines
 }

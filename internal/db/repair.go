@@ -47,13 +47,13 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	// The snapshots first: they decide the position start-up replays the log from, and only
 	// the log from there must be sound. Damage before it is left alone: cutting the log there
 	// would throw away every frame after it, the newest included.
-	snapLine, fromSeq, err := repairSnapshots(walDir, snapDir, logger)
+	snapLine, base, err := repairSnapshots(walDir, snapDir, logger)
 	if err != nil {
 		return nil, err
 	}
 	var out []string
 	if _, err := os.Stat(walDir); err == nil {
-		rep, err := wal.RepairFrom(walDir, fromSeq)
+		rep, err := wal.RepairFrom(walDir, base.seq)
 		if err != nil {
 			return out, fmt.Errorf("repair the log: %w", err)
 		}
@@ -72,7 +72,7 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 		}
 	}
 	out = append(out, snapLine)
-	line, err := bridgeMissingFrames(walDir, snapDir, logger)
+	line, err := bridgeMissingFrames(walDir, snapDir, base, logger)
 	if err != nil {
 		return out, err
 	}
@@ -82,31 +82,36 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	return out, nil
 }
 
-// repairSnapshots makes a snapshot loadable, or unneeded, and returns what it did and the
-// position from which start-up will replay the log.
-func repairSnapshots(walDir, snapDir string, logger *slog.Logger) (line string, fromSeq uint64, err error) {
+// startBase is what start-up will load after repair: the snapshot file (path "" for none)
+// and the position it replays the log from.
+type startBase struct {
+	path string
+	seq  uint64
+}
+
+// repairSnapshots makes a snapshot loadable, or unneeded, and returns what it did and what
+// start-up will then start from.
+func repairSnapshots(walDir, snapDir string, logger *slog.Logger) (string, startBase, error) {
 	info, err := snapshot.Latest(snapDir, logger)
 	var ce *snapshot.CorruptionError
 	switch {
-	case errors.Is(err, snapshot.ErrNoSnapshot):
-		return "snapshots: a valid snapshot is in place (or none is needed)", 1, nil
-	case err == nil:
-		return "snapshots: a valid snapshot is in place (or none is needed)", info.Seq, nil
+	case err == nil || errors.Is(err, snapshot.ErrNoSnapshot):
+		return "snapshots: a valid snapshot is in place (or none is needed)", startBase{info.Path, max(info.Seq, 1)}, nil
 	case errors.As(err, &ce):
 		// When the log still holds every change from the first, no snapshot is needed:
 		// setting the damaged ones aside loses nothing (start-up replays the whole log).
 		// Otherwise salvage what reads of the newest.
 		first, ok, ferr := wal.FirstSeq(walDir)
 		if ferr != nil && !errors.Is(ferr, os.ErrNotExist) {
-			return "", 0, fmt.Errorf("check the log: %w", ferr)
+			return "", startBase{}, fmt.Errorf("check the log: %w", ferr)
 		}
 		if ok && first == 1 {
 			line, err := setSnapshotsAside(snapDir, ce)
-			return line, 1, err
+			return line, startBase{seq: 1}, err
 		}
 		return salvageSnapshot(snapDir, ce, logger)
 	default:
-		return "", 0, fmt.Errorf("check the snapshots: %w", err)
+		return "", startBase{}, fmt.Errorf("check the snapshots: %w", err)
 	}
 }
 
@@ -115,30 +120,20 @@ func repairSnapshots(walDir, snapDir string, logger *slog.Logger) (line string, 
 // covers them, so the server cannot start. The changes in the missing frames are lost
 // whatever is done; what remains is kept by writing the newest snapshot's state (or an
 // empty one) as a snapshot at the log's first position, from where the log replays.
-func bridgeMissingFrames(walDir, snapDir string, logger *slog.Logger) (string, error) {
+func bridgeMissingFrames(walDir, snapDir string, base startBase, logger *slog.Logger) (string, error) {
 	first, ok, err := wal.FirstSeq(walDir)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("check the log: %w", err)
 	}
-	need, from := uint64(1), "an empty state"
-	info, err := snapshot.Latest(snapDir, logger)
-	switch {
-	case err == nil:
-		need, from = info.Seq, "the state of "+info.Path
-	case !errors.Is(err, snapshot.ErrNoSnapshot):
-		return "", fmt.Errorf("check the snapshots: %w", err)
-	}
-	if !ok || first <= need {
+	if !ok || first <= base.seq {
 		return "", nil
 	}
-	tmp := &DB{Engine: engine.New(), Keys: auth.New("")}
-	if err == nil {
-		l := &loader{d: tmp}
-		_, lerr := snapshot.Load(info.Path, l)
-		l.flush()
-		if lerr != nil {
-			return "", fmt.Errorf("load %s: %w", info.Path, lerr)
+	tmp, from := emptyState(), "an empty state"
+	if base.path != "" {
+		if tmp, err = loadState(base.path); err != nil {
+			return "", fmt.Errorf("load %s: %w", base.path, err)
 		}
+		from = "the state of " + base.path
 	}
 	res, err := writeStateSnapshot(tmp, snapDir, first, logger)
 	if err != nil {
@@ -146,7 +141,7 @@ func bridgeMissingFrames(walDir, snapDir string, logger *slog.Logger) (string, e
 	}
 	return fmt.Sprintf("log: it starts at sequence %d, but start-up needs it from %d: the frames in between are "+
 		"missing (segment files removed?) and their changes are lost; wrote %s holding %s, from which the log "+
-		"replays", first, need, res.Path, from), nil
+		"replays", first, base.seq, res.Path, from), nil
 }
 
 // setSnapshotsAside renames every snapshot (none verifies) to <name>.corrupt.
@@ -169,30 +164,39 @@ func setSnapshotsAside(snapDir string, ce *snapshot.CorruptionError) (string, er
 }
 
 // salvageSnapshot rewrites the readable prefix of a damaged snapshot under its own name.
-func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, uint64, error) {
+func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, startBase, error) {
 	name := filepath.Base(ce.File)
 	seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snapshot-"), ".snap"), 10, 64)
 	if err != nil || snapshot.FileName(seq) != name {
-		return "", 0, fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
+		return "", startBase{}, fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
 	}
-	tmp := &DB{Engine: engine.New(), Keys: auth.New("")}
-	l := &loader{d: tmp}
-	_, loadErr := snapshot.Load(ce.File, l)
-	l.flush()
+	tmp, loadErr := loadState(ce.File)
 	if loadErr == nil {
-		return "", 0, fmt.Errorf("snapshot %s reads fully now; nothing to salvage", ce.File)
+		return "", startBase{}, fmt.Errorf("snapshot %s reads fully now; nothing to salvage", ce.File)
 	}
 	aside := ce.File + ".corrupt"
 	if err := os.Rename(ce.File, aside); err != nil {
-		return "", 0, fmt.Errorf("move damaged snapshot aside: %w", err)
+		return "", startBase{}, fmt.Errorf("move damaged snapshot aside: %w", err)
 	}
 	res, err := writeStateSnapshot(tmp, snapDir, seq, logger)
 	if err != nil {
-		return "", 0, fmt.Errorf("write the salvaged snapshot: %w", err)
+		return "", startBase{}, fmt.Errorf("write the salvaged snapshot: %w", err)
 	}
 	return fmt.Sprintf("snapshot: %s was damaged (%v); kept the %d records and %d values read before the damage in %s; "+
 		"the rest of that snapshot is lost; the damaged file is kept as %s",
-		ce.File, loadErr, res.Records, res.Values, res.Path, aside), seq, nil
+		ce.File, loadErr, res.Records, res.Values, res.Path, aside), startBase{res.Path, seq}, nil
+}
+
+func emptyState() *DB { return &DB{Engine: engine.New(), Keys: auth.New("")} }
+
+// loadState reads a snapshot file into a fresh in-memory state; on damage it returns what
+// read before it along with the error.
+func loadState(path string) (*DB, error) {
+	tmp := emptyState()
+	l := &loader{d: tmp}
+	_, err := snapshot.Load(path, l)
+	l.flush()
+	return tmp, err
 }
 
 // writeStateSnapshot writes the whole state of tmp (a DB repair rebuilt in memory) as the

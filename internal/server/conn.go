@@ -274,8 +274,9 @@ func (c *conn) request(f *frame) reply {
 		return reply{buf: b, failed: true}
 	}
 	rep := c.handle(r)
-	c.srv.metrics.request(r.Type, time.Since(f.start), !rep.failed)
-	if d := time.Since(f.start); c.srv.cfg.SlowRequest > 0 && d >= c.srv.cfg.SlowRequest {
+	d := time.Since(f.start)
+	c.srv.metrics.request(r.Type, d, !rep.failed)
+	if c.srv.cfg.SlowRequest > 0 && d >= c.srv.cfg.SlowRequest {
 		c.log.Warn("slow request", "type", r.Type.String(), "duration", d, "reply_bytes", len(*rep.buf))
 	}
 	return rep

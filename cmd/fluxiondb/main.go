@@ -18,6 +18,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -61,6 +62,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return 0
 		case "repair":
 			return repair(args[1:], getenv, stdout, stderr)
+		case "backup":
+			return backup(args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -339,6 +342,64 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Retry-After", "1")
 	w.WriteHeader(http.StatusServiceUnavailable)
 	_, _ = w.Write([]byte("starting: recovering data\n"))
+}
+
+// backup is `fluxiondb backup --data DIR DEST`: copy a data folder, which a server may be
+// using, into a new folder a server starts from (db.Backup).
+func backup(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := getenv(envName("data"))
+	fs.StringVar(&dir, "data", dir, "data folder to back up (the server may be running on it)")
+	fs.StringVar(&dir, "d", dir, "shorthand for --data")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: fluxiondb backup --data DIR DEST\n\nCopies the data folder DIR into DEST, a new or empty folder, while the server runs or not:\n"+
+			"the newest snapshot and the log after it, every byte checked. DEST is a data folder:\n"+
+			"start a server with --data DEST to restore it.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var dest string
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 { // DEST may come before the flags too
+		dest = fs.Arg(0)
+		err = fs.Parse(fs.Args()[1:])
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if dir == "" || dest == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fluxiondb backup: usage: fluxiondb backup --data DIR DEST (one destination folder)\n")
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	rep, err := db.Backup(dir, dest, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "fluxiondb backup: %v\n", err)
+		return 1
+	}
+	snap := "no snapshot (the log holds every change)"
+	if rep.Snapshot.Path != "" {
+		snap = fmt.Sprintf("snapshot %s (%d records, %d values, position %d)", filepath.Base(rep.Snapshot.Path),
+			rep.Snapshot.Records, rep.Snapshot.Values, rep.Snapshot.Seq)
+	}
+	fmt.Fprintf(stdout, "backup: %s\n", snap)
+	if rep.Log.Frames > 0 {
+		fmt.Fprintf(stdout, "backup: log changes %d to %d (%d segments, %d bytes)\n", rep.Log.First, rep.Log.Last, rep.Log.Segments, rep.Log.Bytes)
+	} else {
+		fmt.Fprintf(stdout, "backup: no change logged after the snapshot\n")
+	}
+	if rep.Log.TornBytes > 0 {
+		fmt.Fprintf(stdout, "backup: left out %d bytes at the end of %s (a change being written at that moment)\n",
+			rep.Log.TornBytes, filepath.Base(rep.Log.TornFile))
+	}
+	for _, p := range rep.Skipped {
+		fmt.Fprintf(stdout, "backup: skipped %s: it does not verify (start-up sets it aside too)\n", p)
+	}
+	fmt.Fprintf(stdout, "backup done in %s: start a server with --data %s to restore it\n", rep.Duration.Round(time.Millisecond), dest)
+	return 0
 }
 
 // repair is `fluxiondb repair --data DIR`: cut a damaged log at its first bad frame and

@@ -106,6 +106,9 @@ func TestBadCommandLineExits2(t *testing.T) {
 		{"stray argument", []string{"-s", "k", "extra"}, nil, "extra"},
 		{"bad env value", nil, []string{"FLUXIONDB_SECRET_KEY", "k", "FLUXIONDB_PORT", "eighty"}, "FLUXIONDB_PORT"},
 		{"missing secret with env for others", nil, []string{"FLUXIONDB_PORT", "9000"}, "secret-key"},
+		{"backup without a destination", []string{"backup", "--data", "/x"}, nil, "DEST"},
+		{"backup without a data folder", []string{"backup", "/y"}, nil, "--data DIR"},
+		{"backup with two destinations", []string{"backup", "-d", "/x", "/y", "/z"}, nil, "one destination"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -347,5 +350,40 @@ func TestBinary(t *testing.T) {
 		logMu.Lock()
 		t.Errorf("exit after SIGTERM: %v, want code 0\n%s", err, logText.String())
 		logMu.Unlock()
+	}
+}
+
+// TestBackupCommandLine: DEST may come before or after the flags; a data folder that does
+// not exist is exit 1 with what is wrong, and no destination is left behind.
+func TestBackupCommandLine(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "no-such-folder")
+	for _, args := range [][]string{
+		{"backup", "--data", missing, filepath.Join(t.TempDir(), "b1")},
+		{"backup", filepath.Join(t.TempDir(), "b2"), "-d", missing},
+	} {
+		code, stdout, stderr := runArgs(t, env(), args...)
+		if code != 1 || !strings.Contains(stderr, "data folder") || !strings.Contains(stderr, missing) {
+			t.Errorf("%v: exit %d, stderr %q; want 1 naming the missing data folder", args, code, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("%v: stdout %q", args, stdout)
+		}
+	}
+	// A folder no server used (a mistyped path) is refused rather than copied as empty.
+	dir := t.TempDir()
+	dest := filepath.Join(t.TempDir(), "b3")
+	if code, _, stderr := runArgs(t, env("FLUXIONDB_DATA", dir), "backup", dest); code != 1 || !strings.Contains(stderr, "not a FluxionDB data folder") {
+		t.Errorf("backup of a folder without wal/: exit %d, stderr %q", code, stderr)
+	}
+	// A data folder a server made but that holds no change yet copies as such (--data from
+	// the environment).
+	if err := os.Mkdir(filepath.Join(dir, "wal"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if code, stdout, stderr := runArgs(t, env("FLUXIONDB_DATA", dir), "backup", dest); code != 0 || !strings.Contains(stdout, "backup done") {
+		t.Errorf("backup of an empty data folder: exit %d\n%s%s", code, stdout, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "wal")); err != nil {
+		t.Errorf("the backup is not a data folder: %v", err)
 	}
 }

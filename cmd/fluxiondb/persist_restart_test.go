@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,6 +62,13 @@ func TestPersistRestartEquivalence(t *testing.T) {
 	c.call(t, "ins", []map[string]any{ins("tmp", "x", 1, "x")})
 	c.call(t, "dcol", map[string]any{"col": "tmp"})
 	before := fullState(t, c)
+	// A backup taken while the server runs (every change above is acknowledged) starts
+	// with the same state; its folder is checked below, after the restarts.
+	backup := filepath.Join(t.TempDir(), "backup")
+	if out, err := exec.Command(bin, "backup", "--data", dir, backup).CombinedOutput(); err != nil ||
+		!strings.Contains(string(out), "backup done") {
+		t.Fatalf("backup of a running server: %v\n%s", err, out)
+	}
 	c.close()
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM:\n%s", code, p.log.String())
@@ -101,6 +109,20 @@ func TestPersistRestartEquivalence(t *testing.T) {
 		}
 	}
 	assertNoSecrets(t, dir, append(secrets, persistKey))
+
+	p = startServer(t, bin, backup, nil)
+	if p.addr == "" {
+		t.Fatalf("the backup does not start:\n%s", p.log.String())
+	}
+	c = dial(t, p.addr, persistKey)
+	if after := fullState(t, c); after != before {
+		t.Fatalf("backup: state differs\nbefore\n%s\nafter\n%s", before, after)
+	}
+	c.close()
+	if code := p.stop(t); code != 0 {
+		t.Fatalf("exit %d after SIGTERM", code)
+	}
+	assertNoSecrets(t, backup, append(secrets, persistKey))
 }
 
 // assertNoSecrets fails if any file under dir contains one of the secrets.

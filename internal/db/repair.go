@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
@@ -146,7 +145,7 @@ func bridgeMissingFrames(walDir, snapDir string, base startBase, logger *slog.Lo
 
 // setSnapshotsAside renames every snapshot (none verifies) to <name>.corrupt.
 func setSnapshotsAside(snapDir string, ce *snapshot.CorruptionError) (string, error) {
-	paths, err := filepath.Glob(filepath.Join(snapDir, "snapshot-*.snap"))
+	paths, err := snapshot.Paths(snapDir)
 	if err != nil {
 		return "", err
 	}
@@ -166,8 +165,8 @@ func setSnapshotsAside(snapDir string, ce *snapshot.CorruptionError) (string, er
 // salvageSnapshot rewrites the readable prefix of a damaged snapshot under its own name.
 func salvageSnapshot(snapDir string, ce *snapshot.CorruptionError, logger *slog.Logger) (string, startBase, error) {
 	name := filepath.Base(ce.File)
-	seq, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, "snapshot-"), ".snap"), 10, 64)
-	if err != nil || snapshot.FileName(seq) != name {
+	seq, ok := snapshot.ParseFileName(name)
+	if !ok || snapshot.FileName(seq) != name {
 		return "", startBase{}, fmt.Errorf("damaged snapshot %s: cannot tell its sequence number from the name", ce.File)
 	}
 	tmp, loadErr := loadState(ce.File)

@@ -1,13 +1,17 @@
 package snapshot
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
 // list returns the sequence numbers of the snapshot files in dir, ascending.
@@ -18,7 +22,7 @@ func list(dir string) ([]uint64, error) {
 	}
 	var seqs []uint64
 	for _, e := range entries {
-		if seq, ok := parseFileName(e.Name()); ok && !e.IsDir() {
+		if seq, ok := ParseFileName(e.Name()); ok && !e.IsDir() {
 			seqs = append(seqs, seq)
 		}
 	}
@@ -78,4 +82,72 @@ func Latest(dir string, logger *slog.Logger) (Info, error) {
 		ce.Reason += "; no older snapshot verifies either: " + strings.Join(others, "; ")
 	}
 	return Info{}, ce
+}
+
+// Paths returns the snapshot files in dir, newest first. A missing dir holds none.
+func Paths(dir string) ([]string, error) {
+	seqs, err := list(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	paths := make([]string, len(seqs))
+	for i, seq := range seqs {
+		paths[len(seqs)-1-i] = filepath.Join(dir, FileName(seq))
+	}
+	return paths, nil
+}
+
+// Copy copies the snapshot file src (open for reading, at its start) into the folder destDir
+// under the same name, verifying it as it goes (the same checks as Verify, in one read),
+// and makes the copy durable: temp file, fsync, rename, fsync of destDir. Nothing is left in
+// destDir on failure. Damage in src is a *CorruptionError naming it. src is read whole even
+// if the file is removed meanwhile (snapshot pruning).
+func Copy(src *os.File, destDir string) (Info, error) {
+	name := src.Name()
+	tmp, err := os.CreateTemp(destDir, tempPrefix+"*"+tempSuffix)
+	if err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	w := bufio.NewWriterSize(tmp, 1<<20)
+	// decode reads the stream to its end (nothing may follow the trailer), so when it
+	// succeeds the tee has passed on every byte.
+	info, err := decode(bufio.NewReaderSize(io.TeeReader(src, w), 1<<20), nil)
+	if err != nil {
+		var ce *CorruptionError
+		if errors.As(err, &ce) {
+			ce.File = name
+		}
+		return Info{}, err
+	}
+	if want, _ := ParseFileName(filepath.Base(name)); info.Seq != want {
+		return Info{}, &CorruptionError{File: name, Reason: fmt.Sprintf("header says sequence %d, the name %d", info.Seq, want)}
+	}
+	if err := w.Flush(); err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: close %s: %w", tmp.Name(), err)
+	}
+	info.Path = filepath.Join(destDir, filepath.Base(name))
+	if err := os.Rename(tmp.Name(), info.Path); err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: %w", err)
+	}
+	ok = true
+	if err := wal.SyncDir(destDir); err != nil {
+		return Info{}, fmt.Errorf("snapshot: copy: sync %s: %w", destDir, err)
+	}
+	return info, nil
 }

@@ -89,7 +89,8 @@ const (
 // FileName is the name of the snapshot that starts at WAL sequence seq.
 func FileName(seq uint64) string { return fmt.Sprintf("%s%020d%s", filePrefix, seq, fileSuffix) }
 
-func parseFileName(name string) (uint64, bool) {
+// ParseFileName returns the sequence number a snapshot file name (no folder) carries.
+func ParseFileName(name string) (uint64, bool) {
 	s, ok := strings.CutPrefix(name, filePrefix)
 	if !ok {
 		return 0, false

@@ -153,3 +153,51 @@ func TestGrowStepsAreBounded(t *testing.T) {
 		t.Fatalf("growCap over target = %d", got)
 	}
 }
+
+// FuzzSpliceBlock checks spliceBlock against the plain rebuild: for any block and any
+// records merged into it, the spliced block is byte for byte the block encodeBlock makes
+// of the merged records (data, bounds, count, last offset, marks), with the same replace
+// counts, or spliceBlock says it does not fit when the merged records do not fit one block.
+func FuzzSpliceBlock(f *testing.F) {
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(1), []byte{0, 50})
+	f.Add(int64(100), bytes.Repeat([]byte{1, 50}, 200), int64(100), bytes.Repeat([]byte{3, 50}, 20))
+	f.Add(int64(-5), []byte{0, 3, 1, 3}, int64(-9), []byte{0, 1, 1, 1, 9, 1})
+	f.Add(int64(math.MaxInt64-1000), bytes.Repeat([]byte{4, 10}, 100), int64(math.MaxInt64-500), []byte{0, 7, 200, 7})
+	f.Add(int64(0), bytes.Repeat([]byte{1, 60}, 130), int64(0), bytes.Repeat([]byte{2, 60}, 40))
+	f.Fuzz(func(t *testing.T, base int64, blockIn []byte, recBase int64, recIn []byte) {
+		old := entriesFrom(base, blockIn)
+		recs := entriesFrom(recBase, recIn)
+		if len(old) == 0 || len(recs) == 0 {
+			return
+		}
+		b := appendBlocks(nil, old)[0]
+		want, wantN, wantBytes := mergeEntries(nil, &b, recs)
+		got, _, n, nbytes, ok := spliceBlock(&b, recs, nil)
+		fits := len(want) <= blockMaxRecords
+		if fits && len(want) > 1 {
+			size := 0
+			for i, e := range want {
+				delta := uint64(0)
+				if i > 0 {
+					delta = uint64(e.ts) - uint64(want[i-1].ts)
+				}
+				size += recSize(delta, len(e.data))
+			}
+			fits = size <= blockTargetBytes
+		}
+		if ok != fits {
+			t.Fatalf("spliceBlock ok=%v, but the merged %d records fit one block: %v", ok, len(want), fits)
+		}
+		if !ok {
+			return
+		}
+		ref := encodeBlock(want)
+		if !bytes.Equal(got.data, ref.data) || got.minTS != ref.minTS || got.maxTS != ref.maxTS ||
+			got.count != ref.count || got.lastOff != ref.lastOff || got.marks != ref.marks {
+			t.Fatalf("spliced block differs from the rebuilt one:\n got %+v\nwant %+v", got, ref)
+		}
+		if n != wantN || nbytes != wantBytes {
+			t.Fatalf("replaced %d records (%d bytes), want %d (%d)", n, nbytes, wantN, wantBytes)
+		}
+	})
+}

@@ -83,10 +83,13 @@ func (d *document) appendNewest(ts int64, payload []byte) {
 	d.blocks = append(d.blocks, block{data: buf, minTS: ts, maxTS: ts, count: 1})
 }
 
+// spliceMaxRecords is the most records merge splices into one block (spliceBlock).
+const spliceMaxRecords = blockMaxRecords / 8
+
 // merge inserts or replaces recs (ascending, unique ts, any position) into d, rebuilding
 // only the blocks they touch. It returns how many records were added (not replaced) and the
 // change in payload bytes. scratch is reusable decode space; it is returned, possibly grown.
-func (d *document) merge(recs []entry, scratch []entry) (added int, bytes int64, scratchOut []entry) {
+func (d *document) merge(recs []entry, scratch []entry, raw []byte) (added int, bytes int64, scratchOut []entry, rawOut []byte) {
 	for _, r := range recs {
 		bytes += int64(len(r.data))
 	}
@@ -113,10 +116,21 @@ func (d *document) merge(recs []entry, scratch []entry) (added int, bytes int64,
 			}
 			var n int
 			var nb int64
-			scratch, n, nb = mergeEntries(scratch[:0], b, recs[j:k])
+			var blk block
+			var fits bool
+			// A few records into a block (out-of-order inserts, replaces) are spliced in;
+			// many are merged and the result split into blocks as needed.
+			if k-j <= spliceMaxRecords {
+				blk, raw, n, nb, fits = spliceBlock(b, recs[j:k], raw)
+			}
+			if fits {
+				mid = append(mid, blk)
+			} else {
+				scratch, n, nb = mergeEntries(scratch[:0], b, recs[j:k])
+				mid = appendBlocks(mid, scratch)
+			}
 			added -= n
 			bytes -= nb
-			mid = appendBlocks(mid, scratch)
 			j = k
 		}
 		clear(scratch) // drop references to old payloads so they can be collected
@@ -124,7 +138,7 @@ func (d *document) merge(recs []entry, scratch []entry) (added int, bytes int64,
 	}
 	d.count += added
 	d.payload += bytes
-	return added, bytes, scratch[:0]
+	return added, bytes, scratch[:0], raw
 }
 
 // mergeEntries writes the records of b merged with recs (recs win on equal ts) onto dst,

@@ -188,6 +188,7 @@ type insertScratch struct {
 	pend    []pending
 	recs    []entry
 	decoded []entry
+	raw     []byte // a block being spliced (document.merge)
 }
 
 var insertPool = sync.Pool{New: func() any { return new(insertScratch) }}
@@ -272,7 +273,7 @@ func (s *Store) flushPending(sc *insertScratch, recs []Record) (adds int, bytes 
 		}
 		var a int
 		var b int64
-		a, b, sc.decoded = d.merge(sc.recs, sc.decoded)
+		a, b, sc.decoded, sc.raw = d.merge(sc.recs, sc.decoded, sc.raw)
 		adds += a
 		bytes += b
 	}

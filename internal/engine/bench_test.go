@@ -94,6 +94,37 @@ func latestStore(docs, perDoc int) *Store {
 // BenchmarkLatest10kDocs runs Latest over 10,000 documents of 100 records. "newest" asks at
 // or after every document's newest record (O(1) per doc), "inside" makes each document
 // binary-search and scan a block.
+// BenchmarkDeleteRecord deletes one record (drec) from a random place of a 200,000-record
+// document per call: the cost of taking one record out of its block.
+func BenchmarkDeleteRecord(b *testing.B) {
+	const n = 200_000
+	s := New()
+	fill := func() {
+		pre := make([]Record, n)
+		for i := range pre {
+			pre[i] = Record{"c", "d", int64(i * 2), payload50}
+		}
+		s.Insert(pre)
+	}
+	fill()
+	perm := rand.New(rand.NewPCG(3, 4)).Perm(n)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		if i == n {
+			b.StopTimer()
+			fill()
+			i = 0
+			b.StartTimer()
+		}
+		if got := s.DeleteRange("c", "d", int64(perm[i]*2), int64(perm[i]*2)); got != 1 {
+			b.Fatalf("deleted %d records, want 1", got)
+		}
+		i++
+	}
+}
+
 func BenchmarkLatest10kDocs(b *testing.B) {
 	s := latestStore(10_000, 100)
 	for _, bc := range []struct {

@@ -295,19 +295,22 @@ func appendBlocks(dst []block, es []entry) []block {
 	return dst
 }
 
-// spliceBlock builds the block holding b's records merged with recs (ascending, unique ts;
-// recs win on equal ts) without decoding and re-encoding all of them: runs of b's records
-// whose encoding does not change are copied as they are, and only the records of recs and
-// the old record right after each (its ts delta changes) are encoded. raw is scratch space
-// for the result, which is then copied into an exactly sized allocation. ok is false when
-// the result does not fit one block; the caller then splits it (appendBlocks). replaced and
-// replacedBytes count b's records recs replaced and their payload bytes.
+// spliceBlock builds the block holding b's records, without those with from <= ts <= to
+// (none when from > to), merged with recs (ascending, unique ts; recs win on equal ts),
+// without decoding and re-encoding all of them: runs of b's records whose encoding does not
+// change are copied as they are, and only the records of recs and the old record right after
+// each change (its ts delta changes) are encoded. raw is scratch space for the result, which
+// is then copied into an exactly sized allocation. ok is false when the result does not fit
+// one block (the caller then splits it, appendBlocks; gone is then 0) or is empty (every
+// record removed). gone and goneBytes count b's records replaced or removed and their
+// payload bytes.
 //
-// This is the cost of an out-of-order insert or a replace. Against decoding every record and
-// encoding the block again it took re-sending 1M records over 10,000 documents from 79–95k
-// to 126–137k records/s end to end, and BenchmarkInsertOutOfOrder from 125–137k to 154–167k
-// (BENCHMARKS.md); the walk over the block's records and the copy-on-write allocation remain.
-func spliceBlock(b *block, recs []entry, raw []byte) (nb block, rawOut []byte, replaced int, replacedBytes int64, ok bool) {
+// This is the cost of an out-of-order insert, a replace or a single-record delete. Against
+// decoding every record and encoding the block again it took re-sending 1M records over
+// 10,000 documents from 79–95k to 126–137k records/s end to end, and BenchmarkInsertOutOfOrder
+// from 125–137k to 154–167k (BENCHMARKS.md); the walk over the block's records and the
+// copy-on-write allocation remain.
+func spliceBlock(b *block, recs []entry, from, to int64, raw []byte) (nb block, rawOut []byte, gone int, goneBytes int64, ok bool) {
 	data := b.data
 	dst := raw[:0]
 	var (
@@ -344,9 +347,14 @@ func spliceBlock(b *block, recs []entry, raw []byte) (nb block, rawOut []byte, r
 		case len(recs) > 0 && recs[0].ts == ts:
 			emit(recs[0].ts, recs[0].data) // replaces b's record at off
 			recs = recs[1:]
-			replaced++
-			replacedBytes += int64(len(p))
+			gone++
+			goneBytes += int64(len(p))
 			runStart = next
+		case from <= ts && ts <= to: // removed
+			dst = append(dst, data[runStart:off]...)
+			runStart = next
+			gone++
+			goneBytes += int64(len(p))
 		case (off == 0 && count == 0) || (off > 0 && count > 0 && prevOut == prevOld):
 			// Kept, and its delta from the record before it is the same as in b: it
 			// stays in the run to copy.
@@ -365,10 +373,13 @@ func spliceBlock(b *block, recs []entry, raw []byte) (nb block, rawOut []byte, r
 		ts, p, next, more = readRec(data, off, prevOld)
 	}
 	dst = append(dst, data[runStart:off]...)
+	if count == 0 {
+		return block{}, dst, gone, goneBytes, false // every record removed
+	}
 	if count > blockMaxRecords || (count > 1 && len(dst) > blockTargetBytes) {
 		return block{}, dst, 0, 0, false
 	}
 	nb.data = append([]byte(nil), dst...)
 	nb.maxTS, nb.count, nb.lastOff = prevOut, int32(count), int32(lastOff)
-	return nb, dst, replaced, replacedBytes, true
+	return nb, dst, gone, goneBytes, true
 }

@@ -154,26 +154,55 @@ func TestGrowStepsAreBounded(t *testing.T) {
 	}
 }
 
-// FuzzSpliceBlock checks spliceBlock against the plain rebuild: for any block and any
-// records merged into it, the spliced block is byte for byte the block encodeBlock makes
-// of the merged records (data, bounds, count, last offset, marks), with the same replace
-// counts, or spliceBlock says it does not fit when the merged records do not fit one block.
+// FuzzSpliceBlock checks spliceBlock against the plain rebuild: for any block, and any
+// records merged into it or any range of timestamps removed from it, the spliced block is
+// byte for byte the block encodeBlock makes of the resulting records (data, bounds, count,
+// last offset, marks), with the same counts of replaced or removed records, or spliceBlock
+// says it does not fit when the resulting records do not fit one block.
 func FuzzSpliceBlock(f *testing.F) {
-	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(1), []byte{0, 50})
-	f.Add(int64(100), bytes.Repeat([]byte{1, 50}, 200), int64(100), bytes.Repeat([]byte{3, 50}, 20))
-	f.Add(int64(-5), []byte{0, 3, 1, 3}, int64(-9), []byte{0, 1, 1, 1, 9, 1})
-	f.Add(int64(math.MaxInt64-1000), bytes.Repeat([]byte{4, 10}, 100), int64(math.MaxInt64-500), []byte{0, 7, 200, 7})
-	f.Add(int64(0), bytes.Repeat([]byte{1, 60}, 130), int64(0), bytes.Repeat([]byte{2, 60}, 40))
-	f.Fuzz(func(t *testing.T, base int64, blockIn []byte, recBase int64, recIn []byte) {
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(1), []byte{0, 50}, false, int64(0), uint16(0))
+	f.Add(int64(100), bytes.Repeat([]byte{1, 50}, 200), int64(100), bytes.Repeat([]byte{3, 50}, 20), false, int64(0), uint16(0))
+	f.Add(int64(-5), []byte{0, 3, 1, 3}, int64(-9), []byte{0, 1, 1, 1, 9, 1}, false, int64(0), uint16(0))
+	f.Add(int64(math.MaxInt64-1000), bytes.Repeat([]byte{4, 10}, 100), int64(math.MaxInt64-500), []byte{0, 7, 200, 7}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{1, 60}, 130), int64(0), bytes.Repeat([]byte{2, 60}, 40), false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(10), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(0), uint16(7))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(100), uint16(40))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(-1), uint16(1000))
+	f.Fuzz(func(t *testing.T, base int64, blockIn []byte, recBase int64, recIn []byte, remove bool, from int64, span uint16) {
 		old := entriesFrom(base, blockIn)
-		recs := entriesFrom(recBase, recIn)
-		if len(old) == 0 || len(recs) == 0 {
+		if len(old) == 0 {
 			return
 		}
 		b := appendBlocks(nil, old)[0]
-		want, wantN, wantBytes := mergeEntries(nil, &b, recs)
-		got, _, n, nbytes, ok := spliceBlock(&b, recs, nil)
-		fits := len(want) <= blockMaxRecords
+		var (
+			recs      []entry
+			want      []entry
+			wantN     int
+			wantBytes int64
+			lo, hi    = int64(1), int64(0) // nothing removed
+		)
+		if remove {
+			lo, hi = from, from+int64(span)
+			if hi < lo {
+				return // overflow
+			}
+			for _, e := range appendEntries(nil, &b) {
+				if lo <= e.ts && e.ts <= hi {
+					wantN++
+					wantBytes += int64(len(e.data))
+				} else {
+					want = append(want, e)
+				}
+			}
+		} else {
+			if recs = entriesFrom(recBase, recIn); len(recs) == 0 {
+				return
+			}
+			want, wantN, wantBytes = mergeEntries(nil, &b, recs)
+		}
+		got, _, n, nbytes, ok := spliceBlock(&b, recs, lo, hi, nil)
+		fits := len(want) > 0 && len(want) <= blockMaxRecords
 		if fits && len(want) > 1 {
 			size := 0
 			for i, e := range want {
@@ -186,7 +215,10 @@ func FuzzSpliceBlock(f *testing.F) {
 			fits = size <= blockTargetBytes
 		}
 		if ok != fits {
-			t.Fatalf("spliceBlock ok=%v, but the merged %d records fit one block: %v", ok, len(want), fits)
+			t.Fatalf("spliceBlock ok=%v, but the %d resulting records fit one block: %v", ok, len(want), fits)
+		}
+		if len(want) == 0 && (n != wantN || nbytes != wantBytes) {
+			t.Fatalf("emptied block: removed %d records (%d bytes), want %d (%d)", n, nbytes, wantN, wantBytes)
 		}
 		if !ok {
 			return
@@ -197,7 +229,7 @@ func FuzzSpliceBlock(f *testing.F) {
 			t.Fatalf("spliced block differs from the rebuilt one:\n got %+v\nwant %+v", got, ref)
 		}
 		if n != wantN || nbytes != wantBytes {
-			t.Fatalf("replaced %d records (%d bytes), want %d (%d)", n, nbytes, wantN, wantBytes)
+			t.Fatalf("replaced or removed %d records (%d bytes), want %d (%d)", n, nbytes, wantN, wantBytes)
 		}
 	})
 }

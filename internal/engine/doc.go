@@ -24,8 +24,10 @@
 // In-order appends (ts newer than the document's newest) write into the spare capacity of
 // the document's last block, which grows through allocator size classes up to
 // blockTargetBytes and is then sealed; that is amortised O(1) with no per-record allocation.
-// Any other change (out-of-order insert, replace, delete) decodes the touched blocks, and
-// encodes new ones that are swapped into the index: copy-on-write.
+// Any other change (out-of-order insert, replace, delete) builds new blocks that are swapped
+// into the index: copy-on-write. A few records into or out of a block are spliced — the
+// unchanged runs of its bytes copied as they are (spliceBlock); larger merges decode the
+// touched blocks and encode them again, split to size.
 //
 // # Snapshots
 //

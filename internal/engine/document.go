@@ -88,8 +88,8 @@ const spliceMaxRecords = blockMaxRecords / 8
 
 // merge inserts or replaces recs (ascending, unique ts, any position) into d, rebuilding
 // only the blocks they touch. It returns how many records were added (not replaced) and the
-// change in payload bytes. scratch is reusable decode space; it is returned, possibly grown.
-func (d *document) merge(recs []entry, scratch []entry, raw []byte) (added int, bytes int64, scratchOut []entry, rawOut []byte) {
+// change in payload bytes. sc is reusable working space.
+func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int64) {
 	for _, r := range recs {
 		bytes += int64(len(r.data))
 	}
@@ -121,24 +121,25 @@ func (d *document) merge(recs []entry, scratch []entry, raw []byte) (added int, 
 			// A few records into a block (out-of-order inserts, replaces) are spliced in;
 			// many are merged and the result split into blocks as needed.
 			if k-j <= spliceMaxRecords {
-				blk, raw, n, nb, fits = spliceBlock(b, recs[j:k], raw)
+				blk, sc.raw, n, nb, fits = spliceBlock(b, recs[j:k], 1, 0, sc.raw)
 			}
 			if fits {
 				mid = append(mid, blk)
 			} else {
-				scratch, n, nb = mergeEntries(scratch[:0], b, recs[j:k])
-				mid = appendBlocks(mid, scratch)
+				sc.decoded, n, nb = mergeEntries(sc.decoded[:0], b, recs[j:k])
+				mid = appendBlocks(mid, sc.decoded)
 			}
 			added -= n
 			bytes -= nb
 			j = k
 		}
-		clear(scratch) // drop references to old payloads so they can be collected
+		clear(sc.decoded) // drop references to old payloads so they can be collected
+		sc.decoded = sc.decoded[:0]
 		d.blocks = slices.Replace(d.blocks, first, end, mid...)
 	}
 	d.count += added
 	d.payload += bytes
-	return added, bytes, scratch[:0], raw
+	return added, bytes
 }
 
 // mergeEntries writes the records of b merged with recs (recs win on equal ts) onto dst,
@@ -169,18 +170,18 @@ func mergeEntries(dst []entry, b *block, recs []entry) (out []entry, replaced in
 
 // deleteRange removes records with from <= ts <= to. It returns how many records and payload
 // bytes were removed. Cost: O(log n) to find the range plus O(block + removed records).
-func (d *document) deleteRange(from, to int64, scratch []entry) (removed int, bytes int64, scratchOut []entry) {
+func (d *document) deleteRange(from, to int64, sc *insertScratch) (removed int, bytes int64) {
 	if from > to || len(d.blocks) == 0 {
-		return 0, 0, scratch
+		return 0, 0
 	}
 	i := d.firstBlockFrom(from)
 	if i == len(d.blocks) || d.blocks[i].minTS > to {
-		return 0, 0, scratch
+		return 0, 0
 	}
 	// A range strictly inside one block's span may still miss every record; check before
 	// building anything. In every other case block i's minTS or maxTS is in range.
 	if b := &d.blocks[i]; b.minTS < from && b.maxTS > to && !blockHasIn(b, from, to) {
-		return 0, 0, scratch
+		return 0, 0
 	}
 	first := i
 	var mid []block
@@ -203,32 +204,21 @@ func (d *document) deleteRange(from, to int64, scratch []entry) (removed int, by
 			}
 			continue
 		}
-		scratch = scratch[:0]
-		prev := b.minTS
-		for off := 0; ; {
-			ts, p, next, ok := readRec(b.data, off, prev)
-			if !ok {
-				break
-			}
-			if ts < from || ts > to {
-				scratch = append(scratch, entry{ts, p})
-			} else {
-				removed++
-				bytes += int64(len(p))
-			}
-			prev, off = ts, next
-		}
-		if len(scratch) == int(b.count) {
+		nb, raw, n, nbytes, ok := spliceBlock(b, nil, from, to, sc.raw)
+		sc.raw = raw
+		removed += n
+		bytes += nbytes
+		switch {
+		case n == 0:
 			mid = append(mid, *b) // nothing of this block was in range
-			continue
-		}
-		mid = appendBlocks(mid, scratch)
+		case ok:
+			mid = append(mid, nb)
+		} // else every record went (a removal only shrinks a block, so it always fits)
 	}
-	clear(scratch)
 	d.blocks = slices.Replace(d.blocks, first, i, mid...)
 	d.count -= removed
 	d.payload -= bytes
-	return removed, bytes, scratch[:0]
+	return removed, bytes
 }
 
 // blockHasIn reports whether b holds a record with from <= ts <= to.

@@ -271,9 +271,7 @@ func (s *Store) flushPending(sc *insertScratch, recs []Record) (adds int, bytes 
 			}
 			sc.recs = append(sc.recs, entry{p[i].ts, recs[p[i].seq].Data})
 		}
-		var a int
-		var b int64
-		a, b, sc.decoded, sc.raw = d.merge(sc.recs, sc.decoded, sc.raw)
+		a, b := d.merge(sc.recs, sc)
 		adds += a
 		bytes += b
 	}
@@ -537,27 +535,26 @@ func (s *Store) DeleteRange(collection, doc string, from, to int64) int {
 		return 0
 	}
 	sc := insertPool.Get().(*insertScratch)
-	var n int
-	n, sc.decoded = s.deleteRangeLocked(c, doc, from, to, sc.decoded)
+	n := s.deleteRangeLocked(c, doc, from, to, sc)
 	insertPool.Put(sc)
 	s.unlock(c)
 	return n
 }
 
-func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, scratch []entry) (int, []entry) {
+func (s *Store) deleteRangeLocked(c *collection, doc string, from, to int64, sc *insertScratch) int {
 	d := c.docs[doc]
 	if d == nil {
-		return 0, scratch
+		return 0
 	}
 	c.own(d)
-	n, bytes, scratch := d.deleteRange(from, to, scratch)
+	n, bytes := d.deleteRange(from, to, sc)
 	s.nRecs.Add(-int64(n))
 	s.nBytes.Add(-bytes)
 	if d.count == 0 {
 		c.removeDoc(d)
 		s.nDocs.Add(-1)
 	}
-	return n, scratch
+	return n
 }
 
 // DeleteRecords removes many records (may span collections) and returns how many existed.
@@ -571,8 +568,7 @@ func (s *Store) DeleteRecords(keys []RecordKey, removed []bool) int {
 		j := i + 1
 		if c != nil {
 			for j = i; j < len(keys) && keys[j].Collection == c.name; j++ {
-				var n int
-				n, sc.decoded = s.deleteRangeLocked(c, keys[j].Doc, keys[j].TS, keys[j].TS, sc.decoded)
+				n := s.deleteRangeLocked(c, keys[j].Doc, keys[j].TS, keys[j].TS, sc)
 				total += n
 				if removed != nil {
 					removed[j] = n > 0

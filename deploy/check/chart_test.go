@@ -345,6 +345,13 @@ extraArgs:
 extraEnv:
   - name: TZ
     value: UTC
+extraVolumes:
+  - name: backup
+    persistentVolumeClaim:
+      claimName: fluxiondb-backup
+extraVolumeMounts:
+  - name: backup
+    mountPath: /backup
 nodeSelector:
   disk: ssd
 tolerations:
@@ -386,6 +393,18 @@ resources:
 		t.Errorf("extraEnv TZ = %+v", e)
 	}
 	ps := sts.Spec.Template.Spec
+	var backupVol *corev1.Volume
+	for i := range ps.Volumes {
+		if ps.Volumes[i].Name == "backup" {
+			backupVol = &ps.Volumes[i]
+		}
+	}
+	if backupVol == nil || backupVol.PersistentVolumeClaim == nil || backupVol.PersistentVolumeClaim.ClaimName != "fluxiondb-backup" {
+		t.Errorf("extraVolumes not passed through: %+v", ps.Volumes)
+	}
+	if m := c.VolumeMounts; len(m) != 3 || m[2].Name != "backup" || m[2].MountPath != "/backup" {
+		t.Errorf("extraVolumeMounts not passed through: %+v", m)
+	}
 	if ps.NodeSelector["disk"] != "ssd" || len(ps.Tolerations) != 1 || ps.Tolerations[0].Effect != corev1.TaintEffectNoSchedule {
 		t.Errorf("nodeSelector/tolerations not passed through: %v %v", ps.NodeSelector, ps.Tolerations)
 	}
@@ -547,6 +566,8 @@ func TestChartSchemaRejectsTypos(t *testing.T) {
 		"image.pullPolicy=Sometimes",
 		"service.port=0",
 		"replicaCount=3",
+		"extraVolumes[0].name=data",        // the chart's own volume names
+		"extraVolumeMounts[0].name=backup", // a mount needs its mountPath
 	} {
 		t.Run(set, func(t *testing.T) {
 			if _, err := render(t, setValues(t, "secret.secretKey="+testKey, set)); err == nil {

@@ -23,6 +23,10 @@ type BackupReport struct {
 	Duration time.Duration
 }
 
+// backupIncomplete is the file Backup keeps in its destination until the copy is complete;
+// Open refuses a data folder that holds it.
+const backupIncomplete = "BACKUP-INCOMPLETE"
+
 // backupAttempts bounds the restarts: each one is caused by the server publishing a
 // snapshot and removing old segments between Backup's listing and its opening the files,
 // which takes a snapshot interval, not a moment.
@@ -38,7 +42,9 @@ const backupAttempts = 5
 // the OS), and each later change either whole or not at all, like a crash at that moment.
 // Every byte copied is checked (the snapshot as start-up verifies it, every log frame's CRC,
 // every finished segment's frame count). dest must not exist or be an empty folder; on
-// failure whatever Backup wrote there is removed.
+// failure whatever Backup wrote there is removed. Until the copy is complete dest holds a
+// BACKUP-INCOMPLETE file, and Open refuses a folder that does: a backup killed half way
+// cannot pass for a smaller data set.
 func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
 	if logger == nil {
 		logger = slog.Default()
@@ -59,18 +65,22 @@ func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
 	if err != nil {
 		return rep, err
 	}
-	destWal, destSnap := filepath.Join(dest, walSubdir), filepath.Join(dest, snapshotSubdir)
-	for rep.Attempts < backupAttempts {
-		rep.Attempts++
-		if err = cleanBackupDir(dest); err == nil {
-			err = backupOnce(walDir, snapDir, destWal, destSnap, &rep, logger)
-		}
-		if !errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		// A file the listing named is gone: the server published a snapshot and removed
-		// what it covered. Start over from the new listing.
-		logger.Info("backup: a file was removed by the server during the copy; starting over", "err", err)
+	// Until the copy is complete a marker says so, and a server refuses to start from the
+	// folder: a backup killed half way must not pass for a (smaller) data set.
+	marker := filepath.Join(dest, backupIncomplete)
+	err = os.WriteFile(marker, []byte("fluxiondb backup of "+dir+" started at "+start.UTC().Format(time.RFC3339)+
+		" has not finished: this folder may hold only part of the data. Remove it and make the backup again.\n"), 0o644)
+	if err == nil {
+		err = wal.SyncDir(dest)
+	}
+	if err == nil {
+		err = copyWithRetries(walDir, snapDir, dest, &rep, logger)
+	}
+	if err == nil {
+		err = wal.SyncDir(dest) // the copy's folders are durable before the marker goes
+	}
+	if err == nil {
+		err = os.Remove(marker)
 	}
 	if err == nil {
 		err = wal.SyncDir(dest)
@@ -80,6 +90,24 @@ func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
 	}
 	rep.Duration = time.Since(start)
 	return rep, nil
+}
+
+// copyWithRetries runs backupOnce into dest, starting over (at most backupAttempts times in
+// all) when a file the listing named is gone: the server published a snapshot and removed
+// what it covered between the listing and the opening.
+func copyWithRetries(walDir, snapDir, dest string, rep *BackupReport, logger *slog.Logger) error {
+	destWal, destSnap := filepath.Join(dest, walSubdir), filepath.Join(dest, snapshotSubdir)
+	for {
+		rep.Attempts++
+		err := cleanBackupDir(dest)
+		if err == nil {
+			err = backupOnce(walDir, snapDir, destWal, destSnap, rep, logger)
+		}
+		if !errors.Is(err, os.ErrNotExist) || rep.Attempts == backupAttempts {
+			return err
+		}
+		logger.Info("backup: a file was removed by the server during the copy; starting over", "err", err)
+	}
 }
 
 // backupListed, when set (tests), runs after each listing of the snapshots: the server's
@@ -187,13 +215,14 @@ func makeBackupDir(dest string) (created bool, err error) {
 	return false, nil
 }
 
-// cleanBackupDir empties dest of what Backup writes there and makes its two sub-folders.
+// cleanBackupDir empties dest's two sub-folders (an earlier attempt's copies), making them.
 func cleanBackupDir(dest string) error {
-	if err := removeBackup(dest, false); err != nil {
-		return err
-	}
 	for _, sub := range []string{walSubdir, snapshotSubdir} {
-		if err := os.Mkdir(filepath.Join(dest, sub), 0o755); err != nil {
+		p := filepath.Join(dest, sub)
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("backup folder: %w", err)
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
 			return fmt.Errorf("backup folder: %w", err)
 		}
 	}
@@ -202,7 +231,7 @@ func cleanBackupDir(dest string) error {
 
 // removeBackup removes what Backup wrote in dest, and dest itself when Backup created it.
 func removeBackup(dest string, created bool) error {
-	for _, sub := range []string{walSubdir, snapshotSubdir} {
+	for _, sub := range []string{walSubdir, snapshotSubdir, backupIncomplete} {
 		if err := os.RemoveAll(filepath.Join(dest, sub)); err != nil {
 			return fmt.Errorf("backup folder: %w", err)
 		}

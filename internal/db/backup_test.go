@@ -299,6 +299,41 @@ func TestBackupDamage(t *testing.T) {
 	})
 }
 
+// TestBackupIncompleteIsRefused: while the copy runs its folder holds the BACKUP-INCOMPLETE
+// marker, which a finished backup no longer has; a server refuses to start from a folder
+// holding it (a backup killed half way), saying what it is.
+func TestBackupIncompleteIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	randomChanges(t, d, rand.New(rand.NewPCG(2, 2)), 50)
+	closeT(t, d)
+	dest := filepath.Join(t.TempDir(), "backup")
+	sawMarker := false
+	backupListed = func() {
+		_, err := os.Stat(filepath.Join(dest, backupIncomplete))
+		sawMarker = err == nil
+	}
+	defer func() { backupListed = nil }()
+	if _, err := Backup(dir, dest, quiet); err != nil {
+		t.Fatal(err)
+	}
+	if !sawMarker {
+		t.Errorf("no %s in the destination while the copy ran", backupIncomplete)
+	}
+	if _, err := os.Stat(filepath.Join(dest, backupIncomplete)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a finished backup still holds %s (%v)", backupIncomplete, err)
+	}
+
+	// What a backup killed during the copy leaves: the marker stays.
+	if err := os.WriteFile(filepath.Join(dest, backupIncomplete), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(Config{Dir: dest, Logger: quiet})
+	if err == nil || !strings.Contains(err.Error(), "backup that did not finish") || !strings.Contains(err.Error(), dest) {
+		t.Fatalf("Open of an unfinished backup: %v; want a refusal that says what the folder is", err)
+	}
+}
+
 // TestBackupDestination: the destination must be new or an empty folder; a folder that
 // holds anything is refused and left as it was.
 func TestBackupDestination(t *testing.T) {

@@ -101,6 +101,10 @@ func (d *DB) openPersist(cfg Config) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("data folder %s is not usable: not a folder", dir)
 	}
+	if _, err := os.Stat(filepath.Join(dir, backupIncomplete)); err == nil {
+		return fmt.Errorf("data folder %s is a backup that did not finish (%s is there): it may hold only part "+
+			"of the data; remove it and make the backup again", dir, backupIncomplete)
+	}
 	p := &persist{
 		dir:       dir,
 		walDir:    filepath.Join(dir, walSubdir),

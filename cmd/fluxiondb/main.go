@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		case "repair":
 			return repair(args[1:], getenv, stdout, stderr)
 		case "backup":
-			return backup(args[1:], getenv, stdout, stderr)
+			return backup(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -346,7 +346,7 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // backup is `fluxiondb backup --data DIR DEST`: copy a data folder, which a server may be
 // using, into a new folder a server starts from (db.Backup).
-func backup(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+func backup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := getenv(envName("data"))
@@ -375,7 +375,7 @@ func backup(args []string, getenv func(string) string, stdout, stderr io.Writer)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	rep, err := db.Backup(dir, dest, log)
+	rep, err := db.Backup(ctx, dir, dest, log) // SIGINT/SIGTERM end ctx: the copy stops and is removed
 	if err != nil {
 		fmt.Fprintf(stderr, "fluxiondb backup: %v\n", err)
 		return 1
@@ -386,10 +386,13 @@ func backup(args []string, getenv func(string) string, stdout, stderr io.Writer)
 			rep.Snapshot.Records, rep.Snapshot.Values, rep.Snapshot.Seq)
 	}
 	fmt.Fprintf(stdout, "backup: %s\n", snap)
-	if rep.Log.Frames > 0 {
+	switch {
+	case rep.Log.Frames > 0:
 		fmt.Fprintf(stdout, "backup: log changes %d to %d (%d segments, %d bytes)\n", rep.Log.First, rep.Log.Last, rep.Log.Segments, rep.Log.Bytes)
-	} else {
+	case rep.Snapshot.Path != "":
 		fmt.Fprintf(stdout, "backup: no change logged after the snapshot\n")
+	default:
+		fmt.Fprintf(stdout, "backup: no change logged yet\n")
 	}
 	if rep.Log.TornBytes > 0 {
 		fmt.Fprintf(stdout, "backup: left out %d bytes at the end of %s (a change being written at that moment)\n",

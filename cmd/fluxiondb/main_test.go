@@ -380,10 +380,21 @@ func TestBackupCommandLine(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, "wal"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if code, stdout, stderr := runArgs(t, env("FLUXIONDB_DATA", dir), "backup", dest); code != 0 || !strings.Contains(stdout, "backup done") {
-		t.Errorf("backup of an empty data folder: exit %d\n%s%s", code, stdout, stderr)
+	var stdout, stderr strings.Builder
+	if code := run(context.Background(), []string{"backup", dest}, env("FLUXIONDB_DATA", dir), &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "backup done") {
+		t.Errorf("backup of an empty data folder: exit %d\n%s%s", code, stdout.String(), stderr.String())
 	}
 	if _, err := os.Stat(filepath.Join(dest, "wal")); err != nil {
 		t.Errorf("the backup is not a data folder: %v", err)
+	}
+	// SIGINT/SIGTERM (they end the context main gives run; runArgs passes an ended one) stop a
+	// backup, which removes its copy.
+	dest2 := filepath.Join(t.TempDir(), "b4")
+	if code, _, stderr := runArgs(t, env(), "backup", "-d", dir, dest2); code != 1 || !strings.Contains(stderr, "interrupted") {
+		t.Errorf("backup after SIGINT: exit %d, stderr %q; want 1 and \"interrupted\"", code, stderr)
+	}
+	if _, err := os.Stat(dest2); !os.IsNotExist(err) {
+		t.Errorf("an interrupted backup left %s behind (%v)", dest2, err)
 	}
 }

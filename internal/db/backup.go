@@ -1,6 +1,7 @@
 package db
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,14 +24,18 @@ type BackupReport struct {
 	Duration time.Duration
 }
 
-// backupIncomplete is the file Backup keeps in its destination until the copy is complete;
-// Open refuses a data folder that holds it.
+// backupIncomplete is the file a backup holds until it is complete; Open refuses a data
+// folder that holds it, and Backup refuses to copy one.
 const backupIncomplete = "BACKUP-INCOMPLETE"
 
 // backupAttempts bounds the restarts: each one is caused by the server publishing a
 // snapshot and removing old segments between Backup's listing and its opening the files,
 // which takes a snapshot interval, not a moment.
 const backupAttempts = 5
+
+// errPublished marks an attempt that met files the server removed or added meanwhile (a
+// snapshot was published): Backup starts over.
+var errPublished = errors.New("a snapshot was published during the copy")
 
 // Backup is `fluxiondb backup --data DIR DEST`: it copies the data folder dir into dest, a
 // new folder, as a data folder a server starts from with the state dir had when the copy was
@@ -41,11 +46,13 @@ const backupAttempts = 5
 // Backup started (under --fsync=interval and never too: it reads what the server handed to
 // the OS), and each later change either whole or not at all, like a crash at that moment.
 // Every byte copied is checked (the snapshot as start-up verifies it, every log frame's CRC,
-// every finished segment's frame count). dest must not exist or be an empty folder; on
-// failure whatever Backup wrote there is removed. Until the copy is complete dest holds a
+// every finished segment's frame count), and damage start-up would refuse fails the backup.
+//
+// dest must not exist or be an empty folder. Until the copy is complete it holds a
 // BACKUP-INCOMPLETE file, and Open refuses a folder that does: a backup killed half way
-// cannot pass for a smaller data set.
-func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
+// cannot pass for a smaller data set. On failure, or when ctx ends, whatever Backup wrote is
+// removed.
+func Backup(ctx context.Context, dir, dest string, logger *slog.Logger) (BackupReport, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
@@ -61,31 +68,29 @@ func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
 		return rep, fmt.Errorf("%s is not a FluxionDB data folder (a server run with --data there makes %s): %w",
 			dir, walSubdir+string(filepath.Separator), err)
 	}
-	created, err := makeBackupDir(dest)
+	if _, err := os.Stat(filepath.Join(dir, backupIncomplete)); err == nil {
+		return rep, fmt.Errorf("%s is a backup that did not finish (%s is there): it may hold only part of the "+
+			"data, so it is not copied", dir, backupIncomplete)
+	}
+	created, err := makeBackupDir(dest, "fluxiondb backup of "+dir+" started at "+start.UTC().Format(time.RFC3339)+
+		" has not finished: this folder may hold only part of the data. Remove it and make the backup again.\n")
 	if err != nil {
 		return rep, err
 	}
-	// Until the copy is complete a marker says so, and a server refuses to start from the
-	// folder: a backup killed half way must not pass for a (smaller) data set.
-	marker := filepath.Join(dest, backupIncomplete)
-	err = os.WriteFile(marker, []byte("fluxiondb backup of "+dir+" started at "+start.UTC().Format(time.RFC3339)+
-		" has not finished: this folder may hold only part of the data. Remove it and make the backup again.\n"), 0o644)
-	if err == nil {
-		err = wal.SyncDir(dest)
-	}
-	if err == nil {
-		err = copyWithRetries(walDir, snapDir, dest, &rep, logger)
-	}
+	err = copyWithRetries(ctx, walDir, snapDir, dest, &rep, logger)
 	if err == nil {
 		err = wal.SyncDir(dest) // the copy's folders are durable before the marker goes
 	}
 	if err == nil {
-		err = os.Remove(marker)
+		err = os.Remove(filepath.Join(dest, backupIncomplete))
 	}
 	if err == nil {
 		err = wal.SyncDir(dest)
 	}
 	if err != nil {
+		if ctx.Err() != nil {
+			err = fmt.Errorf("interrupted: %w", err)
+		}
 		return rep, errors.Join(err, removeBackup(dest, created))
 	}
 	rep.Duration = time.Since(start)
@@ -93,20 +98,22 @@ func Backup(dir, dest string, logger *slog.Logger) (BackupReport, error) {
 }
 
 // copyWithRetries runs backupOnce into dest, starting over (at most backupAttempts times in
-// all) when a file the listing named is gone: the server published a snapshot and removed
-// what it covered between the listing and the opening.
-func copyWithRetries(walDir, snapDir, dest string, rep *BackupReport, logger *slog.Logger) error {
+// all) when the server published a snapshot between the listing and the opening of files.
+func copyWithRetries(ctx context.Context, walDir, snapDir, dest string, rep *BackupReport, logger *slog.Logger) error {
 	destWal, destSnap := filepath.Join(dest, walSubdir), filepath.Join(dest, snapshotSubdir)
 	for {
 		rep.Attempts++
-		err := cleanBackupDir(dest)
+		err := ctx.Err()
 		if err == nil {
-			err = backupOnce(walDir, snapDir, destWal, destSnap, rep, logger)
+			err = cleanBackupDir(dest)
 		}
-		if !errors.Is(err, os.ErrNotExist) || rep.Attempts == backupAttempts {
+		if err == nil {
+			err = backupOnce(ctx, walDir, snapDir, destWal, destSnap, rep, logger)
+		}
+		if !errors.Is(err, errPublished) || rep.Attempts == backupAttempts {
 			return err
 		}
-		logger.Info("backup: a file was removed by the server during the copy; starting over", "err", err)
+		logger.Info("backup: the server published a snapshot during the copy; starting over", "reason", err)
 	}
 }
 
@@ -115,8 +122,9 @@ func copyWithRetries(walDir, snapDir, dest string, rep *BackupReport, logger *sl
 var backupListed func()
 
 // backupOnce copies the newest snapshot that verifies and the log from its position (the
-// whole log when no snapshot exists).
-func backupOnce(walDir, snapDir, destWal, destSnap string, rep *BackupReport, logger *slog.Logger) error {
+// whole log when no snapshot exists). A file gone, or a log that now starts later, while
+// the snapshots have changed since the listing, is errPublished: start over.
+func backupOnce(ctx context.Context, walDir, snapDir, destWal, destSnap string, rep *BackupReport, logger *slog.Logger) error {
 	rep.Snapshot, rep.Log, rep.Skipped = snapshot.Info{}, wal.CopyReport{}, nil
 	paths, err := snapshot.Paths(snapDir)
 	if err != nil {
@@ -125,12 +133,20 @@ func backupOnce(walDir, snapDir, destWal, destSnap string, rep *BackupReport, lo
 	if backupListed != nil {
 		backupListed()
 	}
+	published := func(err error) error {
+		now, lerr := snapshot.Paths(snapDir)
+		changed := lerr == nil && len(now) > 0 && (len(paths) == 0 || now[0] != paths[0])
+		if changed && (errors.Is(err, os.ErrNotExist) || wal.IsCorruption(err)) {
+			return fmt.Errorf("%w (%s is new)", errPublished, filepath.Base(now[0]))
+		}
+		return err
+	}
 	var firstDamage error
 	for _, p := range paths {
-		err := backupFrom(p, walDir, destWal, destSnap, rep)
+		err := backupFrom(ctx, p, walDir, destWal, destSnap, rep)
 		var ce *snapshot.CorruptionError
 		if !errors.As(err, &ce) {
-			return err
+			return logDamage(published(err))
 		}
 		logger.Warn("backup: skipping a snapshot that does not verify", "file", p, "err", err)
 		rep.Skipped = append(rep.Skipped, p)
@@ -140,7 +156,7 @@ func backupOnce(walDir, snapDir, destWal, destSnap string, rep *BackupReport, lo
 	}
 	// No snapshot (or none verifies): the log must hold every change from the first.
 	r, err := wal.OpenReading(walDir, 1)
-	if wal.IsCorruption(err) && firstDamage != nil {
+	if err = published(err); wal.IsCorruption(err) && firstDamage != nil {
 		return fmt.Errorf("no snapshot verifies (%w) and the log does not hold every change from the first, so "+
 			"the folder cannot be copied as a working whole: stop the server, copy the folder as it is "+
 			"(cp -a) and run `%s` on one of the copies", firstDamage, wal.RepairCommand)
@@ -149,14 +165,14 @@ func backupOnce(walDir, snapDir, destWal, destSnap string, rep *BackupReport, lo
 		return logDamage(err)
 	}
 	defer r.Close()
-	rep.Log, err = r.CopyTo(destWal)
+	rep.Log, err = r.CopyTo(ctx, destWal)
 	return logDamage(err)
 }
 
 // backupFrom copies the snapshot at path and the log from its position. The snapshot and
 // every segment it needs are opened before anything is read, so the server's pruning can
-// only get in the way during the listing (an os.ErrNotExist error: Backup starts over).
-func backupFrom(path, walDir, destWal, destSnap string, rep *BackupReport) error {
+// only get in the way while they are opened.
+func backupFrom(ctx context.Context, path, walDir, destWal, destSnap string, rep *BackupReport) error {
 	seq, ok := snapshot.ParseFileName(filepath.Base(path))
 	if !ok {
 		return fmt.Errorf("snapshot %s: cannot tell its position from the name", path)
@@ -167,26 +183,15 @@ func backupFrom(path, walDir, destWal, destSnap string, rep *BackupReport) error
 	}
 	defer f.Close()
 	r, err := wal.OpenReading(walDir, seq)
-	if wal.IsCorruption(err) && newerSnapshot(path) {
-		// The segments after this snapshot were removed: two newer snapshots were
-		// published since the listing. Not damage: start over.
-		return fmt.Errorf("%w (snapshots were published meanwhile): %w", os.ErrNotExist, err)
-	}
 	if err != nil {
-		return logDamage(err)
+		return err // damage is worded by the caller, once it knows no snapshot was published
 	}
 	defer r.Close()
-	if rep.Snapshot, err = snapshot.Copy(f, destSnap); err != nil {
+	if rep.Snapshot, err = snapshot.Copy(ctx, f, destSnap); err != nil {
 		return err
 	}
-	rep.Log, err = r.CopyTo(destWal)
+	rep.Log, err = r.CopyTo(ctx, destWal)
 	return logDamage(err)
-}
-
-// newerSnapshot reports whether the folder of the snapshot at path now holds a newer one.
-func newerSnapshot(path string) bool {
-	paths, err := snapshot.Paths(filepath.Dir(path))
-	return err == nil && len(paths) > 0 && paths[0] != path
 }
 
 // logDamage words damage in the source log for the operator.
@@ -198,21 +203,49 @@ func logDamage(err error) error {
 	return err
 }
 
-// makeBackupDir creates dest, or accepts it when it is an empty folder; created says which.
-func makeBackupDir(dest string) (created bool, err error) {
+// makeBackupDir prepares dest holding the incomplete-backup marker with text, and says
+// whether it created dest. A new dest is made as a temporary folder beside it, marker
+// inside, and renamed into place, so that no moment leaves an empty dest a server would
+// start from as an empty database. An existing dest must be an empty folder.
+func makeBackupDir(dest, text string) (created bool, err error) {
 	entries, err := os.ReadDir(dest)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := os.Mkdir(dest, 0o755); err != nil {
+		if fi, lerr := os.Lstat(dest); lerr == nil && fi.Mode()&os.ModeSymlink != 0 {
+			return false, fmt.Errorf("backup folder %s is a symbolic link to a folder that does not exist", dest)
+		}
+		tmp, err := os.MkdirTemp(filepath.Dir(dest), "."+filepath.Base(dest)+".partial-")
+		if err != nil {
 			return false, fmt.Errorf("backup folder: %w", err)
 		}
-		return true, nil
+		err = os.Chmod(tmp, 0o755)
+		if err == nil {
+			err = writeMarker(tmp, text)
+		}
+		if err == nil {
+			err = os.Rename(tmp, dest)
+		}
+		if err == nil {
+			return true, wal.SyncDir(filepath.Dir(dest))
+		}
+		return false, errors.Join(fmt.Errorf("backup folder: %w", err), os.RemoveAll(tmp))
 	case err != nil:
 		return false, fmt.Errorf("backup folder: %w", err)
 	case len(entries) > 0:
 		return false, fmt.Errorf("backup folder %s is not empty: give a new or empty folder", dest)
 	}
+	if err := writeMarker(dest, text); err != nil {
+		return false, errors.Join(fmt.Errorf("backup folder: %w", err), removeBackup(dest, false))
+	}
 	return false, nil
+}
+
+// writeMarker writes the incomplete-backup marker into dir, durably.
+func writeMarker(dir, text string) error {
+	if err := os.WriteFile(filepath.Join(dir, backupIncomplete), []byte(text), 0o644); err != nil {
+		return err
+	}
+	return wal.SyncDir(dir)
 }
 
 // cleanBackupDir empties dest's two sub-folders (an earlier attempt's copies), making them.
@@ -231,14 +264,19 @@ func cleanBackupDir(dest string) error {
 
 // removeBackup removes what Backup wrote in dest, and dest itself when Backup created it.
 func removeBackup(dest string, created bool) error {
-	for _, sub := range []string{walSubdir, snapshotSubdir, backupIncomplete} {
-		if err := os.RemoveAll(filepath.Join(dest, sub)); err != nil {
-			return fmt.Errorf("backup folder: %w", err)
-		}
-	}
 	if created {
-		if err := os.Remove(dest); err != nil {
-			return fmt.Errorf("backup folder: %w", err)
+		if err := os.RemoveAll(dest); err != nil {
+			return fmt.Errorf("remove the unfinished backup: %w", err)
+		}
+		return nil
+	}
+	for _, name := range []string{walSubdir, snapshotSubdir, backupIncomplete} {
+		p := filepath.Join(dest, name)
+		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return fmt.Errorf("remove the unfinished backup: %w", err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -23,7 +24,7 @@ import (
 func backupT(t *testing.T, dir string) (string, BackupReport) {
 	t.Helper()
 	dest := filepath.Join(t.TempDir(), "backup")
-	rep, err := Backup(dir, dest, quiet)
+	rep, err := Backup(context.Background(), dir, dest, quiet)
 	if err != nil {
 		t.Fatalf("Backup: %v", err)
 	}
@@ -159,18 +160,19 @@ func TestBackupWhileWriting(t *testing.T) {
 
 // TestBackupRestartsWhenFilesGo: when snapshots are published between the backup's listing
 // and its opening of the files, one is harmless (the server keeps the log of the older
-// snapshot), and two remove the snapshot it listed: it starts over, once, and the copy is
-// still whole.
+// snapshot), two remove the snapshot it listed, and the first one ever removes the log's
+// first segments: it starts over, once, and the copy is still whole.
 func TestBackupRestartsWhenFilesGo(t *testing.T) {
 	for _, tc := range []struct {
-		snapshots, attempts int
-	}{{1, 1}, {2, 2}} {
-		t.Run(fmt.Sprintf("snapshots=%d", tc.snapshots), func(t *testing.T) {
+		before, during, attempts int // snapshots before the backup, and between its listing and its opening
+	}{{2, 1, 1}, {2, 2, 2}, {0, 1, 2}} {
+		t.Run(fmt.Sprintf("snapshots=%d+%d", tc.before, tc.during), func(t *testing.T) {
 			dir := t.TempDir()
 			d := openT(t, dir, func(c *Config) { c.SegmentSize = 2 << 10 })
 			defer closeT(t, d)
 			rng := rand.New(rand.NewPCG(9, 9))
-			for range 2 {
+			randomChanges(t, d, rng, 200)
+			for range tc.before {
 				randomChanges(t, d, rng, 200)
 				if err := d.Snapshot(context.Background()); err != nil {
 					t.Fatal(err)
@@ -182,7 +184,7 @@ func TestBackupRestartsWhenFilesGo(t *testing.T) {
 					return
 				}
 				fired = true
-				for range tc.snapshots {
+				for range tc.during {
 					randomChanges(t, d, rng, 200)
 					if err := d.Snapshot(context.Background()); err != nil {
 						t.Error(err)
@@ -268,12 +270,36 @@ func TestBackupDamage(t *testing.T) {
 		bad := segs[len(segs)-2] // a finished segment after the snapshots
 		flipByte(t, bad, 20)
 		dest := filepath.Join(t.TempDir(), "backup")
-		_, err := Backup(dir, dest, quiet)
+		_, err := Backup(context.Background(), dir, dest, quiet)
 		if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "fluxiondb repair") {
 			t.Fatalf("Backup of a damaged log: %v; want an error naming %s and the repair command", err, bad)
 		}
 		if _, serr := os.Stat(dest); !errors.Is(serr, os.ErrNotExist) {
 			t.Errorf("a failed backup left %s behind (%v)", dest, serr)
+		}
+	})
+
+	t.Run("newest segment", func(t *testing.T) {
+		// A bad frame that intact frames follow is damage, not a frame being written, even
+		// in the newest segment: a server refuses to start from it, and the backup fails
+		// rather than copy the frames before it and drop the rest.
+		dir, _ := build(t)
+		segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
+		bad := segs[len(segs)-1]
+		if fi, err := os.Stat(bad); err != nil || fi.Size() < 200 {
+			t.Fatalf("newest segment %s too small to damage in the middle: %v", bad, err)
+		}
+		flipByte(t, bad, 20)
+		dest := filepath.Join(t.TempDir(), "backup")
+		_, err := Backup(context.Background(), dir, dest, quiet)
+		if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "fluxiondb repair") {
+			t.Fatalf("Backup with the newest segment damaged: %v; want an error naming %s and the repair command", err, bad)
+		}
+		if _, serr := os.Stat(dest); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("a failed backup left %s behind (%v)", dest, serr)
+		}
+		if _, oerr := Open(Config{Dir: dir, Logger: quiet}); oerr == nil {
+			t.Errorf("a server starts from the folder the backup refused")
 		}
 	})
 
@@ -314,7 +340,7 @@ func TestBackupIncompleteIsRefused(t *testing.T) {
 		sawMarker = err == nil
 	}
 	defer func() { backupListed = nil }()
-	if _, err := Backup(dir, dest, quiet); err != nil {
+	if _, err := Backup(context.Background(), dir, dest, quiet); err != nil {
 		t.Fatal(err)
 	}
 	if !sawMarker {
@@ -332,6 +358,61 @@ func TestBackupIncompleteIsRefused(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "backup that did not finish") || !strings.Contains(err.Error(), dest) {
 		t.Fatalf("Open of an unfinished backup: %v; want a refusal that says what the folder is", err)
 	}
+	// Nor is it copied: a backup of it would not hold the marker and would start.
+	_, err = Backup(context.Background(), dest, filepath.Join(t.TempDir(), "again"), quiet)
+	if err == nil || !strings.Contains(err.Error(), "backup that did not finish") {
+		t.Fatalf("Backup of an unfinished backup: %v; want a refusal", err)
+	}
+	// A new destination is made beside it and renamed into place: nothing else is left there.
+	if entries, _ := os.ReadDir(filepath.Dir(dest)); len(entries) != 1 {
+		t.Errorf("the destination's parent holds %d entries, want only the backup", len(entries))
+	}
+}
+
+// TestBackupInterrupted: when its context ends (SIGINT, SIGTERM) the backup stops and removes
+// what it wrote.
+func TestBackupInterrupted(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	randomChanges(t, d, rand.New(rand.NewPCG(4, 4)), 100)
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, d)
+	ctx, cancel := context.WithCancel(context.Background())
+	backupListed = cancel // interrupted while copying
+	defer func() { backupListed = nil }()
+	dest := filepath.Join(t.TempDir(), "backup")
+	_, err := Backup(ctx, dir, dest, quiet)
+	if err == nil || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("Backup interrupted: %v", err)
+	}
+	if _, serr := os.Stat(dest); !errors.Is(serr, os.ErrNotExist) {
+		t.Errorf("an interrupted backup left %s behind (%v)", dest, serr)
+	}
+}
+
+// TestBackupOfIdleFolderStartsQuietly: a backup taken when nothing changed since the last
+// snapshot starts without the warning of a log that lost segments after the snapshot.
+func TestBackupOfIdleFolderStartsQuietly(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	randomChanges(t, d, rand.New(rand.NewPCG(6, 6)), 100)
+	if err := d.Snapshot(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(d)
+	closeT(t, d)
+	dest, _ := backupT(t, dir)
+	var logs strings.Builder
+	r := openT(t, dest, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	defer closeT(t, r)
+	if dump(r) != want {
+		t.Errorf("restored state differs from the source")
+	}
+	if strings.Contains(logs.String(), "level=WARN") || strings.Contains(logs.String(), "level=ERROR") {
+		t.Errorf("the backup starts with a warning:\n%s", logs.String())
+	}
 }
 
 // TestBackupDestination: the destination must be new or an empty folder; a folder that
@@ -347,7 +428,7 @@ func TestBackupDestination(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(full, "keep"), []byte("x"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Backup(dir, full, quiet); err == nil || !strings.Contains(err.Error(), "not empty") {
+	if _, err := Backup(context.Background(), dir, full, quiet); err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("Backup into a folder that holds a file: %v, want a 'not empty' error", err)
 	}
 	if entries, _ := os.ReadDir(full); len(entries) != 1 {
@@ -355,7 +436,7 @@ func TestBackupDestination(t *testing.T) {
 	}
 
 	empty := t.TempDir()
-	if _, err := Backup(dir, empty, quiet); err != nil {
+	if _, err := Backup(context.Background(), dir, empty, quiet); err != nil {
 		t.Fatalf("Backup into an empty folder: %v", err)
 	}
 	r := openT(t, empty)
@@ -363,7 +444,7 @@ func TestBackupDestination(t *testing.T) {
 	if got := dump(r); got != want {
 		t.Errorf("restored state differs from the source")
 	}
-	if _, err := Backup(filepath.Join(dir, "nope"), filepath.Join(t.TempDir(), "b"), quiet); err == nil {
+	if _, err := Backup(context.Background(), filepath.Join(dir, "nope"), filepath.Join(t.TempDir(), "b"), quiet); err == nil {
 		t.Errorf("Backup of a missing folder succeeded")
 	}
 }

@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -104,8 +105,9 @@ func Paths(dir string) ([]string, error) {
 // under the same name, verifying it as it goes (the same checks as Verify, in one read),
 // and makes the copy durable: temp file, fsync, rename, fsync of destDir. Nothing is left in
 // destDir on failure. Damage in src is a *CorruptionError naming it. src is read whole even
-// if the file is removed meanwhile (snapshot pruning).
-func Copy(src *os.File, destDir string) (Info, error) {
+// if the file is removed meanwhile (snapshot pruning). It stops with ctx.Err() when ctx
+// ends.
+func Copy(ctx context.Context, src *os.File, destDir string) (Info, error) {
 	name := src.Name()
 	tmp, err := os.CreateTemp(destDir, tempPrefix+"*"+tempSuffix)
 	if err != nil {
@@ -121,7 +123,7 @@ func Copy(src *os.File, destDir string) (Info, error) {
 	w := bufio.NewWriterSize(tmp, 1<<20)
 	// decode reads the stream to its end (nothing may follow the trailer), so when it
 	// succeeds the tee has passed on every byte.
-	info, err := decode(bufio.NewReaderSize(io.TeeReader(src, w), 1<<20), nil)
+	info, err := decode(bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, src}, w), 1<<20), nil)
 	if err != nil {
 		var ce *CorruptionError
 		if errors.As(err, &ce) {
@@ -150,4 +152,17 @@ func Copy(src *os.File, destDir string) (Info, error) {
 		return Info{}, fmt.Errorf("snapshot: copy: sync %s: %w", destDir, err)
 	}
 	return info, nil
+}
+
+// ctxReader is r that fails with ctx's error once ctx ends.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
 }

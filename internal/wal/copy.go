@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -73,22 +74,28 @@ func (r *Reading) Close() {
 }
 
 // CopyTo copies the opened segments that hold frames from the position given to
-// OpenReading on, up to the last whole frame of the newest, into dest
+// OpenReading on (and the newest one holding frames), up to the last whole frame of the
+// newest, into dest
 // (an existing folder holding no segments), as a log that Open accepts, fsynced. Every frame
 // it copies is checked (length, CRC, and each finished segment holds exactly the frames the
 // numbering says), so a copy that succeeds replays. Damage in a finished segment is a
-// *CorruptionError; the end of the newest one is left out and reported (TornBytes), as
-// start-up would truncate it.
-func (r *Reading) CopyTo(dest string) (CopyReport, error) {
+// *CorruptionError, and so is a bad frame in the newest one that intact frames follow; a
+// torn end of the newest one (a frame being written) is left out and reported (TornBytes),
+// as start-up would truncate it. It stops with ctx.Err() when ctx ends.
+func (r *Reading) CopyTo(ctx context.Context, dest string) (CopyReport, error) {
 	var rep CopyReport
 	for i, f := range r.files {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
 		first, path := r.segs[i], segmentPath(r.dir, r.segs[i])
+		last := i == len(r.files)-1
 		data, err := io.ReadAll(f)
 		if err != nil {
 			return rep, fmt.Errorf("wal: copy: read %s: %w", path, err)
 		}
 		n, end, p := countFrames(data)
-		if i < len(r.files)-1 {
+		if !last {
 			// A finished segment: the server wrote it whole before it created the next one.
 			if p != nil {
 				return rep, &CorruptionError{File: path, Offset: int64(p.off), Reason: p.reason}
@@ -98,11 +105,18 @@ func (r *Reading) CopyTo(dest string) (CopyReport, error) {
 					"segment holds %d frames but the next segment's first sequence %d implies %d", n, r.segs[i+1], want)}
 			}
 		} else if p != nil {
+			if !p.torn {
+				// Intact frames follow the bad one: damage, not a frame being written (which
+				// only ever ends the file). Start-up refuses this too.
+				return rep, &CorruptionError{File: path, Offset: int64(p.off), Reason: p.reason}
+			}
 			rep.TornFile, rep.TornBytes = path, int64(len(data)-end)
 		}
-		if n == 0 || first+n <= r.from {
+		if n == 0 || (first+n <= r.from && !last) {
 			// The newest segment, just created, or one whose frames all come before the
-			// position the copy is needed from (a snapshot cut the log after it).
+			// position the copy is needed from (a snapshot cut the log after it). The
+			// newest segment holding frames is kept even then: a log that ends before the
+			// snapshot's position looks to start-up like one that lost segments.
 			continue
 		}
 		if err := writeSegmentCopy(segmentPath(dest, first), data[:end]); err != nil {

@@ -184,14 +184,14 @@ func backupFrom(ctx context.Context, path, walDir, destWal, destSnap string, rep
 	defer f.Close()
 	r, err := wal.OpenReading(walDir, seq)
 	if err != nil {
-		return err // damage is worded by the caller, once it knows no snapshot was published
+		return err // the caller words damage, once it knows no snapshot was published
 	}
 	defer r.Close()
 	if rep.Snapshot, err = snapshot.Copy(ctx, f, destSnap); err != nil {
 		return err
 	}
 	rep.Log, err = r.CopyTo(ctx, destWal)
-	return logDamage(err)
+	return err
 }
 
 // logDamage words damage in the source log for the operator.

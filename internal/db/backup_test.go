@@ -274,6 +274,9 @@ func TestBackupDamage(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "fluxiondb repair") {
 			t.Fatalf("Backup of a damaged log: %v; want an error naming %s and the repair command", err, bad)
 		}
+		if n := strings.Count(err.Error(), "the log is damaged"); n != 1 {
+			t.Errorf("the error says what is wrong %d times: %v", n, err)
+		}
 		if _, serr := os.Stat(dest); !errors.Is(serr, os.ErrNotExist) {
 			t.Errorf("a failed backup left %s behind (%v)", dest, serr)
 		}

@@ -189,6 +189,7 @@ func (d *DB) recover(p *persist, log *wal.Log, info snapshot.Info) error {
 		p.recovery.Frames++
 		return nil
 	})
+	a.flush()
 	p.recovery.Records = a.records
 	if err != nil {
 		return fmt.Errorf("replay the log: %w", err)
@@ -196,25 +197,68 @@ func (d *DB) recover(p *persist, log *wal.Log, info snapshot.Info) error {
 	return nil
 }
 
-// applier applies replayed ops straight to the engine and keys (no publishing: nobody
-// subscribes during start-up).
+// applier applies replayed ops to the engine and keys (no publishing: nobody subscribes
+// during start-up).
+//
+// Consecutive inserts are gathered and applied as one engine.Insert of up to replayBatch
+// records: one call with their records in log order has the same effect as one call per op
+// (within a call the later record for a (collection, doc, ts) wins), and the engine then
+// merges the out-of-order records of a document (late data, replaces) into each of its
+// blocks once per batch instead of once per logged request. Any other op applies the
+// gathered inserts first. Payloads are copied into arena: a frame is only valid during its
+// callback.
 type applier struct {
 	d       *DB
 	records int64
+	pend    []engine.Record
+	ends    []int // pend[i].Data is arena[ends[i-1]:ends[i]], set at flush (arena may move)
+	arena   []byte
 }
+
+// replayBatch bounds the records gathered before they are applied.
+const replayBatch = 64 << 10
 
 func (a *applier) insert(recs []engine.Record) {
 	a.records += int64(len(recs))
-	a.d.Engine.Insert(recs)
+	for _, r := range recs {
+		a.arena = append(a.arena, r.Data...)
+		a.ends = append(a.ends, len(a.arena))
+		a.pend = append(a.pend, engine.Record{Collection: r.Collection, Doc: r.Doc, TS: r.TS})
+	}
+	if len(a.pend) >= replayBatch || len(a.arena) >= 16<<20 {
+		a.flush()
+	}
 }
-func (a *applier) deleteDoc(col, doc string)             { a.d.Engine.DeleteDoc(col, doc) }
-func (a *applier) deleteCollection(col string)           { a.d.Engine.DeleteCollection(col) }
-func (a *applier) deleteRecords(keys []engine.RecordKey) { a.d.Engine.DeleteRecords(keys, nil) }
+
+// flush applies the gathered inserts.
+func (a *applier) flush() {
+	if len(a.pend) == 0 {
+		return
+	}
+	start := 0
+	for i, end := range a.ends {
+		a.pend[i].Data = a.arena[start:end:end]
+		start = end
+	}
+	a.d.Engine.Insert(a.pend)
+	clear(a.pend)
+	a.pend, a.ends, a.arena = a.pend[:0], a.ends[:0], a.arena[:0]
+}
+
+func (a *applier) deleteDoc(col, doc string)   { a.flush(); a.d.Engine.DeleteDoc(col, doc) }
+func (a *applier) deleteCollection(col string) { a.flush(); a.d.Engine.DeleteCollection(col) }
+func (a *applier) deleteRecords(keys []engine.RecordKey) {
+	a.flush()
+	a.d.Engine.DeleteRecords(keys, nil)
+}
 func (a *applier) deleteRange(col, doc string, from, to int64) {
+	a.flush()
 	a.d.Engine.DeleteRange(col, doc, from, to)
 }
-func (a *applier) setValue(col, key, value string)               { a.d.Engine.SetValue(col, key, value) }
-func (a *applier) deleteValue(col, key string)                   { a.d.Engine.DeleteValue(col, key) }
+func (a *applier) setValue(col, key, value string) { a.flush(); a.d.Engine.SetValue(col, key, value) }
+func (a *applier) deleteValue(col, key string)     { a.flush(); a.d.Engine.DeleteValue(col, key) }
+
+// Keys are not records: no need to apply the gathered inserts first.
 func (a *applier) putKey(h auth.Hash, hint string, s auth.Scope) { a.d.Keys.Put(h, hint, s) }
 func (a *applier) removeKey(h auth.Hash)                         { a.d.Keys.Remove(h) }
 

@@ -344,20 +344,28 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("starting: recovering data\n"))
 }
 
+// dataFlags is the command line of a subcommand that works on a data folder: --data/-d
+// (default FLUXIONDB_DATA), with usage printed above the flags.
+func dataFlags(name, dataHelp, usage string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *string) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := getenv(envName("data"))
+	fs.StringVar(&dir, "data", dir, dataHelp)
+	fs.StringVar(&dir, "d", dir, "shorthand for --data")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n", usage)
+		fs.PrintDefaults()
+	}
+	return fs, &dir
+}
+
 // backup is `fluxiondb backup --data DIR DEST`: copy a data folder, which a server may be
 // using, into a new folder a server starts from (db.Backup).
 func backup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := getenv(envName("data"))
-	fs.StringVar(&dir, "data", dir, "data folder to back up (the server may be running on it)")
-	fs.StringVar(&dir, "d", dir, "shorthand for --data")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: fluxiondb backup --data DIR DEST\n\nCopies the data folder DIR into DEST, a new or empty folder, while the server runs or not:\n"+
+	fs, dirp := dataFlags("backup", "data folder to back up (the server may be running on it)",
+		"Usage: fluxiondb backup --data DIR DEST\n\nCopies the data folder DIR into DEST, a new or empty folder, while the server runs or not:\n"+
 			"the newest snapshot and the log after it, every byte checked. DEST is a data folder:\n"+
-			"start a server with --data DEST to restore it.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+			"start a server with --data DEST to restore it.", getenv, stderr)
 	var dest string
 	err := fs.Parse(args)
 	if err == nil && fs.NArg() > 0 { // DEST may come before the flags too
@@ -370,6 +378,7 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 		}
 		return 2
 	}
+	dir := *dirp
 	if dir == "" || dest == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fluxiondb backup: usage: fluxiondb backup --data DIR DEST (one destination folder)\n")
 		return 2
@@ -408,22 +417,16 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 // repair is `fluxiondb repair --data DIR`: cut a damaged log at its first bad frame and
 // salvage a damaged snapshot, moving what is dropped aside (db.Repair).
 func repair(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("repair", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := getenv(envName("data"))
-	fs.StringVar(&dir, "data", dir, "data folder to repair (the server must be stopped)")
-	fs.StringVar(&dir, "d", dir, "shorthand for --data")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: %s\n\nCuts a damaged write-ahead log at its first bad frame and salvages a damaged snapshot;\n"+
-			"everything dropped is moved aside, never deleted. Stop the server first.\n\nFlags:\n", wal.RepairCommand)
-		fs.PrintDefaults()
-	}
+	fs, dirp := dataFlags("repair", "data folder to repair (the server must be stopped)",
+		"Usage: "+wal.RepairCommand+"\n\nCuts a damaged write-ahead log at its first bad frame and salvages a damaged snapshot;\n"+
+			"everything dropped is moved aside, never deleted. Stop the server first.", getenv, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	dir := *dirp
 	if dir == "" || fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "fluxiondb repair: --data DIR is required and takes no other arguments\n")
 		return 2

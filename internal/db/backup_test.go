@@ -37,16 +37,7 @@ func backupT(t *testing.T, dir string) (string, BackupReport) {
 func TestBackupSameState(t *testing.T) {
 	dir := t.TempDir()
 	d := openT(t, dir, func(c *Config) { c.SegmentSize = 4 << 10 })
-	rng := rand.New(rand.NewPCG(7, 7))
-	randomChanges(t, d, rng, 400)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	randomChanges(t, d, rng, 400)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	randomChanges(t, d, rng, 400)
+	changesWithSnapshots(t, d, rand.New(rand.NewPCG(7, 7)), 400, 2)
 	// Acknowledge everything: a change waited for is written, and so is every one before it.
 	c, err := d.SetValue("z", "last", "change")
 	if err == nil {
@@ -246,16 +237,7 @@ func TestBackupDamage(t *testing.T) {
 	build := func(t *testing.T) (dir, want string) {
 		dir = t.TempDir()
 		d := openT(t, dir, func(c *Config) { c.SegmentSize = 2 << 10 })
-		rng := rand.New(rand.NewPCG(5, 5))
-		randomChanges(t, d, rng, 300)
-		if err := d.Snapshot(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		randomChanges(t, d, rng, 300)
-		if err := d.Snapshot(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		randomChanges(t, d, rng, 300)
+		changesWithSnapshots(t, d, rand.New(rand.NewPCG(5, 5)), 300, 2)
 		want = dump(d)
 		closeT(t, d)
 		return dir, want

@@ -205,14 +205,11 @@ func (d *DB) recover(p *persist, log *wal.Log, info snapshot.Info) error {
 // (within a call the later record for a (collection, doc, ts) wins), and the engine then
 // merges the out-of-order records of a document (late data, replaces) into each of its
 // blocks once per batch instead of once per logged request. Any other op applies the
-// gathered inserts first. Payloads are copied into arena: a frame is only valid during its
-// callback.
+// gathered inserts first.
 type applier struct {
 	d       *DB
 	records int64
-	pend    []engine.Record
-	ends    []int // pend[i].Data is arena[ends[i-1]:ends[i]], set at flush (arena may move)
-	arena   []byte
+	batch   recordBatch
 }
 
 // replayBatch bounds the records gathered before they are applied.
@@ -221,29 +218,15 @@ const replayBatch = 64 << 10
 func (a *applier) insert(recs []engine.Record) {
 	a.records += int64(len(recs))
 	for _, r := range recs {
-		a.arena = append(a.arena, r.Data...)
-		a.ends = append(a.ends, len(a.arena))
-		a.pend = append(a.pend, engine.Record{Collection: r.Collection, Doc: r.Doc, TS: r.TS})
+		a.batch.add(r.Collection, r.Doc, r.TS, r.Data)
 	}
-	if len(a.pend) >= replayBatch || len(a.arena) >= 16<<20 {
+	if a.batch.full(replayBatch) {
 		a.flush()
 	}
 }
 
 // flush applies the gathered inserts.
-func (a *applier) flush() {
-	if len(a.pend) == 0 {
-		return
-	}
-	start := 0
-	for i, end := range a.ends {
-		a.pend[i].Data = a.arena[start:end:end]
-		start = end
-	}
-	a.d.Engine.Insert(a.pend)
-	clear(a.pend)
-	a.pend, a.ends, a.arena = a.pend[:0], a.ends[:0], a.arena[:0]
-}
+func (a *applier) flush() { a.batch.apply(a.d.Engine) }
 
 func (a *applier) deleteDoc(col, doc string)   { a.flush(); a.d.Engine.DeleteDoc(col, doc) }
 func (a *applier) deleteCollection(col string) { a.flush(); a.d.Engine.DeleteCollection(col) }
@@ -268,25 +251,45 @@ type loader struct {
 	d     *DB
 	col   string
 	doc   string
-	recs  []engine.Record
-	ends  []int
-	arena []byte
+	batch recordBatch
 }
 
 const loaderChunk = 16384
 
-func (l *loader) flush() {
-	if len(l.recs) == 0 {
+func (l *loader) flush() { l.batch.apply(l.d.Engine) }
+
+// recordBatch gathers records for one engine.Insert, their payloads copied into one arena
+// (the bytes they are read from are only valid during the callback that hands them over).
+type recordBatch struct {
+	recs  []engine.Record
+	ends  []int // recs[i].Data is arena[ends[i-1]:ends[i]], set by apply: the arena may move
+	arena []byte
+}
+
+func (b *recordBatch) add(col, doc string, ts int64, data []byte) {
+	b.arena = append(b.arena, data...)
+	b.ends = append(b.ends, len(b.arena))
+	b.recs = append(b.recs, engine.Record{Collection: col, Doc: doc, TS: ts})
+}
+
+// full reports whether the batch holds maxRecords records or 8 MiB of payload.
+func (b *recordBatch) full(maxRecords int) bool {
+	return len(b.recs) >= maxRecords || len(b.arena) >= 8<<20
+}
+
+// apply inserts the gathered records into e and empties the batch.
+func (b *recordBatch) apply(e *engine.Store) {
+	if len(b.recs) == 0 {
 		return
 	}
 	start := 0
-	for i, end := range l.ends {
-		l.recs[i].Data = l.arena[start:end:end]
+	for i, end := range b.ends {
+		b.recs[i].Data = b.arena[start:end:end]
 		start = end
 	}
-	l.d.Engine.Insert(l.recs)
-	clear(l.recs)
-	l.recs, l.ends, l.arena = l.recs[:0], l.ends[:0], l.arena[:0]
+	e.Insert(b.recs)
+	clear(b.recs)
+	b.recs, b.ends, b.arena = b.recs[:0], b.ends[:0], b.arena[:0]
 }
 
 func (l *loader) Collection(name string) error {
@@ -302,10 +305,8 @@ func (l *loader) Document(doc string, n int) error {
 }
 
 func (l *loader) Record(ts int64, data []byte) error {
-	l.arena = append(l.arena, data...)
-	l.ends = append(l.ends, len(l.arena))
-	l.recs = append(l.recs, engine.Record{Collection: l.col, Doc: l.doc, TS: ts})
-	if len(l.recs) >= loaderChunk || len(l.arena) >= 8<<20 {
+	l.batch.add(l.col, l.doc, ts, data)
+	if l.batch.full(loaderChunk) {
 		l.flush()
 	}
 	return nil

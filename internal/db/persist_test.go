@@ -126,6 +126,19 @@ func randomChanges(t testing.TB, d *DB, rng *rand.Rand, n int) {
 	}
 }
 
+// changesWithSnapshots makes n random changes, then snapshots times a snapshot followed by
+// n more: a state held by snapshots and the log after them.
+func changesWithSnapshots(t testing.TB, d *DB, rng *rand.Rand, n, snapshots int) {
+	t.Helper()
+	randomChanges(t, d, rng, n)
+	for range snapshots {
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		randomChanges(t, d, rng, n)
+	}
+}
+
 // TestReopenSameState: a restart gives exactly the state before it, whether it comes
 // from the log alone, a snapshot plus log, or several snapshots and many segments.
 func TestReopenSameState(t *testing.T) {
@@ -783,16 +796,7 @@ func TestRepairMissingFirstSegments(t *testing.T) {
 func TestRepairLeavesUnneededLogAlone(t *testing.T) {
 	dir := t.TempDir()
 	d := openT(t, dir, func(c *Config) { c.SegmentSize = 4 << 10; c.SnapshotBytes, c.SnapshotAge = 1<<40, time.Hour })
-	rng := rand.New(rand.NewPCG(7, 7))
-	randomChanges(t, d, rng, 300)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	randomChanges(t, d, rng, 300)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	randomChanges(t, d, rng, 300)
+	changesWithSnapshots(t, d, rand.New(rand.NewPCG(7, 7)), 300, 2)
 	want := dump(d)
 	closeT(t, d)
 

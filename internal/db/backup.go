@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/snapshot"
 	"github.com/volandoo/fluxiondb/internal/wal"
 )
@@ -46,7 +48,8 @@ var errPublished = errors.New("a snapshot was published during the copy")
 // Backup started (under --fsync=interval and never too: it reads what the server handed to
 // the OS), and each later change either whole or not at all, like a crash at that moment.
 // Every byte copied is checked (the snapshot as start-up verifies it, every log frame's CRC,
-// every finished segment's frame count), and damage start-up would refuse fails the backup.
+// every finished segment's frame count, every logged change decoded as replay would), and
+// damage start-up would refuse fails the backup.
 //
 // dest must not exist or be an empty folder. Until the copy is complete it holds a
 // BACKUP-INCOMPLETE file, and Open refuses a folder that does: a backup killed half way
@@ -165,7 +168,7 @@ func backupOnce(ctx context.Context, walDir, snapDir, destWal, destSnap string, 
 		return logDamage(err)
 	}
 	defer r.Close()
-	rep.Log, err = r.CopyTo(ctx, destWal)
+	rep.Log, err = r.CopyTo(ctx, destWal, opCheck())
 	return logDamage(err)
 }
 
@@ -190,9 +193,35 @@ func backupFrom(ctx context.Context, path, walDir, destWal, destSnap string, rep
 	if rep.Snapshot, err = snapshot.Copy(ctx, f, destSnap); err != nil {
 		return err
 	}
-	rep.Log, err = r.CopyTo(ctx, destWal)
+	rep.Log, err = r.CopyTo(ctx, destWal, opCheck())
 	return err
 }
+
+// opCheck returns a check for Reading.CopyTo that decodes each logged change as start-up's
+// replay would, applying it nowhere: a frame whose CRC checks out over a change this build
+// cannot read would stop a start from the copy.
+func opCheck() func(uint64, []byte) error {
+	var dec opDecoder
+	return func(_ uint64, payload []byte) error {
+		if err := dec.decode(payload, discard{}); err != nil {
+			return fmt.Errorf("%w; a server would not start from this log either", err)
+		}
+		return nil
+	}
+}
+
+// discard is a target that applies nothing.
+type discard struct{}
+
+func (discard) insert([]engine.Record)                   {}
+func (discard) deleteDoc(string, string)                 {}
+func (discard) deleteCollection(string)                  {}
+func (discard) deleteRecords([]engine.RecordKey)         {}
+func (discard) deleteRange(string, string, int64, int64) {}
+func (discard) setValue(string, string, string)          {}
+func (discard) deleteValue(string, string)               {}
+func (discard) putKey(auth.Hash, string, auth.Scope)     {}
+func (discard) removeKey(auth.Hash)                      {}
 
 // logDamage words damage in the source log for the operator.
 func logDamage(err error) error {

@@ -288,6 +288,29 @@ func TestBackupDamage(t *testing.T) {
 		}
 	})
 
+	t.Run("change that does not decode", func(t *testing.T) {
+		// A frame whose CRC checks out but whose change this build cannot read stops a
+		// start; the backup checks every change the same way.
+		dir := t.TempDir()
+		d := openT(t, dir)
+		randomChanges(t, d, rand.New(rand.NewPCG(8, 8)), 50)
+		if _, err := d.p.log.AppendEncoded(func(b []byte) []byte { return append(b, 'Z', 1, 2, 3) }); err != nil {
+			t.Fatal(err)
+		}
+		closeT(t, d)
+		if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil {
+			t.Fatalf("a server starts from a log holding an unreadable change")
+		}
+		dest := filepath.Join(t.TempDir(), "backup")
+		_, err := Backup(context.Background(), dir, dest, quiet)
+		if err == nil || !strings.Contains(err.Error(), "would not start") || !strings.Contains(err.Error(), "frame") {
+			t.Fatalf("Backup of a log holding an unreadable change: %v", err)
+		}
+		if _, serr := os.Stat(dest); !errors.Is(serr, os.ErrNotExist) {
+			t.Errorf("a failed backup left %s behind (%v)", dest, serr)
+		}
+	})
+
 	t.Run("snapshot", func(t *testing.T) {
 		dir, want := build(t)
 		snaps, _ := snapshot.Paths(filepath.Join(dir, snapshotSubdir))

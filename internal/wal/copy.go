@@ -75,14 +75,15 @@ func (r *Reading) Close() {
 
 // CopyTo copies the opened segments that hold frames from the position given to
 // OpenReading on (and the newest one holding frames), up to the last whole frame of the
-// newest, into dest
-// (an existing folder holding no segments), as a log that Open accepts, fsynced. Every frame
-// it copies is checked (length, CRC, and each finished segment holds exactly the frames the
-// numbering says), so a copy that succeeds replays. Damage in a finished segment is a
+// newest, into dest (an existing folder holding no segments), as a log that Open accepts,
+// fsynced. Every frame it copies is checked (length, CRC, and each finished segment holds
+// exactly the frames the numbering says), and check (when not nil) is called with each
+// frame from the OpenReading position on, as a replay would see it: an error from it stops
+// the copy. So a copy that succeeds replays. Damage in a finished segment is a
 // *CorruptionError, and so is a bad frame in the newest one that intact frames follow; a
 // torn end of the newest one (a frame being written) is left out and reported (TornBytes),
 // as start-up would truncate it. It stops with ctx.Err() when ctx ends.
-func (r *Reading) CopyTo(ctx context.Context, dest string) (CopyReport, error) {
+func (r *Reading) CopyTo(ctx context.Context, dest string, check func(seq uint64, payload []byte) error) (CopyReport, error) {
 	var rep CopyReport
 	for i, f := range r.files {
 		if err := ctx.Err(); err != nil {
@@ -94,7 +95,21 @@ func (r *Reading) CopyTo(ctx context.Context, dest string) (CopyReport, error) {
 		if err != nil {
 			return rep, fmt.Errorf("wal: copy: read %s: %w", path, err)
 		}
-		n, end, p := countFrames(data)
+		var n uint64
+		end, p, err := scanFrames(data, func(_ int, payload []byte) error {
+			seq := first + n
+			n++
+			if check == nil || seq < r.from {
+				return nil
+			}
+			if err := check(seq, payload); err != nil {
+				return fmt.Errorf("wal: frame %d in %s: %w", seq, path, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return rep, err
+		}
 		if !last {
 			// A finished segment: the server wrote it whole before it created the next one.
 			if p != nil {

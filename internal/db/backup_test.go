@@ -31,6 +31,23 @@ func backupT(t *testing.T, dir string) (string, BackupReport) {
 	return dest, rep
 }
 
+// stoppedFolder makes a data folder holding n random changes (seeded), then a snapshot when
+// snapshot is set, with its server stopped; want is its state.
+func stoppedFolder(t *testing.T, seed uint64, n int, snapshot bool) (dir, want string) {
+	t.Helper()
+	dir = t.TempDir()
+	d := openT(t, dir)
+	randomChanges(t, d, rand.New(rand.NewPCG(seed, seed)), n)
+	if snapshot {
+		if err := d.Snapshot(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want = dump(d)
+	closeT(t, d)
+	return dir, want
+}
+
 // TestBackupSameState: a backup of a folder holding snapshots and log after them starts
 // with exactly the state of the source — every kind of change, scoped keys included — and
 // holds one snapshot plus the log from its position.
@@ -203,11 +220,7 @@ func TestBackupRestartsWhenFilesGo(t *testing.T) {
 // TestBackupLeavesTornTailOut: the end of the newest segment that is not a whole frame (a
 // frame being written, as a crash leaves it) is left out and reported; the rest is kept.
 func TestBackupLeavesTornTailOut(t *testing.T) {
-	dir := t.TempDir()
-	d := openT(t, dir)
-	randomChanges(t, d, rand.New(rand.NewPCG(3, 3)), 200)
-	want := dump(d)
-	closeT(t, d)
+	dir, want := stoppedFolder(t, 3, 200, false)
 	segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
 	last := segs[len(segs)-1]
 	f, err := os.OpenFile(last, os.O_WRONLY|os.O_APPEND, 0)
@@ -337,10 +350,7 @@ func TestBackupDamage(t *testing.T) {
 // marker, which a finished backup no longer has; a server refuses to start from a folder
 // holding it (a backup killed half way), saying what it is.
 func TestBackupIncompleteIsRefused(t *testing.T) {
-	dir := t.TempDir()
-	d := openT(t, dir)
-	randomChanges(t, d, rand.New(rand.NewPCG(2, 2)), 50)
-	closeT(t, d)
+	dir, _ := stoppedFolder(t, 2, 50, false)
 	dest := filepath.Join(t.TempDir(), "backup")
 	sawMarker := false
 	backupListed = func() {
@@ -380,13 +390,7 @@ func TestBackupIncompleteIsRefused(t *testing.T) {
 // TestBackupInterrupted: when its context ends (SIGINT, SIGTERM) the backup stops and removes
 // what it wrote.
 func TestBackupInterrupted(t *testing.T) {
-	dir := t.TempDir()
-	d := openT(t, dir)
-	randomChanges(t, d, rand.New(rand.NewPCG(4, 4)), 100)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	closeT(t, d)
+	dir, _ := stoppedFolder(t, 4, 100, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	backupListed = cancel // interrupted while copying
 	defer func() { backupListed = nil }()
@@ -403,14 +407,7 @@ func TestBackupInterrupted(t *testing.T) {
 // TestBackupOfIdleFolderStartsQuietly: a backup taken when nothing changed since the last
 // snapshot starts without the warning of a log that lost segments after the snapshot.
 func TestBackupOfIdleFolderStartsQuietly(t *testing.T) {
-	dir := t.TempDir()
-	d := openT(t, dir)
-	randomChanges(t, d, rand.New(rand.NewPCG(6, 6)), 100)
-	if err := d.Snapshot(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	want := dump(d)
-	closeT(t, d)
+	dir, want := stoppedFolder(t, 6, 100, true)
 	dest, _ := backupT(t, dir)
 	var logs strings.Builder
 	r := openT(t, dest, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
@@ -426,11 +423,7 @@ func TestBackupOfIdleFolderStartsQuietly(t *testing.T) {
 // TestBackupDestination: the destination must be new or an empty folder; a folder that
 // holds anything is refused and left as it was.
 func TestBackupDestination(t *testing.T) {
-	dir := t.TempDir()
-	d := openT(t, dir)
-	randomChanges(t, d, rand.New(rand.NewPCG(1, 1)), 50)
-	want := dump(d)
-	closeT(t, d)
+	dir, want := stoppedFolder(t, 1, 50, false)
 
 	full := t.TempDir()
 	if err := os.WriteFile(filepath.Join(full, "keep"), []byte("x"), 0o644); err != nil {

@@ -11,8 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-
-	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
 // list returns the sequence numbers of the snapshot files in dir, ascending.
@@ -109,48 +107,33 @@ func Paths(dir string) ([]string, error) {
 // ends.
 func Copy(ctx context.Context, src *os.File, destDir string) (Info, error) {
 	name := src.Name()
-	tmp, err := os.CreateTemp(destDir, tempPrefix+"*"+tempSuffix)
-	if err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
+	var info Info
+	dest := filepath.Join(destDir, filepath.Base(name))
+	err := publishFile(dest, func(f *os.File) error {
+		w := bufio.NewWriterSize(f, 1<<20)
+		// decode reads the stream to its end (nothing may follow the trailer), so when it
+		// succeeds the tee has passed on every byte.
+		var err error
+		info, err = decode(bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, src}, w), 1<<20), nil)
+		if err != nil {
+			var ce *CorruptionError
+			if errors.As(err, &ce) {
+				ce.File = name
+			}
+			return err
 		}
-	}()
-	w := bufio.NewWriterSize(tmp, 1<<20)
-	// decode reads the stream to its end (nothing may follow the trailer), so when it
-	// succeeds the tee has passed on every byte.
-	info, err := decode(bufio.NewReaderSize(io.TeeReader(ctxReader{ctx, src}, w), 1<<20), nil)
-	if err != nil {
-		var ce *CorruptionError
-		if errors.As(err, &ce) {
-			ce.File = name
+		if want, _ := ParseFileName(filepath.Base(name)); info.Seq != want {
+			return &CorruptionError{File: name, Reason: fmt.Sprintf("header says sequence %d, the name %d", info.Seq, want)}
 		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("snapshot: copy: write %s: %w", f.Name(), err)
+		}
+		return nil
+	}, nil)
+	if err != nil {
 		return Info{}, err
 	}
-	if want, _ := ParseFileName(filepath.Base(name)); info.Seq != want {
-		return Info{}, &CorruptionError{File: name, Reason: fmt.Sprintf("header says sequence %d, the name %d", info.Seq, want)}
-	}
-	if err := w.Flush(); err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: close %s: %w", tmp.Name(), err)
-	}
-	info.Path = filepath.Join(destDir, filepath.Base(name))
-	if err := os.Rename(tmp.Name(), info.Path); err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: %w", err)
-	}
-	ok = true
-	if err := wal.SyncDir(destDir); err != nil {
-		return Info{}, fmt.Errorf("snapshot: copy: sync %s: %w", destDir, err)
-	}
+	info.Path = dest
 	return info, nil
 }
 

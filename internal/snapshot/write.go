@@ -73,51 +73,29 @@ func Write(dir string, seq uint64, export ExportFunc, extra [][]byte, opts Write
 		return Result{}, fmt.Errorf("snapshot: create %s: %w", dir, err)
 	}
 	removeTemps(dir)
-	tmp, err := os.CreateTemp(dir, tempPrefix+"*"+tempSuffix)
-	if err != nil {
-		return Result{}, fmt.Errorf("snapshot: create temp file: %w", err)
-	}
-	ok := false
-	defer func() {
-		if !ok {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
 	created := opts.Now()
-	enc := newEncoder(tmp)
-	enc.header(seq, created)
-	if enc.err == nil {
-		if err := export(enc); err != nil {
-			return Result{}, fmt.Errorf("snapshot: export: %w", err)
-		}
-	}
-	enc.endDoc()
-	for _, b := range extra {
-		enc.extra(b)
-	}
-	enc.trailer()
-	if enc.err != nil {
-		return Result{}, fmt.Errorf("snapshot: write %s: %w", tmp.Name(), enc.err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return Result{}, fmt.Errorf("snapshot: fsync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return Result{}, fmt.Errorf("snapshot: close %s: %w", tmp.Name(), err)
-	}
-	if opts.BeforePublish != nil {
-		if err := opts.BeforePublish(); err != nil {
-			return Result{}, fmt.Errorf("snapshot: before publishing: %w", err)
-		}
-	}
+	var enc *encoder
 	path := filepath.Join(dir, FileName(seq))
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return Result{}, fmt.Errorf("snapshot: rename into place: %w", err)
-	}
-	ok = true
-	if err := wal.SyncDir(dir); err != nil {
-		return Result{}, fmt.Errorf("snapshot: fsync %s: %w", dir, err)
+	err := publishFile(path, func(f *os.File) error {
+		enc = newEncoder(f)
+		enc.header(seq, created)
+		if enc.err == nil {
+			if err := export(enc); err != nil {
+				return fmt.Errorf("snapshot: export: %w", err)
+			}
+		}
+		enc.endDoc()
+		for _, b := range extra {
+			enc.extra(b)
+		}
+		enc.trailer()
+		if enc.err != nil {
+			return fmt.Errorf("snapshot: write %s: %w", f.Name(), enc.err)
+		}
+		return nil
+	}, opts.BeforePublish)
+	if err != nil {
+		return Result{}, err
 	}
 	res := Result{Info: Info{Path: path, Seq: seq, Created: created, Counts: enc.counts, Bytes: enc.size}}
 	oldest, err := prune(dir, opts.Keep, opts.Logger)
@@ -126,6 +104,46 @@ func Write(dir string, seq uint64, export ExportFunc, extra [][]byte, opts Write
 	}
 	res.OldestRetainedSeq = oldest
 	return res, nil
+}
+
+// publishFile creates path atomically: fill writes a temp file beside it, which is then
+// fsynced, closed, passed by beforePublish (when set), renamed into place, and the folder
+// fsynced. Nothing is left behind on failure, and fill's error is returned as it is.
+func publishFile(path string, fill func(f *os.File) error, beforePublish func() error) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, tempPrefix+"*"+tempSuffix)
+	if err != nil {
+		return fmt.Errorf("snapshot: create temp file: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := fill(tmp); err != nil {
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		return fmt.Errorf("snapshot: fsync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("snapshot: close %s: %w", tmp.Name(), err)
+	}
+	if beforePublish != nil {
+		if err := beforePublish(); err != nil {
+			return fmt.Errorf("snapshot: before publishing: %w", err)
+		}
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("snapshot: rename into place: %w", err)
+	}
+	ok = true
+	if err := wal.SyncDir(dir); err != nil {
+		return fmt.Errorf("snapshot: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // prune deletes all but the newest keep snapshots and returns the oldest one kept.

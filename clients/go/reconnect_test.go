@@ -256,3 +256,22 @@ func TestSubscriptionCloseFrozenServer(t *testing.T) {
 	}
 	srv.signal(syscall.SIGCONT)
 }
+
+// TestCloseFrozenServer: Close does not wait long for a server that has
+// stopped answering; it drops the connection after a short close handshake.
+func TestCloseFrozenServer(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv)
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	defer srv.signal(syscall.SIGCONT)
+	start := time.Now()
+	if err := c.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if d := time.Since(start); d > closeHandshakeTimeout+time.Second {
+		t.Fatalf("Close took %v with the server frozen; want at most ~%v", d, closeHandshakeTimeout)
+	}
+}

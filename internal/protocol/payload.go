@@ -433,13 +433,13 @@ func DecodeKeys(data []byte) (k Keys, e *Error) {
 		return k, e
 	}
 	k.Action = strings.ToLower(strings.TrimSpace(k.Action))
-	if f.key.set && f.key.isStr {
-		k.Key = f.key.str
+	// A key or scope that is not a string is malformed; an empty or missing one is for the
+	// caller to report (its texts follow the original's order).
+	if k.Key, e = name(&f.key, "key", false); e != nil {
+		return k, e
 	}
-	if f.scope.set && f.scope.isStr {
-		k.Scope = f.scope.str
-	}
-	return k, nil
+	k.Scope, e = name(&f.scope, "scope", false)
+	return k, e
 }
 
 // Sub is a `sub` (subscribe) request, our extension (docs/PROTOCOL.md).

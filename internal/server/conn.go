@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 
@@ -49,6 +51,7 @@ type conn struct {
 	cancel    context.CancelFunc
 	closeOnce sync.Once
 	closed    chan struct{} // closed when the write loop has ended
+	handshake chan struct{} // closed when closeWith's closing handshake (or drop) has ended
 
 	// Handling state: used by the handler, or by the read loop while handing is 0.
 	recs    []engine.Record // reused across requests
@@ -402,6 +405,7 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 			// it makes the read loop return.
 			_ = c.ws.Close(code, reason)
 			c.cancel()
+			close(c.handshake)
 		}()
 	})
 }
@@ -416,6 +420,7 @@ func (c *conn) drop(code websocket.StatusCode, reason string) {
 		c.mu.Unlock()
 		_ = c.ws.CloseNow()
 		c.cancel()
+		close(c.handshake)
 	})
 }
 
@@ -427,14 +432,47 @@ func (c *conn) readEnded(err error) {
 		c.closeWith(websocket.StatusMessageTooBig, "message too big: over --max-message-size")
 	case websocket.CloseStatus(err) != -1, errors.Is(err, io.EOF), c.ctx.Err() != nil:
 		// The peer closed, or we did.
-	default:
+	case isNetworkError(err):
 		c.log.Debug("read failed", "err", err)
+	default:
+		// The library rejected the peer's framing. For most violations it has sent 1002
+		// itself (then this is a no-op); for an unmasked client frame it only returns the
+		// error, and the peer would see a bare TCP close.
+		c.log.Debug("protocol violation", "err", err)
+		c.closeWith(websocket.StatusProtocolError, closeReason("protocol error: "+err.Error()))
 	}
+}
+
+// isNetworkError reports whether a read failed in the network (reset, timeout, closed
+// socket) rather than on what the peer sent.
+func isNetworkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// closeReason cuts a close reason to the 123 bytes a close frame has room for, on a rune
+// boundary.
+func closeReason(s string) string {
+	const max = 123
+	if len(s) <= max {
+		return s
+	}
+	i := max
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i]
 }
 
 func (c *conn) finish() {
 	c.cancel()
 	<-c.closed
+	if c.closing.Load() {
+		// A closeWith may have started its handshake goroutine without it having run yet:
+		// CloseNow first would drop the socket before the close frame is written.
+		// The library bounds the handshake (5 s to write, 5 s to wait).
+		<-c.handshake
+	}
 	_ = c.ws.CloseNow()
 	// Drain replies the write loop did not send.
 	for {

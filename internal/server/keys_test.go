@@ -127,6 +127,9 @@ func TestKeysManagement(t *testing.T) {
 	c.failWith("keys", `{"action":"add","key":"x"}`, "invalid scope", "")
 	c.failWith("keys", `{"action":"add","key":"","scope":"readonly"}`, "api key cannot be empty", "")
 	c.failWith("keys", `{"action":"add","scope":"readonly"}`, "api key cannot be empty", "")
+	// A key or scope of the wrong type is named as such, not taken for an empty one.
+	c.failWith("keys", `{"action":"add","key":5,"scope":"readonly"}`, "key must be a string", "")
+	c.failWith("keys", `{"action":"add","key":"k","scope":["readonly"]}`, "scope must be a string", "")
 	c.failWith("keys", `{"action":"remove","key":"never-added"}`, "api key not found", "not_found")
 	c.failWith("keys", `{"action":"remove","key":"`+masterKey+`"}`, "api key cannot be removed", "forbidden")
 	// The master key's scope is fixed: asking for it again is a no-op, less is refused.

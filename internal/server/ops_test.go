@@ -430,3 +430,34 @@ func TestBinaryFrameCounted(t *testing.T) {
 		t.Fatalf("request_errors_total for the binary frame = %v, want 1", got)
 	}
 }
+
+// TestUnmaskedFrameClosesWith1002: a client frame without a mask breaks the framing rules
+// (RFC 6455 §5.1); the connection ends with 1002 and a reason, not a silent TCP close.
+func TestUnmaskedFrameClosesWith1002(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	nc := rawUpgrade(t, s.addr)
+	msg := `{"id":"a","type":"cols","data":"{}"}`
+	if _, err := nc.Write(append([]byte{0x81, byte(len(msg))}, msg...)); err != nil {
+		t.Fatal(err)
+	}
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var got []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := nc.Read(buf)
+		got = append(got, buf[:n]...)
+		// A close frame from the server: 0x88, payload length, then the status code.
+		if i := bytes.IndexByte(got, 0x88); i >= 0 && len(got) >= i+4 {
+			if code := int(got[i+2])<<8 | int(got[i+3]); code != 1002 {
+				t.Fatalf("close code %d, want 1002 (frame % x)", code, got[i:])
+			}
+			if reason := string(got[i+4 : i+2+int(got[i+1])]); !strings.Contains(reason, "unmasked") {
+				t.Fatalf("close reason %q does not name the problem", reason)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("connection ended without a close frame (%v); read % x", err, got)
+		}
+	}
+}

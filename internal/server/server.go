@@ -191,10 +191,11 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := &conn{
 		srv: s, ws: ws, cork: bw.cork, key: key, ip: ip,
-		name:   connName(r.URL.RawQuery),
-		since:  time.Now(),
-		out:    make(chan reply, s.cfg.OutboundQueue),
-		closed: make(chan struct{}),
+		name:      connName(r.URL.RawQuery),
+		since:     time.Now(),
+		out:       make(chan reply, s.cfg.OutboundQueue),
+		closed:    make(chan struct{}),
+		handshake: make(chan struct{}),
 	}
 	c.idle = sync.NewCond(&c.mu)
 	c.lastRequest.Store(c.since.UnixNano())

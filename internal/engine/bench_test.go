@@ -78,6 +78,26 @@ func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
 	}
 }
 
+// BenchmarkReplaceSingle replaces one stored record per call, at a random place of a
+// 100,000-record document: a client re-sending data it sent before (a retried batch).
+func BenchmarkReplaceSingle(b *testing.B) {
+	s := New()
+	const n = 100_000
+	pre := make([]Record, n)
+	for i := range pre {
+		pre[i] = Record{"c", "d", int64(i * 2), payload50}
+	}
+	s.Insert(pre)
+	rng := rand.New(rand.NewPCG(1, 2))
+	one := make([]Record, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		one[0] = Record{"c", "d", int64(2 * rng.IntN(n)), payload50}
+		s.Insert(one)
+	}
+}
+
 func latestStore(docs, perDoc int) *Store {
 	s := New()
 	batch := make([]Record, perDoc)
@@ -91,9 +111,6 @@ func latestStore(docs, perDoc int) *Store {
 	return s
 }
 
-// BenchmarkLatest10kDocs runs Latest over 10,000 documents of 100 records. "newest" asks at
-// or after every document's newest record (O(1) per doc), "inside" makes each document
-// binary-search and scan a block.
 // BenchmarkDeleteRecord deletes one record (drec) from a random place of a 200,000-record
 // document per call: the cost of taking one record out of its block.
 func BenchmarkDeleteRecord(b *testing.B) {
@@ -125,6 +142,9 @@ func BenchmarkDeleteRecord(b *testing.B) {
 	}
 }
 
+// BenchmarkLatest10kDocs runs Latest over 10,000 documents of 100 records. "newest" asks at
+// or after every document's newest record (O(1) per doc), "inside" makes each document
+// binary-search and scan a block.
 func BenchmarkLatest10kDocs(b *testing.B) {
 	s := latestStore(10_000, 100)
 	for _, bc := range []struct {

@@ -169,6 +169,12 @@ func FuzzSpliceBlock(f *testing.F) {
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(0), uint16(7))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(100), uint16(40))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(-1), uint16(1000))
+	// Changes after a mark (the walk starts there) and short of the end (the rest is copied):
+	// a replace, an insert, a delete and a replace that grows the record.
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(200), []byte{0, 50}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(201), []byte{0, 50}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(200), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 200), int64(130), []byte{0, 200, 2, 1}, false, int64(0), uint16(0))
 	f.Fuzz(func(t *testing.T, base int64, blockIn []byte, recBase int64, recIn []byte, remove bool, from int64, span uint16) {
 		old := entriesFrom(base, blockIn)
 		if len(old) == 0 {

@@ -38,15 +38,17 @@ func growCap(need int) int {
 	return need
 }
 
-// block is an immutable run of records of one document in ascending ts order.
+// block is a run of records of one document in ascending ts order.
 //
 // Encoding of data, per record: uvarint(ts - previous ts) (the first record's delta is 0,
 // relative to minTS), uvarint(len(payload)), payload. Timestamps are strictly ascending, so
 // every delta after the first is > 0 and fits a uint64 even across the full int64 range.
 //
-// data[:len(data)] never changes once written. The last block of a document may be extended
-// in place beyond len(data) (appending writes only bytes no reader can see); every other
-// change builds new blocks. That is what lets Export hold block values without locks.
+// Once an Export has captured a block, data[:len(data)] never changes: the last block of a
+// document may be extended in place beyond len(data) (appending writes only bytes no reader
+// can see), and every other change builds new blocks. That is what lets Export hold block
+// values without locks. A block no Export has captured (epoch) may take same-length
+// replaces in place (replaceInPlace); every reader but Export holds the collection lock.
 // A block holds no pointer except data, so the GC sees one pointer per block, not per record.
 type block struct {
 	data    []byte
@@ -62,6 +64,11 @@ type block struct {
 	// marks stay valid as it grows. Inline, so that a block costs no extra allocation: 48
 	// bytes per block, measured +0.5 byte per record (10M records of 50 bytes).
 	marks [blockMaxRecords/markEvery - 1]mark
+	// epoch is the collection's export count when data was allocated (0 when not known,
+	// which is as safe: exports only grows from 0). While it equals the current count no
+	// Export has captured data, so a writer may change it in place (replaceInPlace);
+	// otherwise a frozen view may be reading it and every change builds a new block.
+	epoch uint64
 }
 
 // markEvery is the spacing of a block's marks, in records.
@@ -124,6 +131,40 @@ func (b *block) marksBefore(target int64) int {
 		}
 	}
 	return lo
+}
+
+// replaceInPlace overwrites the payloads of b's records with recs' (ascending, unique ts)
+// when every one of them replaces a record of b with a payload of the same length, so the
+// block's bytes keep their layout: a client re-sending records it sent before (a retried
+// batch) changes a few bytes instead of copying the block. It reports false, changing
+// nothing, when any record of recs is new to b or changes length. The caller must own b's
+// bytes: no Export may have captured them (block.epoch).
+func replaceInPlace(b *block, recs []entry) bool {
+	var at [spliceMaxRecords]int // offset of each record's payload in b.data
+	if len(recs) > len(at) {
+		return false
+	}
+	off, prev := b.seek(recs[0].ts)
+	for i, r := range recs {
+		for {
+			ts, p, next, ok := readRec(b.data, off, prev)
+			if !ok || ts > r.ts {
+				return false
+			}
+			prev, off = ts, next
+			if ts == r.ts {
+				if len(p) != len(r.data) {
+					return false
+				}
+				at[i] = next - len(p)
+				break
+			}
+		}
+	}
+	for i, r := range recs {
+		copy(b.data[at[i]:], r.data)
+	}
+	return true
 }
 
 // uvarintLen is the encoded length of binary.AppendUvarint(nil, v).

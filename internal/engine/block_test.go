@@ -175,6 +175,9 @@ func FuzzSpliceBlock(f *testing.F) {
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(201), []byte{0, 50}, false, int64(0), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(200), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 200), int64(130), []byte{0, 200, 2, 1}, false, int64(0), uint16(0))
+	// Same-length replaces, in place: one, several, one past a mark.
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(200), []byte{0, 50, 4, 50, 60, 50}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 7}, 200), int64(2), []byte{0, 7}, false, int64(0), uint16(0))
 	f.Fuzz(func(t *testing.T, base int64, blockIn []byte, recBase int64, recIn []byte, remove bool, from int64, span uint16) {
 		old := entriesFrom(base, blockIn)
 		if len(old) == 0 {
@@ -207,6 +210,9 @@ func FuzzSpliceBlock(f *testing.F) {
 			}
 			want, wantN, wantBytes = mergeEntries(nil, &b, recs)
 		}
+		if !remove {
+			checkReplaceInPlace(t, b, recs, want)
+		}
 		got, _, n, nbytes, ok := spliceBlock(&b, recs, lo, hi, nil)
 		fits := len(want) > 0 && len(want) <= blockMaxRecords
 		if fits && len(want) > 1 {
@@ -238,4 +244,38 @@ func FuzzSpliceBlock(f *testing.F) {
 			t.Fatalf("replaced or removed %d records (%d bytes), want %d (%d)", n, nbytes, wantN, wantBytes)
 		}
 	})
+}
+
+// checkReplaceInPlace runs replaceInPlace on a copy of b: when every record of recs replaces
+// one of b's with a payload of the same length (and there are few enough) it must succeed
+// and leave the block encodeBlock makes of want; otherwise it must leave the bytes alone.
+func checkReplaceInPlace(t *testing.T, b block, recs, want []entry) {
+	t.Helper()
+	old := map[int64]int{}
+	for _, e := range appendEntries(nil, &b) {
+		old[e.ts] = len(e.data)
+	}
+	eligible := len(recs) <= spliceMaxRecords
+	for _, r := range recs {
+		if n, ok := old[r.ts]; !ok || n != len(r.data) {
+			eligible = false
+		}
+	}
+	cp := b
+	cp.data = bytes.Clone(b.data)
+	done := replaceInPlace(&cp, recs)
+	if done != eligible {
+		t.Fatalf("replaceInPlace = %v for records that replace same-length ones: %v", done, eligible)
+	}
+	if !done {
+		if !bytes.Equal(cp.data, b.data) {
+			t.Fatalf("replaceInPlace refused but changed the block")
+		}
+		return
+	}
+	ref := encodeBlock(want)
+	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
+		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
+		t.Fatalf("block replaced in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
+	}
 }

@@ -27,11 +27,14 @@
 // Any other change (out-of-order insert, replace, delete) builds new blocks that are swapped
 // into the index: copy-on-write. A few records into or out of a block are spliced — the
 // unchanged runs of its bytes copied as they are (spliceBlock); larger merges decode the
-// touched blocks and encode them again, split to size.
+// touched blocks and encode them again, split to size. One exception: a replace by a payload
+// of the same length (a re-sent record) overwrites the payload in place when no Export has
+// captured the block since its bytes were allocated (block.epoch, replaceInPlace).
 //
 // # Snapshots
 //
-// Bytes below a block's length never change, so Export captures only each document's
+// Bytes below a block's length never change once an Export has captured the block (the
+// in-place replace above checks the block's epoch), so Export captures only each document's
 // block-index slice under a collection's read lock (O(documents); ~1 ms for 10,000
 // documents holding 10 million records) and decodes records afterwards without any lock.
 // Capturing bumps the collection's export epoch, and a writer copies a document's index

@@ -63,7 +63,7 @@ func (d *document) appendNewest(ts int64, payload []byte) {
 			if cap(b.data)-len(b.data) < sz {
 				nb := make([]byte, len(b.data), growCap(len(b.data)+sz))
 				copy(nb, b.data)
-				b.data = nb
+				b.data, b.epoch = nb, d.epoch
 			}
 			b.lastOff = int32(len(b.data))
 			b.addMark(int(b.count), ts, len(b.data))
@@ -75,12 +75,12 @@ func (d *document) appendNewest(ts int64, payload []byte) {
 		// Seal the full block. A block sealed by record count (tiny payloads) may sit in a
 		// much larger allocation; copy it to its exact size then.
 		if cap(b.data)-len(b.data) > len(b.data)/8 {
-			b.data = append(make([]byte, 0, len(b.data)), b.data...)
+			b.data, b.epoch = append(make([]byte, 0, len(b.data)), b.data...), d.epoch
 		}
 	}
 	sz := recSize(0, len(payload))
 	buf := appendRec(make([]byte, 0, growCap(sz)), 0, payload)
-	d.blocks = append(d.blocks, block{data: buf, minTS: ts, maxTS: ts, count: 1})
+	d.blocks = append(d.blocks, block{data: buf, minTS: ts, maxTS: ts, count: 1, epoch: d.epoch})
 }
 
 // spliceMaxRecords is the most records merge splices into one block (spliceBlock).
@@ -96,6 +96,9 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 	added = len(recs)
 	if len(d.blocks) == 0 {
 		d.blocks = appendBlocks(d.blocks, recs)
+		for i := range d.blocks {
+			d.blocks[i].epoch = d.epoch
+		}
 	} else {
 		// Only blocks first..end-1 change; splice their replacements in place. Export
 		// copies the index, so rewriting it under the write lock is safe.
@@ -114,6 +117,17 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 				mid = append(mid, *b)
 				continue
 			}
+			if b.epoch == d.epoch && replaceInPlace(b, recs[j:k]) {
+				// Same-length replaces in a block no Export holds: no new block.
+				for _, r := range recs[j:k] {
+					bytes -= int64(len(r.data))
+				}
+				added -= k - j
+				mid = append(mid, *b)
+				j = k
+				continue
+			}
+			built := len(mid)
 			var n int
 			var nb int64
 			var blk block
@@ -128,6 +142,9 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 			} else {
 				sc.decoded, n, nb = mergeEntries(sc.decoded[:0], b, recs[j:k])
 				mid = appendBlocks(mid, sc.decoded)
+			}
+			for i := range mid[built:] {
+				mid[built+i].epoch = d.epoch // new bytes: this writer's until the next Export
 			}
 			added -= n
 			bytes -= nb
@@ -212,6 +229,7 @@ func (d *document) deleteRange(from, to int64, sc *insertScratch) (removed int, 
 		case n == 0:
 			mid = append(mid, *b) // nothing of this block was in range
 		case ok:
+			nb.epoch = d.epoch
 			mid = append(mid, nb)
 		} // else every record went (a removal only shrinks a block, so it always fits)
 	}

@@ -51,7 +51,8 @@ func (s *Store) Export(v Exporter) error {
 // freeze captures the collection's view; ok is false when it is empty or removed. It copies
 // one slice header per document, not the block indexes: bumping exports makes the next
 // writer of each document copy its index first (collection.own), so the captured indexes
-// never change. Blocks are immutable below their length, so the view needs no lock.
+// never change. Captured blocks never change below their length (block.epoch stops the
+// in-place replace), so the view needs no lock.
 func (c *collection) freeze() (docs []frozenDoc, kv [][2]string, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()

@@ -24,12 +24,8 @@ type DB struct {
 	Keys   *auth.Keys
 	Hub    *pubsub.Hub // history of changes for live subscriptions
 
-	// A change is logged under logMu, then applied and published under mu, which it takes
-	// before it lets go of logMu: so log order = apply order = publish order, while the
-	// next change's op is encoded into the log as this one is applied.
-	logMu sync.Mutex
-	mu    sync.Mutex
-	seq   uint64 // sequence number of the last change, under mu
+	mu  sync.Mutex // orders changes: log order = apply order = publish order
+	seq uint64     // sequence number of the last change, under mu
 
 	p *persist // nil in memory
 }
@@ -121,27 +117,21 @@ func (d *DB) Wait(ctx context.Context, c Commit) error {
 	return nil
 }
 
-// change logs one state change (encode appends its op to the log's buffer) under logMu,
-// then applies it and publishes it to subscribers under mu, taken before logMu is let go
-// (see DB.logMu). events builds the
+// change logs one state change (encode appends its op to the log's buffer), applies it and
+// publishes it to subscribers, in that order under the change mutex. events builds the
 // change's events; it is called only while someone subscribes. If the change cannot be
 // logged (disk trouble) nothing is applied and the error is returned.
 func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pubsub.Event) (Commit, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	var c Commit
 	if d.p != nil {
-		d.logMu.Lock()
 		seq, err := d.p.log.AppendEncoded(encode)
 		if err != nil {
-			d.logMu.Unlock()
 			return 0, fmt.Errorf("log the change: %w", err)
 		}
 		c = Commit(seq)
-		d.mu.Lock()
-		d.logMu.Unlock()
-	} else {
-		d.mu.Lock()
 	}
-	defer d.mu.Unlock()
 	apply()
 	d.seq++
 	d.Hub.Publish(d.seq, events)

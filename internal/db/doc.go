@@ -4,17 +4,13 @@
 //
 // # Changes
 //
-// Every change goes through change(): (1) its op is encoded into the log (ops.go;
-// docs/persistence.md has the layout) under DB.logMu, when persistence is on, then
-// (2) applied to memory and (3) published to subscribers under DB.mu, which the change
-// takes before it lets go of logMu. So the log order is exactly the apply order and a
-// replay rebuilds the same state, while the next change's op is encoded as this one is
-// applied: the log's work is off the apply path's lock (BENCHMARKS.md, "Logging beside
-// the apply").
-// Logging comes first so that a change the disk refuses (full, I/O error) is rejected
-// before anything changed. The caller then waits for durability (Wait → wal.Log.Sync)
-// before it acknowledges, outside both locks, so concurrent writers share one fsync (group
-// commit).
+// Every change goes through change(): under one mutex its op is (1) encoded into the log's
+// buffer (ops.go; docs/persistence.md has the layout), when persistence is on, (2) applied
+// to memory and (3) published to subscribers, so the log
+// order is exactly the apply order and a replay rebuilds the same state. Logging comes
+// first so that a change the disk refuses (full, I/O error) is rejected before anything
+// changed. The caller then waits for durability (Wait → wal.Log.Sync) before it
+// acknowledges, outside the mutex, so concurrent writers share one fsync (group commit).
 //
 // Reads go straight to the engine; they never take the change mutex, so they keep working
 // while the disk is in trouble.
@@ -24,12 +20,12 @@
 // With Config.Dir the data folder holds wal/ (internal/wal) and snapshots/
 // (internal/snapshot). Open loads the newest snapshot that verifies and replays the log
 // from the snapshot's start. A background loop writes a snapshot when the log has grown
-// by SnapshotBytes or SnapshotAge has passed with changes: Cut under both change locks (no
-// I/O; every change logged before the cut is then applied too), Flush, export the engine collection by collection (writers of a collection wait
+// by SnapshotBytes or SnapshotAge has passed with changes: Cut under the change mutex (no
+// I/O), Flush, export the engine collection by collection (writers of a collection wait
 // only while its block index is copied) plus the hashed API keys, then remove the log
 // segments before the oldest snapshot kept. Every op is a blind set or delete, so the
 // log replayed over that fuzzy snapshot yields the exact state.
 //
-// Lock order: DB.logMu, DB.mu, then the log's and the engine's own locks. Snapshot holds
-// snapMu (one snapshot at a time) across the whole write and logMu and mu only for the Cut.
+// Lock order: DB.mu, then the log's and the engine's own locks. Snapshot holds snapMu
+// (one snapshot at a time) across the whole write and DB.mu only for the Cut.
 package db

@@ -374,13 +374,10 @@ func (d *DB) Snapshot(ctx context.Context) error {
 	p.snapMu.Lock()
 	defer p.snapMu.Unlock()
 	start := time.Now()
-	// Both locks: every change logged up to seq is then applied too.
-	d.logMu.Lock()
 	d.mu.Lock()
 	seq := p.log.Cut()
 	keys := d.Keys.Export() // consistent at seq; later key changes are in the log
 	d.mu.Unlock()
-	d.logMu.Unlock()
 	err := d.writeSnapshot(ctx, seq, keys, start)
 	if err != nil {
 		p.snapFailures.Add(1)

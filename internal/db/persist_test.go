@@ -866,10 +866,11 @@ func (g *appendGate) AppendEncoded(encode func([]byte) []byte) (uint64, error) {
 	return seq, err
 }
 
-// TestSnapshotWaitsForLoggedChanges: a change is logged, then applied, and the next change's
-// op may be logged while it is applied; a snapshot's cut must come after the apply of
-// every change logged before it, or a change logged but not yet applied when the cut is
-// taken is neither in the export nor replayed after it.
+// TestSnapshotWaitsForLoggedChanges: a change is logged, then applied; a snapshot's cut must
+// come after the apply of every change logged before it, or a change logged but not yet
+// applied when the cut is taken is neither in the export nor replayed after it. (A variant
+// that logged the next change while the previous one was applied, with the cut under the
+// apply lock only, lost the change here.)
 func TestSnapshotWaitsForLoggedChanges(t *testing.T) {
 	dir := t.TempDir()
 	gate := &appendGate{appended: make(chan struct{}), release: make(chan struct{})}

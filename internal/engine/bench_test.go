@@ -35,16 +35,22 @@ func BenchmarkInsertInOrder(b *testing.B) {
 	b.ReportMetric(float64(b.N*batchLen)/b.Elapsed().Seconds(), "records/s")
 }
 
-// BenchmarkInsertOutOfOrder inserts batches of 100 records at random timestamps inside a
-// 100,000-record document (half new, half replacing). One op = one batch.
-func BenchmarkInsertOutOfOrder(b *testing.B) {
+// evenDoc returns a store holding one document ("c"/"d") of n records at ts 0, 2, 4, ….
+func evenDoc(n int) *Store {
 	s := New()
-	const n, batchLen = 100_000, 100
 	pre := make([]Record, n)
 	for i := range pre {
 		pre[i] = Record{"c", "d", int64(i * 2), payload50}
 	}
 	s.Insert(pre)
+	return s
+}
+
+// BenchmarkInsertOutOfOrder inserts batches of 100 records at random timestamps inside a
+// 100,000-record document (half new, half replacing). One op = one batch.
+func BenchmarkInsertOutOfOrder(b *testing.B) {
+	const n, batchLen = 100_000, 100
+	s := evenDoc(n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	batch := make([]Record, batchLen)
 	b.ReportAllocs()
@@ -61,13 +67,8 @@ func BenchmarkInsertOutOfOrder(b *testing.B) {
 // BenchmarkInsertSingleOutOfOrder inserts one record per call into a random place of a
 // 100,000-record document: the cost of one copy-on-write block rebuild.
 func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
-	s := New()
 	const n = 100_000
-	pre := make([]Record, n)
-	for i := range pre {
-		pre[i] = Record{"c", "d", int64(i * 2), payload50}
-	}
-	s.Insert(pre)
+	s := evenDoc(n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	one := make([]Record, 1)
 	b.ReportAllocs()
@@ -81,13 +82,8 @@ func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
 // BenchmarkReplaceSingle replaces one stored record per call, at a random place of a
 // 100,000-record document: a client re-sending data it sent before (a retried batch).
 func BenchmarkReplaceSingle(b *testing.B) {
-	s := New()
 	const n = 100_000
-	pre := make([]Record, n)
-	for i := range pre {
-		pre[i] = Record{"c", "d", int64(i * 2), payload50}
-	}
-	s.Insert(pre)
+	s := evenDoc(n)
 	rng := rand.New(rand.NewPCG(1, 2))
 	one := make([]Record, 1)
 	b.ReportAllocs()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sort"
 )
 
 const (
@@ -121,16 +122,7 @@ func (b *block) seek(target int64) (off int, prev int64) {
 
 // marksBefore returns how many of b's marks have ts < target.
 func (b *block) marksBefore(target int64) int {
-	lo, hi := 0, b.nMarks()
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if b.marks[m].ts < target {
-			lo = m + 1
-		} else {
-			hi = m
-		}
-	}
-	return lo
+	return sort.Search(b.nMarks(), func(i int) bool { return b.marks[i].ts >= target })
 }
 
 // replaceInPlace overwrites the payloads of b's records with recs' (ascending, unique ts)

@@ -54,6 +54,10 @@ func TestPersistRestartEquivalence(t *testing.T) {
 	}
 	c.call(t, "drec", map[string]any{"col": "a", "doc": "d1", "ts": 1})
 	c.call(t, "drrng", map[string]any{"col": "a", "doc": "d3", "fromTs": 2, "toTs": 3})
+	// Same-length replaces: the first copies the block the snapshot exported, the second may
+	// overwrite the copy in place.
+	c.call(t, "ins", []map[string]any{ins("a", "d3", 4, "R4")})
+	c.call(t, "ins", []map[string]any{ins("a", "d3", 4, "S4")})
 	c.call(t, "rval", map[string]any{"col": "a", "key": "k1"})
 	c.call(t, "sval", map[string]any{"col": "a", "key": "k2", "value": "v2"})
 	c.call(t, "keys", map[string]any{"action": "add", "key": secrets[1], "scope": "read_write_delete"})
@@ -73,7 +77,7 @@ func TestPersistRestartEquivalence(t *testing.T) {
 	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d after SIGTERM:\n%s", code, p.log.String())
 	}
-	for _, want := range []string{`"d1" [{2 two}]`, `"d3" [{1 r1} {4 r4}]`, `"k2"="v2"`, `collection "kvonly"`} {
+	for _, want := range []string{`"d1" [{2 two}]`, `"d3" [{1 r1} {4 S4}]`, `"k2"="v2"`, `collection "kvonly"`} {
 		if !strings.Contains(before, want) {
 			t.Fatalf("state before restart lacks %s:\n%s", want, before)
 		}

@@ -237,21 +237,24 @@ func (r *opReader) hash() (h auth.Hash) {
 }
 
 // nameCache remembers the last few collection and document names decoded, so replay
-// reuses their strings instead of allocating one per group.
+// reuses their strings instead of allocating one per group. A name found again moves to
+// the front, and new names take the other slots in turn: a collection that every group of
+// a log names stays cached while its many documents pass through the rest.
 type nameCache struct {
 	s [4]string
-	i int
+	i int // next slot for a new name, in 1..len(s)-1
 }
 
 func (c *nameCache) get(b []byte) string {
-	for _, s := range c.s {
+	for k, s := range c.s {
 		if len(s) == len(b) && s == unsafe.String(unsafe.SliceData(b), len(b)) {
+			c.s[0], c.s[k] = s, c.s[0]
 			return s
 		}
 	}
 	s := string(b)
+	c.i = c.i%(len(c.s)-1) + 1
 	c.s[c.i] = s
-	c.i = (c.i + 1) % len(c.s)
 	return s
 }
 

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
@@ -270,3 +271,18 @@ func (c *capture) putKey(h auth.Hash, hint string, s auth.Scope) {
 	c.out = appendPutKey(c.out, h, hint, s)
 }
 func (c *capture) removeKey(h auth.Hash) { c.out = append(append(c.out, opRemoveKey), h[:]...) }
+
+// TestNameCacheKeepsTheCollection: replaying a log whose groups name one collection and
+// many documents reuses the collection's string throughout (no allocation per group).
+func TestNameCacheKeepsTheCollection(t *testing.T) {
+	var c nameCache
+	col := c.get([]byte("sensors"))
+	for i := range 100 {
+		if doc := c.get([]byte(fmt.Sprintf("doc-%d", i))); doc != fmt.Sprintf("doc-%d", i) {
+			t.Fatalf("got %q for doc-%d", doc, i)
+		}
+		if got := c.get([]byte("sensors")); unsafe.StringData(got) != unsafe.StringData(col) {
+			t.Fatalf("after %d documents the collection name was allocated again", i+1)
+		}
+	}
+}

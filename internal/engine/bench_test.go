@@ -79,6 +79,22 @@ func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
 	}
 }
 
+// BenchmarkLateByOne appends a record and then inserts one just older than it, per op: a
+// late record that lands in its document's open block.
+func BenchmarkLateByOne(b *testing.B) {
+	s := New()
+	ts := int64(0)
+	rec := make([]Record, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		ts += 2
+		rec[0] = Record{"c", "d", ts, payload50}
+		s.Insert(rec)
+		rec[0] = Record{"c", "d", ts - 1, payload50}
+		s.Insert(rec)
+	}
+}
+
 // BenchmarkReplaceSingle replaces one stored record per call, at a random place of a
 // 100,000-record document: a client re-sending data it sent before (a retried batch).
 func BenchmarkReplaceSingle(b *testing.B) {

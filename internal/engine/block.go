@@ -159,6 +159,75 @@ func replaceInPlace(b *block, recs []entry) bool {
 	return true
 }
 
+// insertInPlace adds r — a record older than b's newest, whose ts b does not hold — into
+// the spare capacity of b's allocation: the bytes after it move up, the record after it gets
+// its new ts delta, and the marks from there on are set again. A late record that lands in
+// a document's open block (which grows through allocator size classes) costs a short move
+// instead of a copy of the block and a new allocation. It reports false, changing nothing,
+// when r is not older than b's newest, b holds r's ts, or the result does not fit b's
+// capacity or a block's limits. The caller must own b's bytes (block.epoch).
+func insertInPlace(b *block, r entry) bool {
+	if int(b.count) >= blockMaxRecords || r.ts >= b.maxTS {
+		return false
+	}
+	// Find the record r goes before: its offset, its index, and the ts of the one before it.
+	off, idx, prev := 0, 0, b.minTS
+	if k := b.marksBefore(r.ts); k > 0 {
+		m := b.marks[k-1]
+		delta, n := binary.Uvarint(b.data[m.off:])
+		if n <= 0 {
+			return false
+		}
+		off, idx, prev = int(m.off), k*markEvery, int64(uint64(m.ts)-delta)
+	}
+	var next int64
+	for {
+		ts, _, end, ok := readRec(b.data, off, prev)
+		if !ok || ts == r.ts {
+			return false
+		}
+		if ts > r.ts {
+			next = ts
+			break
+		}
+		prev, off = ts, end
+		idx++
+	}
+	var oldDelta, newDelta uint64 // the next record's delta before; r's delta
+	if idx > 0 {
+		oldDelta, newDelta = uint64(next)-uint64(prev), uint64(r.ts)-uint64(prev)
+	}
+	nextDelta := uint64(next) - uint64(r.ts)
+	recLen, oldLen, nextLen := recSize(newDelta, len(r.data)), uvarintLen(oldDelta), uvarintLen(nextDelta)
+	n := len(b.data)
+	size := n + recLen + nextLen - oldLen
+	if size > cap(b.data) || size > blockTargetBytes {
+		return false
+	}
+	data := b.data[:size]
+	copy(data[off+recLen+nextLen:], data[off+oldLen:n]) // the next record's length and payload on
+	binary.AppendUvarint(appendRec(data[off:off], newDelta, r.data), nextDelta)
+	b.data = data
+	b.count++
+	if int(b.lastOff) == off {
+		b.lastOff += int32(recLen) // the newest record is the next one: r's bytes are before it
+	} else {
+		b.lastOff += int32(size - n) // it is after the next one, which changed length too
+	}
+	if idx == 0 {
+		b.minTS, prev = r.ts, r.ts
+	}
+	for i := idx; ; i++ { // marks from r on
+		ts, _, end, ok := readRec(data, off, prev)
+		if !ok {
+			break
+		}
+		b.addMark(i, ts, off)
+		prev, off = ts, end
+	}
+	return true
+}
+
 // uvarintLen is the encoded length of binary.AppendUvarint(nil, v).
 func uvarintLen(v uint64) int {
 	n := 1

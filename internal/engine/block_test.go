@@ -175,6 +175,12 @@ func FuzzSpliceBlock(f *testing.F) {
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(201), []byte{0, 50}, false, int64(0), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(200), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 200), int64(130), []byte{0, 200, 2, 1}, false, int64(0), uint16(0))
+	// One record inserted in place: late by one, in the middle, before the first, past a mark.
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 100), int64(197), []byte{0, 50}, false, int64(0), uint16(100))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 100), int64(101), []byte{0, 20}, false, int64(0), uint16(60))
+	f.Add(int64(10), bytes.Repeat([]byte{2, 5}, 100), int64(3), []byte{0, 5}, false, int64(0), uint16(30))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(131), []byte{0, 5}, false, int64(0), uint16(30))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(131), []byte{0, 5}, false, int64(0), uint16(2))
 	// Same-length replaces, in place: one, several, one past a mark.
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(200), []byte{0, 50, 4, 50, 60, 50}, false, int64(0), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 7}, 200), int64(2), []byte{0, 7}, false, int64(0), uint16(0))
@@ -212,6 +218,9 @@ func FuzzSpliceBlock(f *testing.F) {
 		}
 		if !remove {
 			checkReplaceInPlace(t, b, recs, want)
+			if len(recs) == 1 {
+				checkInsertInPlace(t, b, recs[0], want, int(span%512))
+			}
 		}
 		got, _, n, nbytes, ok := spliceBlock(&b, recs, lo, hi, nil)
 		fits := len(want) > 0 && len(want) <= blockMaxRecords
@@ -277,5 +286,37 @@ func checkReplaceInPlace(t *testing.T, b block, recs, want []entry) {
 	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
 		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
 		t.Fatalf("block replaced in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
+	}
+}
+
+// checkInsertInPlace runs insertInPlace on a copy of b with extra bytes of spare capacity:
+// when r is new to b, older than b's newest, and the result fits the capacity and a block's
+// limits, it must succeed and leave the block encodeBlock makes of want; otherwise it must
+// leave the bytes alone.
+func checkInsertInPlace(t *testing.T, b block, r entry, want []entry, extra int) {
+	t.Helper()
+	held := false
+	for _, e := range appendEntries(nil, &b) {
+		held = held || e.ts == r.ts
+	}
+	cp := b
+	cp.data = append(make([]byte, 0, len(b.data)+extra), b.data...)
+	ref := encodeBlock(want)
+	eligible := !held && r.ts < b.maxTS && len(want) <= blockMaxRecords &&
+		len(ref.data) <= cap(cp.data) && len(ref.data) <= blockTargetBytes
+	done := insertInPlace(&cp, r)
+	if done != eligible {
+		t.Fatalf("insertInPlace = %v, want %v (held %v, ts %d vs newest %d, %d records, %d bytes into %d)",
+			done, eligible, held, r.ts, b.maxTS, len(want), len(ref.data), cap(cp.data))
+	}
+	if !done {
+		if !bytes.Equal(cp.data, b.data) || cp.count != b.count || cp.marks != b.marks {
+			t.Fatalf("insertInPlace refused but changed the block")
+		}
+		return
+	}
+	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
+		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
+		t.Fatalf("block with a record inserted in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
 	}
 }

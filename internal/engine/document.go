@@ -105,7 +105,8 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 		last := len(d.blocks) - 1
 		first := min(d.firstBlockFrom(recs[0].ts), last)
 		end := min(d.firstBlockFrom(recs[len(recs)-1].ts), last) + 1
-		mid := make([]block, 0, end-first+2)
+		var midBuf [4]block // most merges touch one block: no allocation for the list
+		mid := midBuf[:0]
 		j := 0
 		for bi := first; bi < end; bi++ {
 			b := &d.blocks[bi]
@@ -117,15 +118,23 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 				mid = append(mid, *b)
 				continue
 			}
-			if b.epoch == d.epoch && replaceInPlace(b, recs[j:k]) {
-				// Same-length replaces in a block no Export holds: no new block.
-				for _, r := range recs[j:k] {
-					bytes -= int64(len(r.data))
+			if b.epoch == d.epoch {
+				// A block no Export holds: same-length replaces, or one late record that fits
+				// its spare capacity, are written into it; no new block.
+				if replaceInPlace(b, recs[j:k]) {
+					for _, r := range recs[j:k] {
+						bytes -= int64(len(r.data))
+					}
+					added -= k - j
+					mid = append(mid, *b)
+					j = k
+					continue
 				}
-				added -= k - j
-				mid = append(mid, *b)
-				j = k
-				continue
+				if k-j == 1 && insertInPlace(b, recs[j]) {
+					mid = append(mid, *b)
+					j = k
+					continue
+				}
 			}
 			built := len(mid)
 			var n int

@@ -574,3 +574,38 @@ func TestReplaceInPlaceRespectsExport(t *testing.T) {
 	})
 	checkInvariants(t, s)
 }
+
+// TestLateInsertInPlaceRespectsExport: a late record is written into its block's spare
+// capacity only while no Export holds the block; one inserted while an export is being
+// walked must not show in it.
+func TestLateInsertInPlaceRespectsExport(t *testing.T) {
+	s := New()
+	for ts := int64(2); ts <= 100; ts += 2 { // one open block with spare capacity
+		s.Insert([]Record{{"c", "d", ts, []byte("even")}})
+	}
+	late := func(ts int64) { s.Insert([]Record{{"c", "d", ts, []byte("late")}}) }
+	blockData := func() *byte {
+		c := s.lookup("c")
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return unsafe.SliceData(c.docs["d"].blocks[0].data)
+	}
+	e := &hookExporter{got: map[int64]string{}, hook: func() { late(51) }}
+	if err := s.Export(e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.got) != 50 || e.got[51] != "" {
+		t.Fatalf("export holds %d records (ts 51: %q): a record inserted after its freeze reached it", len(e.got), e.got[51])
+	}
+	before := blockData()
+	late(53) // no export holds the block now
+	if blockData() != before {
+		t.Fatalf("a late record with room in its block built a new block")
+	}
+	var got []int64
+	s.Range("c", "d", RangeQuery{From: 1, To: 100}, func(ts int64, _ []byte) { got = append(got, ts) })
+	if len(got) != 52 || got[25] != 51 || got[27] != 53 {
+		t.Fatalf("records %v", got)
+	}
+	checkInvariants(t, s)
+}

@@ -85,6 +85,8 @@ const DEFAULTS = {
   reconnectInterval: 500,
   maxReconnectInterval: 15_000,
   maxReconnectAttempts: Infinity,
+  heartbeatInterval: 15_000,
+  maxMessageSize: 512 * 1024 * 1024,
   bufferSize: 10_000,
 };
 
@@ -137,6 +139,8 @@ export class BaseClient<B extends boolean = false> {
       reconnectInterval: Math.max(1, nonNegative(options.reconnectInterval, DEFAULTS.reconnectInterval)),
       maxReconnectInterval: Math.max(1, nonNegative(options.maxReconnectInterval, DEFAULTS.maxReconnectInterval)),
       maxReconnectAttempts: Math.max(1, nonNegative(options.maxReconnectAttempts, DEFAULTS.maxReconnectAttempts)),
+      heartbeatInterval: nonNegative(options.heartbeatInterval, DEFAULTS.heartbeatInterval),
+      maxMessageSize: Math.max(1, nonNegative(options.maxMessageSize, DEFAULTS.maxMessageSize)),
       logger,
       parse: options.bigint ? (text) => parseExact(text, TIMESTAMP_KEYS) : JSON.parse,
       loadWebSocket: custom ? () => Promise.resolve(custom) : loadWebSocket,
@@ -182,7 +186,7 @@ export class BaseClient<B extends boolean = false> {
 
   /** insertMultipleRecords inserts records (all or none). The same document and ts replaces. */
   async insertMultipleRecords(items: InsertMessageRequest[], timeout?: number): Promise<void> {
-    if (!Array.isArray(items)) throw new InvalidRequestError("items must be an array", "bad_request");
+    if (!Array.isArray(items)) throw new TypeError("insertMultipleRecords: items must be an array");
     const rows = items.map((it) => ({ ts: it.ts, doc: doc(it), data: it.data, col: col(it) }));
     await this.call(T.insert, rows, timeout);
   }
@@ -270,7 +274,7 @@ export class BaseClient<B extends boolean = false> {
 
   /** deleteMultipleRecords removes many records (all or none), possibly across collections. */
   async deleteMultipleRecords(params: DeleteRecord[], timeout?: number): Promise<void> {
-    if (!Array.isArray(params)) throw new InvalidRequestError("params must be an array", "bad_request");
+    if (!Array.isArray(params)) throw new TypeError("deleteMultipleRecords: params must be an array");
     await this.call(
       T.deleteRecords,
       params.map((r) => ({ doc: doc(r), col: col(r), ts: r.ts })),
@@ -463,7 +467,9 @@ export class BaseClient<B extends boolean = false> {
       // The subscription has ended here already; waiting for the server's word is a courtesy,
       // capped so that close() (and a `break` out of `for await`) never hangs on a slow or
       // stopped server. The unsub still completes on the server if it answers later.
-      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), Math.min(this.requestTimeout, UNSUB_WAIT_MS));
+      // (requestTimeout 0 means no limit, which must not lift the cap.)
+      const wait = this.requestTimeout > 0 ? Math.min(this.requestTimeout, UNSUB_WAIT_MS) : UNSUB_WAIT_MS;
+      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), wait);
     } catch {
       // not_found: the server had already ended it; a lost connection ended it too; timed out.
     }
@@ -484,8 +490,9 @@ export class BaseClient<B extends boolean = false> {
     }
     const sub = this.byId.get(id);
     if (!sub) {
-      // Events of a subscription nobody holds (its subscribe timed out or was aborted).
-      if (msg.type === "event") this.unsubOrphan(id);
+      // Events of a subscription nobody holds, or the reply to a `sub` request that timed
+      // out (it carries the request's id): the server keeps the subscription until told.
+      if (msg.type === "event" || typeof msg.id === "string") this.unsubOrphan(id);
       return;
     }
     if (msg.type === "event") {

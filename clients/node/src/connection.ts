@@ -42,6 +42,8 @@ export interface ConnectionConfig {
   reconnectInterval: number;
   maxReconnectInterval: number;
   maxReconnectAttempts: number;
+  heartbeatInterval: number;
+  maxMessageSize: number;
   logger?: Logger;
   parse: (text: string) => unknown;
   loadWebSocket: () => Promise<WebSocketConstructor>;
@@ -70,6 +72,8 @@ const OPEN = 1;
 // wsLike is the part of the `ws` package's API beyond WHATWG that improves error reports.
 interface WsExtras {
   on?(event: "unexpected-response", cb: (req: unknown, res: HttpResponseLike) => void): void;
+  on?(event: "pong", cb: () => void): void;
+  ping?(): void;
   terminate?(): void;
 }
 interface HttpResponseLike {
@@ -98,6 +102,7 @@ export class Connection {
 
   private readonly cfg: ConnectionConfig;
   private st: ConnectionState = "idle";
+  private closing: Promise<void> | undefined; // close() in progress
   private sock: WebSocketLike | null = null;
   private attemptSock: WebSocketLike | null = null;
   private readonly pending = new Map<string, Pending>();
@@ -184,6 +189,7 @@ export class Connection {
    */
   close(): Promise<void> {
     const wasClosed = this.st === "closed";
+    if (wasClosed && this.closing) return this.closing; // a second close() waits like the first
     this.st = "closed";
     this.generation++;
     clearTimeout(this.backoffTimer);
@@ -193,7 +199,11 @@ export class Connection {
     this.sock = null;
     this.attemptSock = null;
     if (wasClosed || socks.length === 0) return Promise.resolve();
-    return Promise.all(socks.map((s) => closeSocket(s))).then(() => undefined);
+    const closing = Promise.all(socks.map((s) => closeSocket(s))).then(() => {
+      if (this.closing === closing) this.closing = undefined;
+    });
+    this.closing = closing;
+    return closing;
   }
 
   private log(level: keyof Logger, message: string, fields?: Record<string, unknown>): void {
@@ -294,7 +304,10 @@ export class Connection {
 
     let sock: WebSocketLike;
     try {
-      sock = new WS(this.connectUrl());
+      // The third argument is `ws`'s options (the largest message it accepts; its own default
+      // is 100 MiB, below the server's largest reply); WHATWG sockets ignore it.
+      const Ctor = WS as unknown as new (url: string, protocols?: undefined, options?: { maxPayload: number }) => WebSocketLike;
+      sock = new Ctor(this.connectUrl(), undefined, { maxPayload: this.cfg.maxMessageSize });
     } catch (err) {
       // A malformed URL: retrying cannot help.
       this.giveUp(new ConnectionError(`cannot connect to ${this.cfg.url}`, { cause: err }));
@@ -420,6 +433,7 @@ export class Connection {
     this.lastError = undefined;
     this.everOpened = true;
     this.log("info", "connected", { url: this.cfg.url });
+    this.heartbeat(sock);
     for (const w of this.waiters) {
       clearTimeout(w.timer);
       w.resolve();
@@ -438,6 +452,42 @@ export class Connection {
     this.notify(() => this.onOpen?.());
   }
 
+  // heartbeat pings the server every heartbeatInterval and drops the socket when a whole
+  // interval passed without a pong or any frame: a connection that died without a FIN or RST
+  // (a dropped network, a frozen server) would otherwise look open forever, every call timing
+  // out and subscriptions waiting in silence. Only `ws` can ping; browsers' sockets cannot.
+  private heartbeat(sock: WebSocketLike): void {
+    const ws = sock as unknown as WsExtras;
+    const every = this.cfg.heartbeatInterval;
+    if (every <= 0 || typeof ws.ping !== "function" || typeof ws.on !== "function") return;
+    let heard = true;
+    const alive = () => {
+      heard = true;
+    };
+    ws.on("pong", alive);
+    sock.addEventListener("message", alive);
+    const timer = setInterval(() => {
+      if (this.sock !== sock) {
+        clearInterval(timer);
+        return;
+      }
+      if (!heard) {
+        clearInterval(timer);
+        this.log("warn", "no answer to ping; dropping the connection", { afterMs: every });
+        this.lost(1006, `no answer to ping within ${every}ms`, undefined);
+        abandon(sock);
+        return;
+      }
+      heard = false;
+      try {
+        ws.ping!();
+      } catch {
+        // Closing already: the close event follows.
+      }
+    }, every);
+    (timer as { unref?: () => void }).unref?.();
+  }
+
   private notify(fn: () => void): void {
     try {
       fn();
@@ -449,7 +499,10 @@ export class Connection {
   private lost(code: number, reason: string, cause: unknown): void {
     this.sock = null;
     let detail = `connection lost (code ${code}${reason ? `: ${reason}` : ""})`;
-    if (code === 1009) {
+    if (/max payload/i.test(describe(cause))) {
+      // `ws` refused a frame from the server over maxMessageSize (it reports the close as 1006).
+      detail = `connection lost: a reply was larger than the client's maxMessageSize (${this.cfg.maxMessageSize} bytes); raise it or ask for less (code 1009)`;
+    } else if (code === 1009) {
       // The server closes the socket on a frame over its --max-message-size (16 MiB by default):
       // every request in flight fails; split the batch that was too large.
       detail = `connection lost: a request was larger than the server's message size limit (code 1009${reason ? `: ${reason}` : ""})`;

@@ -175,9 +175,11 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     if (onEvent) {
       for (const ev of events) {
         try {
-          onEvent(ev);
+          // An async handler's rejection is reported like a throw, not left unhandled.
+          const r: unknown = onEvent(ev);
+          if (r instanceof Promise) r.catch((err: unknown) => this.handlerFailed("onEvent", err));
         } catch (err) {
-          this.host.log("error", "subscription onEvent threw", { sub: this.lastId, error: err instanceof Error ? err.message : String(err) });
+          this.handlerFailed("onEvent", err);
         }
         if (this.ended) return; // the handler closed it
         if (lastOfFrame.has(ev)) this.consumed = ev.cursor;
@@ -275,11 +277,17 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     const onError = this.handlers.onError;
     if (onError) {
       try {
-        onError(err);
+        const r: unknown = onError(err);
+        if (r instanceof Promise) r.catch((e: unknown) => this.handlerFailed("onError", e));
       } catch (e) {
-        this.host.log("error", "subscription onError threw", { sub: this.lastId, error: e instanceof Error ? e.message : String(e) });
+        this.handlerFailed("onError", e);
       }
     }
+  }
+
+  // handlerFailed reports a handler that threw or whose promise rejected; the subscription goes on.
+  private handlerFailed(which: "onEvent" | "onError", err: unknown): void {
+    this.host.log("error", `subscription ${which} threw`, { sub: this.lastId, error: err instanceof Error ? err.message : String(err) });
   }
 
   /** @internal end ends the subscription quietly without telling the server (the client is closing). */

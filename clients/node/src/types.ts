@@ -92,8 +92,11 @@ export type RemoveApiKeyParams = { key: string };
 /** ManageApiKeyResponse is the reply to `addApiKey` / `removeApiKey`. */
 export type ManageApiKeyResponse = { status: string; scope?: string };
 
-/** ApiKeyEntry is one key of `listApiKeys`; `key` is an identifier, never the secret. */
-export type ApiKeyEntry = { key: string; scope: string; deletable: boolean };
+/**
+ * ApiKeyEntry is one key of `listApiKeys`; `key` is an identifier, never the secret. `id`, from
+ * this server, is the key's stable non-reversible identifier (the official server sent none).
+ */
+export type ApiKeyEntry = { key: string; id?: string; scope: string; deletable: boolean };
 
 /** StoredRecord is one record as the server returns it. */
 export type StoredRecord<B extends boolean = false> = { ts: TimestampOf<B>; data: string };
@@ -152,6 +155,14 @@ export interface ClientOptions<B extends boolean = false> {
   maxReconnectInterval?: number;
   /** maxReconnectAttempts is how many attempts in a row may fail before waiting calls are rejected. Default Infinity. */
   maxReconnectAttempts?: number;
+  /**
+   * heartbeatInterval: on Node.js (`ws`) the client pings the server this often and drops a
+   * connection that answered nothing for a whole interval (then reconnects as after any
+   * loss). 0 = off. Default 15000. Browsers' sockets cannot ping.
+   */
+  heartbeatInterval?: number;
+  /** maxMessageSize is the largest reply the client accepts on Node.js (`ws`), in bytes. Default 512 MiB (the server's replies are at most 256 MiB by default). */
+  maxMessageSize?: number;
   /** bigint: true returns timestamps as exact bigint values (see README). Default false. */
   bigint?: B;
   /** logger receives diagnostics; without it the client prints nothing. */

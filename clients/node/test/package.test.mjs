@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { packageDir } from "./helpers/server.mjs";
@@ -13,13 +13,14 @@ const require = createRequire(import.meta.url);
 const pkg = JSON.parse(readFileSync(join(packageDir, "package.json"), "utf8"));
 const npm = process.platform === "win32" ? "npm.cmd" : "npm";
 
-test("npm pack ships dist, README, CHANGELOG and package.json only", () => {
+test("npm pack ships dist, README, CHANGELOG, LICENSE and package.json only", () => {
   const out = execFileSync(npm, ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: packageDir, encoding: "utf8" });
   const files = JSON.parse(out)[0].files.map((f) => f.path).sort();
   for (const want of [
     "package.json",
     "README.md",
     "CHANGELOG.md",
+    "LICENSE",
     "dist/index.js",
     "dist/index.cjs",
     "dist/index.d.ts",
@@ -32,6 +33,22 @@ test("npm pack ships dist, README, CHANGELOG and package.json only", () => {
   for (const f of files) {
     assert.ok(/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/)/.test(f), `unexpected file in the package: ${f}`);
   }
+});
+
+test("the declarations do not show the client's internals", () => {
+  const decls = readdirSync(join(packageDir, "dist")).filter((f) => /\.d\.c?ts$/.test(f));
+  assert.ok(decls.length >= 4, decls.join(","));
+  for (const f of decls) {
+    const dts = readFileSync(join(packageDir, "dist", f), "utf8");
+    assert.doesNotMatch(dts, /resumeGen|@internal/, f);
+  }
+});
+
+test("LICENSE is the repository's", () => {
+  const root = readFileSync(new URL("../../../LICENSE", import.meta.url), "utf8");
+  assert.equal(readFileSync(new URL("../LICENSE", import.meta.url), "utf8"), root);
+  assert.equal(pkg.license, "Apache-2.0");
+  assert.match(root, /Apache License/);
 });
 
 test("package.json: name, engines, exports with types for import, require and browser", () => {

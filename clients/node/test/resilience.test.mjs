@@ -134,6 +134,28 @@ describe("timeouts", () => {
     }
   });
 
+  test("heartbeat: a connection that answers nothing is dropped and reconnected, not kept open forever", async () => {
+    const frozen = await startServer();
+    const lines = [];
+    const logger = { warn: (msg, f) => lines.push([msg, f]), info() {}, debug() {}, error() {} };
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, heartbeatInterval: 200, logger });
+    try {
+      await client.connect();
+      await frozen.pause(); // SIGSTOP: no FIN, no RST, no pong
+      const deadline = Date.now() + 3000;
+      while (client.state === "open" && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.notEqual(client.state, "open", "still open 3 s after the server stopped answering");
+      assert.ok(lines.some(([m]) => /no answer to ping/.test(m)), JSON.stringify(lines));
+      frozen.resume();
+      assert.deepEqual(await client.fetchCollections(), []);
+      assert.equal(client.state, "open");
+    } finally {
+      frozen.resume();
+      await client.close();
+      await frozen.stop();
+    }
+  });
+
   test("connectTimeout: connect() to a server that never answers the upgrade", async () => {
     const frozen = await startServer();
     await frozen.pause();
@@ -247,7 +269,38 @@ describe("oversized requests", () => {
   });
 });
 
+describe("replies over maxMessageSize", () => {
+  test("a reply over the client's maxMessageSize rejects with a ConnectionError that says so", async () => {
+    const client = new FluxionDBClient(opts({ maxMessageSize: 1000 }));
+    try {
+      await client.insertSingleRecord({ col: "big", doc: "d", ts: 1, data: "x".repeat(2000) });
+      const err = await rejectsWith(client.fetchDocument({ col: "big", doc: "d", from: 0, to: 10 }), ConnectionError);
+      assert.match(err.message, /maxMessageSize \(1000 bytes\)/);
+      assert.ok((await client.fetchCollections()).includes("big")); // reconnected
+    } finally {
+      await client.close();
+    }
+  });
+});
+
 describe("close()", () => {
+  test("a second close() waits for the socket like the first", async () => {
+    const frozen = await startServer();
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, heartbeatInterval: 0 });
+    try {
+      await client.connect();
+      await frozen.pause(); // the close handshake gets no answer: close() waits about a second
+      const t0 = Date.now();
+      const first = client.close();
+      await client.close();
+      assert.ok(Date.now() - t0 >= 500, `second close() resolved after ${Date.now() - t0}ms, before the socket closed`);
+      await first;
+    } finally {
+      frozen.resume();
+      await frozen.stop();
+    }
+  });
+
   test("close() with calls in flight rejects them with ClosedError and stops everything", async () => {
     const client = new FluxionDBClient(opts());
     await client.connect();

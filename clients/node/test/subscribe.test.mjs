@@ -14,6 +14,7 @@ import FluxionDBClient, {
   InvalidRequestError,
   Subscription,
   SubscriptionLostError,
+  TimeoutError,
 } from "@volandoo/fluxiondb-client";
 import { startServer, rejectsWith } from "./helpers/server.mjs";
 
@@ -195,6 +196,36 @@ describe("events", () => {
       await sub.close();
       assert.equal(await sub.done, undefined);
     } finally {
+      await client.close();
+    }
+  });
+
+  test("an async onEvent that rejects is reported to the logger, and the subscription goes on", async () => {
+    const errors = [];
+    const logger = { error: (msg, f) => errors.push([msg, f]), warn() {}, info() {}, debug() {} };
+    const client = new FluxionDBClient(opts({ logger }));
+    let rejected = 0;
+    const onRejection = () => rejected++;
+    process.on("unhandledRejection", onRejection);
+    try {
+      const got = [];
+      await client.subscribe(
+        { col: "cbasync" },
+        {
+          onEvent: async (ev) => {
+            got.push(ev.ts);
+            if (ev.ts === 1) throw new Error("handler failed");
+          },
+        },
+      );
+      for (let i = 1; i <= 3; i++) await writer.insertSingleRecord(rec("cbasync", "d", i));
+      await until(() => got.length === 3 && errors.length === 1);
+      assert.match(errors[0][0], /onEvent threw/);
+      assert.equal(errors[0][1].error, "handler failed");
+      await sleep(20);
+      assert.equal(rejected, 0, "the handler's rejection was left unhandled");
+    } finally {
+      process.off("unhandledRejection", onRejection);
       await client.close();
     }
   });
@@ -729,6 +760,49 @@ describe("ending", () => {
       }
     } finally {
       await client.close();
+    }
+  });
+});
+
+describe("stalled server", () => {
+  /** subscriptions reads the server's live subscription count from /metrics. */
+  async function subscriptions(server) {
+    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    return Number(/^fluxiondb_subscriptions (\d+)/m.exec(text)?.[1]);
+  }
+
+  test("a subscribe that timed out is unsubscribed when its reply comes late", { timeout: 15_000 }, async () => {
+    const frozen = await startServer();
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, heartbeatInterval: 0 });
+    try {
+      await client.connect();
+      await frozen.pause();
+      await rejectsWith(client.subscribe({ col: "quiet", timeout: 100 }), TimeoutError);
+      frozen.resume();
+      const deadline = Date.now() + 3000;
+      let n;
+      while ((n = await subscriptions(frozen)) !== 0 && Date.now() < deadline) await sleep(20);
+      assert.equal(n, 0, "the server still holds the subscription nobody awaits");
+    } finally {
+      frozen.resume();
+      await client.close();
+      await frozen.stop();
+    }
+  });
+
+  test("requestTimeout 0: closing a subscription on a stalled server still waits at most about a second", { timeout: 15_000 }, async () => {
+    const frozen = await startServer();
+    const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, requestTimeout: 0, heartbeatInterval: 0 });
+    try {
+      const sub = await client.subscribe({ col: "c" });
+      await frozen.pause();
+      const t0 = Date.now();
+      await sub.close();
+      assert.ok(Date.now() - t0 < 3000, `close() took ${Date.now() - t0}ms`);
+    } finally {
+      frozen.resume();
+      await client.close();
+      await frozen.stop();
     }
   });
 });

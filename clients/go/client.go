@@ -305,6 +305,42 @@ func redactURL(raw string) string {
 	return raw
 }
 
+// tooLargeRequest is a request over a server limit found without a server
+// reply (the server closed the socket with 1009): ErrTooLarge, and so
+// ErrInvalidRequest, like the server's too_large code.
+var tooLargeRequest = &ServerError{Code: CodeTooLarge, Message: "request frame over the server's --max-message-size"}
+
+// hideKey takes the API key out of a dial error: net/http's error names the URL it requested,
+// query string and all, and the WebSocket library's wrappers copy that text. The result says
+// the same without the query string and unwraps to the same errors (errors.Is keeps working).
+func (c *Client) hideKey(err error, dialURL string) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = redactURL(ue.URL)
+	}
+	msg := err.Error()
+	if i := strings.IndexByte(dialURL, '?'); i >= 0 {
+		msg = strings.ReplaceAll(msg, dialURL[i:], "")
+	}
+	if c.apiKey != "" {
+		msg = strings.ReplaceAll(msg, url.QueryEscape(c.apiKey), "[api key]")
+		msg = strings.ReplaceAll(msg, c.apiKey, "[api key]")
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// redactedError is an error whose text had a secret taken out.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
 // dial makes one connection attempt: upgrade, then the ready frame.
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.connectTimeout)
@@ -327,6 +363,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 			}
 			return nil, &AuthError{Reason: reason, HTTPStatus: resp.StatusCode}
 		}
+		err = c.hideKey(err, u)
 		if ctx.Err() != nil && c.bgCtx.Err() == nil {
 			return nil, fmt.Errorf("%w: connect to %s: %w: %w", ErrConnectionLost, redactURL(c.url), ErrTimeout, err)
 		}
@@ -394,11 +431,15 @@ func (c *Client) lost(s *session, cause error) {
 	}
 	c.mu.Unlock()
 
-	if websocket.CloseStatus(cause) == websocket.StatusMessageTooBig {
+	switch {
+	case errors.Is(cause, websocket.ErrMessageTooBig):
+		// This client's read limit refused a reply.
+		s.fail(fmt.Errorf("%w: a reply was larger than WithMaxMessageSize (%d bytes): %w", ErrConnectionLost, c.opts.maxMessageSize, cause))
+	case websocket.CloseStatus(cause) == websocket.StatusMessageTooBig:
 		// The server closes with 1009 when a request frame is over its size
-		// limit: say so, beside the loss.
-		s.fail(fmt.Errorf("%w: %w (request frame over the server's size limit): %w", ErrConnectionLost, ErrTooLarge, cause))
-	} else {
+		// limit: say so, beside the loss. ErrTooLarge is an ErrInvalidRequest.
+		s.fail(fmt.Errorf("%w: %w: %w", ErrConnectionLost, tooLargeRequest, cause))
+	default:
 		s.fail(fmt.Errorf("%w: %w", ErrConnectionLost, cause))
 	}
 	s.cancel()
@@ -569,18 +610,32 @@ func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onRe
 	}
 	bp := framePool.Get().(*[]byte)
 	frame := appendRequest((*bp)[:0], id, typ, payload)
-	wctx, cancel := context.WithTimeout(s.ctx, s.c.opts.writeTimeout)
-	err := s.ws.Write(wctx, websocket.MessageText, frame)
-	cancel()
-	<-s.writeSem
-	if cap(frame) <= 1<<20 {
-		*bp = frame
-		framePool.Put(bp)
+	// The write runs on its own goroutine so that the caller's ctx bounds the call even when
+	// the socket is stuck (a server that stopped reading): a frame cannot be abandoned half
+	// written, so the write itself goes on, bounded by WithWriteTimeout, and the caller
+	// returns at its deadline (the request may still reach the server, as after any timeout).
+	written := make(chan struct{})
+	go func() {
+		defer close(written)
+		wctx, cancel := context.WithTimeout(s.ctx, s.c.opts.writeTimeout)
+		err := s.ws.Write(wctx, websocket.MessageText, frame)
+		cancel()
+		<-s.writeSem
+		if cap(frame) <= 1<<20 {
+			*bp = frame
+			framePool.Put(bp)
+		}
+		if err != nil {
+			s.c.lost(s, fmt.Errorf("write: %w", err))
+		}
+	}()
+	select {
+	case <-written:
+		return cl, nil
+	case <-ctx.Done():
+		s.forget(id)
+		return nil, ctxError(ctx, typ, id)
 	}
-	if err != nil {
-		s.c.lost(s, fmt.Errorf("write: %w", err))
-	}
-	return cl, nil
 }
 
 // wait blocks for the reply and decodes it into out.

@@ -1,14 +1,17 @@
 package fluxiondb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -503,6 +506,39 @@ func TestDialUnreachable(t *testing.T) {
 	}
 }
 
+// TestConnectErrorsHideTheKey: the API key travels in the URL's query string; errors and log
+// lines about a failed connection must not show it (net/http's errors name the whole URL).
+func TestConnectErrorsHideTheKey(t *testing.T) {
+	const secret = "do-not-print-this-key-7f3a"
+	srv := startServer(t)
+	url := srv.url()
+	frozen := startServer(t)
+	srv.stop()
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	// A refused connection, and a server that accepts the socket but never answers.
+	frozen.freeze(t)
+	defer frozen.signal(syscall.SIGCONT)
+	for _, u := range []string{url, frozen.url()} {
+		_, err := Dial(testCtx(t), u, secret, WithConnectTimeout(500*time.Millisecond), WithLogger(logger))
+		if err == nil {
+			t.Fatalf("Dial %s succeeded", u)
+		}
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("Dial %s: the error shows the API key: %v", u, err)
+		}
+	}
+	c := NewClient(url, secret, WithLogger(logger), WithConnectTimeout(500*time.Millisecond),
+		WithReconnectPolicy(ReconnectPolicy{MaxAttempts: 2, MinDelay: 10 * time.Millisecond, MaxDelay: 20 * time.Millisecond}))
+	defer c.Close()
+	if _, err := c.Collections(testCtx(t)); err == nil || strings.Contains(err.Error(), secret) {
+		t.Errorf("Collections after failed reconnects: %v", err)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the log shows the API key:\n%s", logs.String())
+	}
+}
+
 func expectHistory(t *testing.T, c *Client, col, doc string, want ...int64) {
 	t.Helper()
 	hist, err := c.History(testCtx(t), HistoryQuery{Col: col, Doc: doc, To: math.MaxInt64})
@@ -541,10 +577,29 @@ func TestFrameTooLarge(t *testing.T) {
 	c := newTestClient(t, srv, fastReconnect)
 	ctx := testCtx(t)
 	err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 8192)})
-	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConnectionLost) {
-		t.Fatalf("oversized frame: %v; want ErrTooLarge and ErrConnectionLost", err)
+	if !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrInvalidRequest) || !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("oversized frame: %v; want ErrTooLarge (an ErrInvalidRequest) and ErrConnectionLost", err)
 	}
 	if err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: "small"}); err != nil {
 		t.Fatalf("after reconnect: %v", err)
+	}
+}
+
+// TestReplyOverMaxMessageSize: a reply over the client's own cap ends the connection with an
+// error that names the option; 0 keeps the default cap.
+func TestReplyOverMaxMessageSize(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, fastReconnect, WithMaxMessageSize(4096))
+	ctx := testCtx(t)
+	if err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 8192)}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.History(ctx, HistoryQuery{Col: "c", Doc: "d", To: 10})
+	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "WithMaxMessageSize (4096 bytes)") {
+		t.Fatalf("reply over the cap: %v", err)
+	}
+	d := newTestClient(t, srv, WithMaxMessageSize(0))
+	if _, err := d.History(ctx, HistoryQuery{Col: "c", Doc: "d", To: 10}); err != nil {
+		t.Fatalf("WithMaxMessageSize(0): %v", err)
 	}
 }

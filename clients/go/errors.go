@@ -32,8 +32,9 @@ var (
 	// ErrNotFound: the named object does not exist (server code not_found,
 	// e.g. removing an unknown API key). Reads of missing data are not errors.
 	ErrNotFound = errors.New("fluxiondb: not found")
-	// ErrUnavailable: the server could not make a write durable; the write
-	// was not applied and is safe to retry (server code unavailable).
+	// ErrUnavailable: the server could not make a write durable (disk
+	// trouble); it may or may not have been applied, and since every write is
+	// idempotent it is safe to retry (server code unavailable).
 	ErrUnavailable = errors.New("fluxiondb: unavailable")
 	// ErrRateLimited: the server asked the client to slow down (server code
 	// rate_limited).
@@ -102,6 +103,11 @@ type ServerError struct {
 // Error implements error.
 func (e *ServerError) Error() string {
 	var b strings.Builder
+	if e.Type == pushOverflow {
+		// Not an answer to a request: the server ended a subscription.
+		fmt.Fprintf(&b, "fluxiondb: server ended the subscription: %s (%s)", e.Message, e.Code)
+		return b.String()
+	}
 	b.WriteString("fluxiondb: server rejected ")
 	if e.Type != "" {
 		b.WriteString(e.Type)

@@ -123,9 +123,16 @@ func WithHTTPClient(hc *http.Client) Option { return func(o *options) { o.httpCl
 // WithHeader adds HTTP headers to the upgrade request.
 func WithHeader(h http.Header) Option { return func(o *options) { o.header = h.Clone() } }
 
-// WithMaxMessageSize caps the size of one reply frame (default 256 MiB;
-// -1 for no cap). Large qdoc/qry replies need a generous cap.
-func WithMaxMessageSize(n int64) Option { return func(o *options) { o.maxMessageSize = n } }
+// WithMaxMessageSize caps the size of one reply frame (default 256 MiB, the
+// server's largest reply by default; -1 for no cap; 0 keeps the default). A
+// reply over it ends the connection with ErrConnectionLost, saying so.
+func WithMaxMessageSize(n int64) Option {
+	return func(o *options) {
+		if n != 0 {
+			o.maxMessageSize = n
+		}
+	}
+}
 
 // discardHandler is a slog.Handler that drops everything: the client is
 // silent unless the user hands it a logger.

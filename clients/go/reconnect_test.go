@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -273,5 +274,28 @@ func TestCloseFrozenServer(t *testing.T) {
 	}
 	if d := time.Since(start); d > closeHandshakeTimeout+time.Second {
 		t.Fatalf("Close took %v with the server frozen; want at most ~%v", d, closeHandshakeTimeout)
+	}
+}
+
+// TestContextBoundsAStuckWrite: a call whose frame cannot be written (the server stopped
+// reading and the socket's buffers are full) returns at its context's deadline, not after
+// WithWriteTimeout.
+func TestContextBoundsAStuckWrite(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithWriteTimeout(20*time.Second))
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	defer srv.signal(syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := c.Insert(ctx, InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 12<<20)})
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Insert returned after %v; its context ended after 300ms", d)
+	}
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Insert: %v; want ErrTimeout", err)
 	}
 }

@@ -728,7 +728,8 @@ func TestSubscribeOverflow(t *testing.T) {
 		if len(evs) != 1 || evs[0].TS != 1 || evs[0].Cursor != "e-2" {
 			t.Fatalf("events before the overflow: %+v", evs)
 		}
-		if err := sub.Err(); !errors.Is(err, ErrSubscriptionLost) || !errors.Is(err, ErrCursorExpired) || !strings.Contains(err.Error(), "fell behind") {
+		if err := sub.Err(); !errors.Is(err, ErrSubscriptionLost) || !errors.Is(err, ErrCursorExpired) || !strings.Contains(err.Error(), "fell behind") ||
+			!strings.Contains(err.Error(), "server ended the subscription") {
 			t.Fatalf("Err() = %v; want ErrSubscriptionLost with the server's text", err)
 		}
 		if sub.Cursor() != "e-2" {

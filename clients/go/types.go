@@ -11,7 +11,8 @@ type InsertRecord struct {
 }
 
 // Record is one stored record: its timestamp and its payload, byte-exact as
-// inserted. Timestamps cover the whole int64 range exactly.
+// inserted (for valid UTF-8; invalid bytes are sent as U+FFFD, as
+// encoding/json does). Timestamps cover the whole int64 range exactly.
 type Record struct {
 	TS   int64  `json:"ts"`
 	Data string `json:"data"`

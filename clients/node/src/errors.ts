@@ -54,7 +54,10 @@ export class PermissionDeniedError extends ServerError {}
 /** NotFoundError is a reply saying the named thing does not exist (`not_found`, e.g. `api key not found`). */
 export class NotFoundError extends ServerError {}
 
-/** UnavailableError is a write the server could not make durable (`unavailable`); it is safe to retry. */
+/**
+ * UnavailableError is a write the server could not make durable (`unavailable`): it may or may
+ * not have been applied; every write is idempotent, so retrying is safe.
+ */
 export class UnavailableError extends ServerError {}
 
 /** RateLimitedError is a request refused because the caller sent too much (`rate_limited`). */

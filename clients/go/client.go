@@ -230,9 +230,10 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 				break
 			}
 			c.sess, c.lastErr, c.waiting = s, nil, nil
-			c.wg.Add(2)
+			c.wg.Add(3)
 			go s.readLoop()
 			go c.resubscribe(s)
+			go s.heartbeat()
 			close(wait)
 			c.mu.Unlock()
 			c.log.Info("fluxiondb: connected", "url", redactURL(c.url), "attempt", attempt)
@@ -496,6 +497,34 @@ func (s *session) readLoop() {
 			return
 		}
 		s.route(frame)
+	}
+}
+
+// heartbeat pings the server every WithHeartbeat interval while the session
+// lives, and ends the session when a ping gets no answer within the interval.
+func (s *session) heartbeat() {
+	defer s.c.wg.Done()
+	every := s.c.opts.heartbeat
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, every)
+		err := s.ws.Ping(ctx) // the read loop reads the pong
+		cancel()
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.c.lost(s, fmt.Errorf("no answer to ping within %v: %w", every, err))
+			}
+			return
+		}
 	}
 }
 

@@ -20,6 +20,7 @@ type options struct {
 	httpClient     *http.Client
 	header         http.Header
 	maxMessageSize int64
+	heartbeat      time.Duration
 }
 
 func defaultOptions() options {
@@ -30,6 +31,20 @@ func defaultOptions() options {
 		reconnect:      DefaultReconnectPolicy,
 		logger:         slog.New(discardHandler{}),
 		maxMessageSize: 256 << 20,
+		heartbeat:      15 * time.Second,
+	}
+}
+
+// WithHeartbeat sets how often the client pings the server (default 15s; 0
+// turns it off). A connection that does not answer a ping within the
+// interval is dropped and reconnected as after any loss: a connection that
+// died without a word (a dropped network, a frozen server) would otherwise
+// look open, every call timing out and subscriptions waiting in silence.
+func WithHeartbeat(d time.Duration) Option {
+	return func(o *options) {
+		if d >= 0 {
+			o.heartbeat = d
+		}
 	}
 }
 

@@ -299,3 +299,27 @@ func TestContextBoundsAStuckWrite(t *testing.T) {
 		t.Fatalf("Insert: %v; want ErrTimeout", err)
 	}
 }
+
+// TestHeartbeatDropsASilentConnection: with the server frozen (no FIN, no RST, no pong) the
+// heartbeat ends the connection, so a call in flight fails with ErrConnectionLost instead of
+// waiting for its deadline; the client reconnects once the server answers again.
+func TestHeartbeatDropsASilentConnection(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithHeartbeat(200*time.Millisecond), fastReconnect)
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	defer srv.signal(syscall.SIGCONT)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Collections(ctx)
+	if !errors.Is(err, ErrConnectionLost) || time.Since(start) > 3*time.Second {
+		t.Fatalf("call in flight on a silent connection: %v after %v; want ErrConnectionLost within ~0.4s", err, time.Since(start))
+	}
+	srv.signal(syscall.SIGCONT)
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatalf("after the server answered again: %v", err)
+	}
+}

@@ -49,7 +49,8 @@ func growCap(need int) int {
 // document may be extended in place beyond len(data) (appending writes only bytes no reader
 // can see), and every other change builds new blocks. That is what lets Export hold block
 // values without locks. A block no Export has captured (epoch) may take same-length
-// replaces in place (replaceInPlace); every reader but Export holds the collection lock.
+// replaces and a late record in place (replaceInPlace, insertInPlace); every reader but
+// Export holds the collection lock.
 // A block holds no pointer except data, so the GC sees one pointer per block, not per record.
 type block struct {
 	data    []byte

@@ -36,7 +36,7 @@
 // # Snapshots
 //
 // Bytes below a block's length never change once an Export has captured the block (the
-// in-place replace above checks the block's epoch), so Export captures only each document's
+// in-place changes above check the block's epoch), so Export captures only each document's
 // block-index slice under a collection's read lock (O(documents); ~1 ms for 10,000
 // documents holding 10 million records) and decodes records afterwards without any lock.
 // Capturing bumps the collection's export epoch, and a writer copies a document's index

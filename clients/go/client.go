@@ -323,7 +323,7 @@ func (c *Client) hideKey(err error, dialURL string) error {
 	if i := strings.IndexByte(dialURL, '?'); i >= 0 {
 		msg = strings.ReplaceAll(msg, dialURL[i:], "")
 	}
-	if c.apiKey != "" {
+	if len(c.apiKey) >= 6 { // a second line of defence; a very short key would match ordinary words
 		msg = strings.ReplaceAll(msg, url.QueryEscape(c.apiKey), "[api key]")
 		msg = strings.ReplaceAll(msg, c.apiKey, "[api key]")
 	}

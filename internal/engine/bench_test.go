@@ -67,6 +67,12 @@ func BenchmarkInsertOutOfOrder(b *testing.B) {
 // BenchmarkInsertSingleOutOfOrder inserts one record per call into a random place of a
 // 100,000-record document: the cost of one copy-on-write block rebuild.
 func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
+	insertOnePerCall(b, func(rng *rand.Rand, n int) int64 { return int64(rng.IntN(2 * n)) })
+}
+
+// insertOnePerCall inserts, per op, one record at the timestamp ts picks into a document of
+// 100,000 records at ts 0, 2, 4, … (evenDoc).
+func insertOnePerCall(b *testing.B, ts func(rng *rand.Rand, n int) int64) {
 	const n = 100_000
 	s := evenDoc(n)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -74,7 +80,7 @@ func BenchmarkInsertSingleOutOfOrder(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
-		one[0] = Record{"c", "d", int64(rng.IntN(2 * n)), payload50}
+		one[0] = Record{"c", "d", ts(rng, n), payload50}
 		s.Insert(one)
 	}
 }
@@ -98,16 +104,7 @@ func BenchmarkLateByOne(b *testing.B) {
 // BenchmarkReplaceSingle replaces one stored record per call, at a random place of a
 // 100,000-record document: a client re-sending data it sent before (a retried batch).
 func BenchmarkReplaceSingle(b *testing.B) {
-	const n = 100_000
-	s := evenDoc(n)
-	rng := rand.New(rand.NewPCG(1, 2))
-	one := make([]Record, 1)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		one[0] = Record{"c", "d", int64(2 * rng.IntN(n)), payload50}
-		s.Insert(one)
-	}
+	insertOnePerCall(b, func(rng *rand.Rand, n int) int64 { return int64(2 * rng.IntN(n)) })
 }
 
 func latestStore(docs, perDoc int) *Store {

@@ -16,7 +16,6 @@ import {
   ClosedError,
   ConnectionError,
   FluxionDBError,
-  InvalidRequestError,
   ServerError,
   SubscriptionLostError,
 } from "./errors.js";

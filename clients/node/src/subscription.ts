@@ -174,13 +174,7 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     const onEvent = this.handlers.onEvent;
     if (onEvent) {
       for (const ev of events) {
-        try {
-          // An async handler's rejection is reported like a throw, not left unhandled.
-          const r: unknown = onEvent(ev);
-          if (r instanceof Promise) r.catch((err: unknown) => this.handlerFailed("onEvent", err));
-        } catch (err) {
-          this.handlerFailed("onEvent", err);
-        }
+        this.callHandler("onEvent", onEvent, ev);
         if (this.ended) return; // the handler closed it
         if (lastOfFrame.has(ev)) this.consumed = ev.cursor;
       }
@@ -275,19 +269,20 @@ export class Subscription<B extends boolean = false> implements AsyncIterable<Su
     this.finish(err);
     void this.host.release(this, id).catch(() => undefined);
     const onError = this.handlers.onError;
-    if (onError) {
-      try {
-        const r: unknown = onError(err);
-        if (r instanceof Promise) r.catch((e: unknown) => this.handlerFailed("onError", e));
-      } catch (e) {
-        this.handlerFailed("onError", e);
-      }
-    }
+    if (onError) this.callHandler("onError", onError, err);
   }
 
-  // handlerFailed reports a handler that threw or whose promise rejected; the subscription goes on.
-  private handlerFailed(which: "onEvent" | "onError", err: unknown): void {
-    this.host.log("error", `subscription ${which} threw`, { sub: this.lastId, error: err instanceof Error ? err.message : String(err) });
+  // callHandler runs a user handler. A throw, or the rejection of an async handler (not left
+  // unhandled), goes to the logger; the subscription goes on.
+  private callHandler<T>(which: "onEvent" | "onError", fn: (arg: T) => unknown, arg: T): void {
+    const failed = (err: unknown) =>
+      this.host.log("error", `subscription ${which} threw`, { sub: this.lastId, error: err instanceof Error ? err.message : String(err) });
+    try {
+      const r = fn(arg);
+      if (r instanceof Promise) r.catch(failed);
+    } catch (err) {
+      failed(err);
+    }
   }
 
   /** @internal end ends the subscription quietly without telling the server (the client is closing). */

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -136,9 +137,8 @@ func (c *Client) Close() error {
 }
 
 // closeWithin closes s's connection with the close handshake, or, when the
-// server has not answered within d, without it: ending the session's
-// context makes the read loop's Read close the connection, which ends the
-// handshake's wait too (the library's own bound is 5 s).
+// server has not answered within d, without it: closing the network
+// connection ends the handshake's wait (the library's own bound is 5 s).
 func closeWithin(s *session, d time.Duration) {
 	done := make(chan struct{})
 	go func() {
@@ -150,6 +150,9 @@ func closeWithin(s *session, d time.Duration) {
 	select {
 	case <-done:
 	case <-t.C:
+		if s.raw != nil {
+			_ = s.raw.Close()
+		}
 	}
 	s.cancel()
 	<-done
@@ -342,6 +345,39 @@ type redactedError struct {
 func (e *redactedError) Error() string { return e.msg }
 func (e *redactedError) Unwrap() error { return e.err }
 
+// recordingClient returns an HTTP client for one dial that records in *raw the network
+// connection it opens, so that Close can cut a connection whose closing handshake the server
+// never answers (the WebSocket library offers no way to abort its own wait). A client whose
+// Transport is not an *http.Transport is used as given, and nothing is recorded.
+func recordingClient(hc *http.Client, raw *net.Conn) *http.Client {
+	base := http.DefaultTransport
+	if hc != nil && hc.Transport != nil {
+		base = hc.Transport
+	}
+	t, ok := base.(*http.Transport)
+	if !ok {
+		return hc
+	}
+	t = t.Clone()
+	dial := t.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{}).DialContext
+	}
+	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		nc, err := dial(ctx, network, addr)
+		if err == nil {
+			*raw = nc // one dial at a time per call (a WebSocket upgrade opens one connection)
+		}
+		return nc, err
+	}
+	out := &http.Client{}
+	if hc != nil {
+		*out = *hc
+	}
+	out.Transport = t
+	return out
+}
+
 // dial makes one connection attempt: upgrade, then the ready frame.
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.connectTimeout)
@@ -350,8 +386,9 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
+	var raw net.Conn
 	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient: c.opts.httpClient,
+		HTTPClient: recordingClient(c.opts.httpClient, &raw),
 		HTTPHeader: c.opts.header,
 	})
 	if err != nil {
@@ -395,6 +432,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	return &session{
 		c:        c,
 		ws:       ws,
+		raw:      raw,
 		ctx:      sctx,
 		cancel:   scancel,
 		writeSem: make(chan struct{}, 1),
@@ -464,6 +502,7 @@ func (c *Client) handleEvent(h replyHeader, frame []byte) {
 type session struct {
 	c        *Client
 	ws       *websocket.Conn
+	raw      net.Conn        // the network connection under ws; nil when not known (recordingClient)
 	ctx      context.Context // ends with the session
 	cancel   context.CancelFunc
 	writeSem chan struct{} // one writer at a time; a channel so waiting honours ctx

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -26,6 +27,10 @@ import (
 //     nothing is ahead of it, since a hand-off would cost more than it saves;
 //   - the handler (handleLoop) answers the frames handed to it, in order;
 //   - the write loop (writeLoop) waits for each reply's commit to be durable and writes it.
+//     A reply the read loop made itself, with no commit to wait for, nothing queued ahead
+//     of it and no further request already received, the read loop writes itself
+//     (writeDirect): a client that sends one request at a time then costs one goroutine
+//     wake-up per round trip instead of two.
 //
 // Requests are answered in the order they arrive and may be pipelined. Parsing the next
 // batch while the handler applies the one before (or waits for the change lock) lets one
@@ -39,7 +44,8 @@ import (
 type conn struct {
 	srv   *Server
 	ws    *websocket.Conn
-	cork  *corkConn // the socket under ws; the write loop batches bursts of replies with it
+	cork  *corkConn     // the socket under ws; the write loop batches bursts of replies with it
+	rd    *bufio.Reader // the socket's read buffer: bytes there are requests already sent
 	key   *auth.Entry
 	ip    string
 	name  string
@@ -47,6 +53,8 @@ type conn struct {
 	log   *slog.Logger
 
 	out       chan reply
+	queued    atomic.Int64    // replies put on out and not yet written
+	wmu       sync.Mutex      // held while a reply is written: by the write loop, or the read loop writing directly
 	ctx       context.Context // ends when the connection is finished
 	cancel    context.CancelFunc
 	closeOnce sync.Once
@@ -117,6 +125,7 @@ func (c *conn) serve() {
 	// The ready frame goes first (PROTOCOL.md §1); v2 clients wait for it.
 	ready := getBuf()
 	*ready = append((*ready)[:0], protocol.Ready...)
+	c.queued.Add(1)
 	c.out <- reply{buf: ready, push: true}
 
 	work := make(chan *frame, pipelineDepth-1)
@@ -156,6 +165,7 @@ type frame struct {
 	binary bool            // a binary frame: answered with an error
 	perr   *protocol.Error // the envelope did not parse
 	start  time.Time       // when it was read: its handling time counts from here
+	more   bool            // more request bytes were already buffered when it was read
 }
 
 // keepFrameBytes bounds the buffer a frame keeps for the next request: a connection that
@@ -192,6 +202,7 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 			return err
 		}
 		f.start = time.Now()
+		f.more = c.rd != nil && c.rd.Buffered() > 0
 		f.binary = typ != websocket.MessageText
 		f.perr = nil
 		if !f.binary {
@@ -199,7 +210,7 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 		}
 		if len(f.buf) < handOffBytes && c.handing.Load() == 0 {
 			// Nothing ahead of it: answer it here, in order by construction.
-			queued := c.serve1(f)
+			queued := c.serve1(f, !f.more)
 			f.release()
 			free <- f
 			if !queued {
@@ -222,7 +233,7 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 func (c *conn) handleLoop(work <-chan *frame, free chan<- *frame, handled chan<- struct{}) {
 	defer close(handled)
 	for f := range work {
-		queued := c.serve1(f)
+		queued := c.serve1(f, false)
 		f.release()
 		free <- f
 		c.handing.Add(-1) // after f is done with: the read loop may now answer frames itself
@@ -232,10 +243,11 @@ func (c *conn) handleLoop(work <-chan *frame, free chan<- *frame, handled chan<-
 	}
 }
 
-// serve1 answers one frame: handles it, queues the reply and starts what the reply starts.
-// It reports whether the reply was queued. f may be reused once it returns (names in a
-// subscription and records until applied are views of its bytes).
-func (c *conn) serve1(f *frame) bool {
+// serve1 answers one frame: handles it, queues the reply (or, when direct, may write it
+// itself: writeDirect) and starts what the reply starts. It reports whether the reply was
+// queued or written. f may be reused once it returns (names in a subscription and records
+// until applied are views of its bytes).
+func (c *conn) serve1(f *frame, direct bool) bool {
 	var rep reply
 	if f.binary {
 		b := getBuf()
@@ -245,7 +257,14 @@ func (c *conn) serve1(f *frame) bool {
 	} else {
 		rep = c.request(f)
 	}
-	if !c.enqueue(rep) {
+	written := false
+	if direct && rep.commit == 0 {
+		var ok bool
+		if written, ok = c.writeDirect(rep); written && !ok {
+			return false
+		}
+	}
+	if !written && !c.enqueue(rep) {
 		return false
 	}
 	if rep.start != nil {
@@ -294,6 +313,7 @@ func (c *conn) enqueue(rep reply) bool {
 // done). A connection whose queue stays full that long is not reading: it is closed with
 // 1008 and reason, so it holds up no one else. The buffer is released when not queued.
 func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
+	c.queued.Add(1)
 	select {
 	case c.out <- rep:
 		return true
@@ -309,8 +329,40 @@ func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
 		c.srv.metrics.slowConsumer()
 		c.closeWith(websocket.StatusPolicyViolation, reason)
 	}
+	c.queued.Add(-1)
 	putBuf(rep.buf)
 	return false
+}
+
+// writeDirect writes rep (a reply with no commit to wait for) to the socket itself when no
+// reply is queued or being written, which keeps replies in order: queued counts replies from
+// the moment they are queued until the write loop has written them, and is read under wmu,
+// which the write loop holds while it writes. It reports whether it took the reply (false:
+// queue it) and whether the write succeeded. A write that gets stuck (a client that stopped
+// reading) is bounded by the socket's write deadline, as in the write loop.
+//
+// The read loop calls it only when no further request was already in the socket's read
+// buffer: a pipelining client is better served by the write loop, which writes a burst of
+// replies in one syscall (corkConn) while the read loop goes on reading.
+func (c *conn) writeDirect(rep reply) (written, ok bool) {
+	if c.queued.Load() != 0 || !c.wmu.TryLock() {
+		return false, false
+	}
+	if c.queued.Load() != 0 {
+		c.wmu.Unlock()
+		return false, false
+	}
+	err := c.ws.Write(context.Background(), websocket.MessageText, *rep.buf)
+	c.release(rep.buf)
+	c.wmu.Unlock()
+	if err != nil {
+		c.writeFailed(err)
+		return true, false
+	}
+	if !rep.push {
+		c.addPending(-1)
+	}
+	return true, true
 }
 
 // writeLoop writes queued replies in order, each after its commit is durable.
@@ -335,6 +387,7 @@ func (c *conn) writeLoop() {
 				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, notDurable(err))
 			}
 		}
+		c.wmu.Lock()
 		if len(c.out) > 0 {
 			c.cork.cork() // more replies follow: let them leave in one write
 		}
@@ -344,6 +397,8 @@ func (c *conn) writeLoop() {
 		if err == nil && len(c.out) == 0 {
 			err = c.cork.uncork()
 		}
+		c.queued.Add(-1)
+		c.wmu.Unlock()
 		if err != nil {
 			c.writeFailed(err)
 			return

@@ -13,8 +13,10 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/volandoo/fluxiondb/internal/db"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/server"
+	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
 // Connection-level behaviour: pipelining, concurrency, exact timestamps and payloads, the
@@ -66,6 +68,30 @@ func TestPipelined1000(t *testing.T) {
 	recs := c.ok("qdoc", `{"col":"p","doc":"d","to":100000}`).fields["records"].([]any)
 	if len(recs) != n/2 {
 		t.Errorf("stored %d records, want %d", len(recs), n/2)
+	}
+}
+
+// TestRepliesKeepOrderBehindADurabilityWait: a read's reply, which the read loop writes
+// itself when nothing is queued ahead of it, never overtakes an insert's reply still waiting
+// in the write loop for its fsync. Each read is sent a moment after its insert, so the read
+// loop finds the read alone in its buffer (the case where it may write directly) while the
+// insert's fsync is under way.
+func TestRepliesKeepOrderBehindADurabilityWait(t *testing.T) {
+	s := startSubServer(t, db.Config{Dir: t.TempDir(), Fsync: wal.SyncAlways}, server.Config{})
+	c := tryDial(t, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	c.readFrame() // ready
+	const n = 100
+	for i := range n {
+		ins := c.send("ins", fmt.Sprintf(`[{"col":"o","doc":"d","ts":%d,"data":"v"}]`, i+1))
+		time.Sleep(200 * time.Microsecond)
+		read := c.send("qdoc", fmt.Sprintf(`{"col":"o","doc":"d","from":%d,"to":%d}`, i+1, i+1))
+		if r := c.readReply(ins); r.isErr() {
+			t.Fatalf("insert %d: %s", i, r.raw)
+		}
+		want := fmt.Sprintf(`{"id":%q,"records":[{"ts":%d,"data":"v"}]}`, read, i+1)
+		if r := c.readReply(read); string(r.raw) != want {
+			t.Fatalf("read %d: %s, want %s", i, r.raw, want)
+		}
 	}
 }
 

@@ -19,6 +19,7 @@ type bigWriteBuffer struct {
 	http.ResponseWriter
 	writeTimeout time.Duration // bounds every write to the socket (corkConn.timeout)
 	cork         *corkConn
+	rd           *bufio.Reader // what the library reads frames from
 }
 
 func (b *bigWriteBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -32,6 +33,7 @@ func (b *bigWriteBuffer) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	b.cork = &corkConn{Conn: conn, timeout: b.writeTimeout}
+	b.rd = brw.Reader
 	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(b.cork, writeBufferSize)), nil
 }
 

@@ -190,7 +190,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 
 	ip, _, _ := net.SplitHostPort(r.RemoteAddr)
 	c := &conn{
-		srv: s, ws: ws, cork: bw.cork, key: key, ip: ip,
+		srv: s, ws: ws, cork: bw.cork, rd: bw.rd, key: key, ip: ip,
 		name:      connName(r.URL.RawQuery),
 		since:     time.Now(),
 		out:       make(chan reply, s.cfg.OutboundQueue),

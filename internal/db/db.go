@@ -28,6 +28,8 @@ type DB struct {
 	seq uint64     // sequence number of the last change, under mu
 
 	p *persist // nil in memory
+
+	quickWait bool // Wait hands the caller's changes to the OS itself: no disk wait (QuickWait)
 }
 
 // Config configures Open.
@@ -84,6 +86,7 @@ func Open(cfg Config) (*DB, error) {
 			return nil, err
 		}
 	}
+	d.quickWait = cfg.Dir == "" || cfg.Fsync != wal.SyncAlways
 	return d, nil
 }
 
@@ -104,6 +107,11 @@ func (d *DB) Close() error {
 	}
 	return d.p.close()
 }
+
+// QuickWait reports whether Wait is quick: in memory, or when a change counts as done once
+// the log has handed it to the OS (--fsync=interval or never), which Wait then does on the
+// caller's goroutine. Under --fsync=always Wait waits for a shared fsync.
+func (d *DB) QuickWait() bool { return d.quickWait }
 
 // Wait blocks until c is durable, or ctx ends. An error means the change may not survive
 // a crash (the disk is in trouble); the caller must not acknowledge it as done.

@@ -27,10 +27,11 @@ import (
 //     nothing is ahead of it, since a hand-off would cost more than it saves;
 //   - the handler (handleLoop) answers the frames handed to it, in order;
 //   - the write loop (writeLoop) waits for each reply's commit to be durable and writes it.
-//     A reply the read loop made itself, with no commit to wait for, nothing queued ahead
-//     of it and no further request already received, the read loop writes itself
-//     (writeDirect): a client that sends one request at a time then costs one goroutine
-//     wake-up per round trip instead of two.
+//     A reply the read loop made itself, with nothing queued ahead of it and no further
+//     request already received, the read loop writes itself (writeDirect) when its commit
+//     needs no disk wait (none, or --fsync interval/never: db.QuickWait): a client that
+//     sends one request at a time then costs one goroutine wake-up per round trip, not two
+//     or (through the log's flusher) four.
 //
 // Requests are answered in the order they arrive and may be pipelined. Parsing the next
 // batch while the handler applies the one before (or waits for the change lock) lets one
@@ -258,7 +259,7 @@ func (c *conn) serve1(f *frame, direct bool) bool {
 		rep = c.request(f)
 	}
 	written := false
-	if direct && rep.commit == 0 {
+	if direct && (rep.commit == 0 || c.srv.db.QuickWait()) {
 		var ok bool
 		if written, ok = c.writeDirect(rep); written && !ok {
 			return false
@@ -334,12 +335,13 @@ func (c *conn) queue(rep reply, done <-chan struct{}, reason string) bool {
 	return false
 }
 
-// writeDirect writes rep (a reply with no commit to wait for) to the socket itself when no
-// reply is queued or being written, which keeps replies in order: queued counts replies from
-// the moment they are queued until the write loop has written them, and is read under wmu,
-// which the write loop holds while it writes. It reports whether it took the reply (false:
-// queue it) and whether the write succeeded. A write that gets stuck (a client that stopped
-// reading) is bounded by the socket's write deadline, as in the write loop.
+// writeDirect writes rep to the socket itself, after its commit (if any) is done — the
+// caller checked that this takes no disk wait (QuickWait) — when no reply is queued or being
+// written. That keeps replies in order: queued counts replies from the moment they are queued
+// until the write loop has written them, and is read under wmu, which the write loop holds
+// while it writes. It reports whether it took the reply (false: queue it) and whether the
+// write succeeded. A write that gets stuck (a client that stopped reading) is bounded by the
+// socket's write deadline, as in the write loop.
 //
 // The read loop calls it only when no further request was already in the socket's read
 // buffer: a pipelining client is better served by the write loop, which writes a burst of
@@ -351,6 +353,11 @@ func (c *conn) writeDirect(rep reply) (written, ok bool) {
 	if c.queued.Load() != 0 {
 		c.wmu.Unlock()
 		return false, false
+	}
+	if rep.commit != 0 {
+		if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
+			*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, notDurable(err))
+		}
 	}
 	err := c.ws.Write(context.Background(), websocket.MessageText, *rep.buf)
 	c.release(rep.buf)

@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -91,6 +95,38 @@ func TestRepliesKeepOrderBehindADurabilityWait(t *testing.T) {
 		want := fmt.Sprintf(`{"id":%q,"records":[{"ts":%d,"data":"v"}]}`, read, i+1)
 		if r := c.readReply(read); string(r.raw) != want {
 			t.Fatalf("read %d: %s, want %s", i, r.raw, want)
+		}
+	}
+}
+
+// TestDirectReplyIsLogged: under --fsync=interval the read loop writes an insert's reply
+// itself (QuickWait), and only once the change is in the log file: the reply means a crash
+// of the process cannot lose it. The flush interval is an hour, so nothing but the reply's
+// own wait writes the log.
+func TestDirectReplyIsLogged(t *testing.T) {
+	dir := t.TempDir()
+	s := startSubServer(t, db.Config{Dir: dir, Fsync: wal.SyncInterval, FlushInterval: time.Hour}, server.Config{})
+	c := tryDial(t, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	c.readFrame() // ready
+	for i := range 3 {
+		marker := fmt.Sprintf("marker-%d-%d", i, time.Now().UnixNano())
+		if r := c.do("ins", fmt.Sprintf(`[{"col":"l","doc":"d","ts":%d,"data":%q}]`, i+1, marker)); r.isErr() {
+			t.Fatalf("insert: %s", r.raw)
+		}
+		var found bool
+		err := filepath.WalkDir(dir, func(path string, e fs.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			found = found || bytes.Contains(b, []byte(marker))
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !found {
+			t.Fatalf("insert %d acknowledged before it was in the log", i)
 		}
 	}
 }

@@ -28,9 +28,14 @@
 //
 // # Group commit
 //
-// Append only encodes into an in-memory buffer. One flusher goroutine owns the segment files:
-// each round it takes everything buffered, writes it with one write call per segment, and,
-// under SyncAlways, fsyncs once; every Sync waiter whose frame the round covered wakes up.
+// Append only encodes into an in-memory buffer. Rounds write the segment files: each round
+// takes everything buffered, writes it with one write call per segment, and, under
+// SyncAlways, fsyncs once; every Sync waiter whose frame the round covered wakes up. One
+// round runs at a time (Log.tok). The flusher goroutine runs them when woken and on its
+// timers; under SyncInterval and SyncNever a Sync caller that finds no round running runs
+// one itself (callerRound), since all it needs is its frames handed to the OS, and waking the
+// flusher and being woken back would cost two thread hand-offs per request. Under SyncAlways
+// waiters always leave the round to the flusher, which is what makes them share an fsync.
 // While an fsync runs, new frames accumulate and the next round carries them all, so N
 // concurrent writers share one fsync. Under SyncInterval (ticks) and at segment rolls under
 // SyncInterval and SyncNever the fsync runs in the background while writing continues, so

@@ -291,3 +291,37 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(2 * time.Millisecond)
 	}
 }
+
+// A write that fails in a Sync caller's own round (interval, never) puts the log in trouble
+// like one in the flusher's, and the flusher, told of it, retries until the disk recovers —
+// with one writer, nobody else would wake it.
+func TestCallerRoundTroubleRecovers(t *testing.T) {
+	for _, p := range []Policy{SyncInterval, SyncNever} {
+		t.Run(p.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := &faultFS{}
+			l := openT(t, dir, Options{Policy: p, fs: ffs, RetryInterval: 5 * time.Millisecond, Interval: time.Hour})
+			appendSync(t, l, "before")
+			ffs.set(func(f *faultFS) { f.writeErr = syscall.ENOSPC })
+			seq, err := l.Append([]byte("during"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(context.Background(), seq); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Sync during trouble: %v, want ENOSPC", err)
+			}
+			ffs.set(func(f *faultFS) { f.writeErr = nil })
+			waitFor(t, "the log to recover", func() bool { return l.Stats().Err == nil })
+			appendSync(t, l, "after")
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openT(t, dir, Options{})
+			defer l.Close()
+			// "during" was never acknowledged, but its copy is rewritten on recovery.
+			if _, got := replayAll(t, l, 1); !slices.Equal(got, []string{"before", "during", "after"}) {
+				t.Fatalf("replayed %q", got)
+			}
+		})
+	}
+}

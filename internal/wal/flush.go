@@ -26,11 +26,12 @@ type asyncSync struct {
 	lastSeq    uint64 // highest sequence number it covers
 	closeAfter bool   // seg is finished (rolled): close it once durable
 	start      time.Time
-	done       chan error
+	err        error         // the fsync's result, set before done is closed
+	done       chan struct{} // closed when the fsync has returned
 }
 
-// flusherState is owned by the flusher goroutine; nothing else touches it (except the
-// atomic fsyncRequested).
+// flusherState belongs to whoever runs a round: the flusher goroutine, or a Sync caller
+// (callerRound); both hold Log.tok (except for the atomic fsyncRequested).
 type flusherState struct {
 	// dirty lists the segments, oldest first, that may hold bytes not yet fsynced: the
 	// current one (last) and, while its background fsync runs, the one rolled away from.
@@ -54,6 +55,8 @@ type flusherState struct {
 	lastTry time.Time
 
 	fsyncRequested atomic.Bool // set by Flush: fsync even if the policy would not
+
+	finished bool // the final round has run: no more rounds
 }
 
 func (f *flusherState) cur() *segState {
@@ -63,11 +66,15 @@ func (f *flusherState) cur() *segState {
 	return nil
 }
 
-// run is the flusher goroutine: the only writer of segment files.
+// run is the flusher goroutine. It runs rounds when woken (an Append past kickBytes, a Sync
+// waiter, Flush, Close), on the policy's ticker and on retries; under SyncInterval and
+// SyncNever a Sync caller may run a round itself (Sync), so rounds hold l.tok.
 func (l *Log) run() {
 	defer close(l.exited)
 	f := &l.f
+	l.tok.Lock()
 	f.lastWritten, f.lastDurable = l.written, l.durable
+	l.tok.Unlock()
 	var tick <-chan time.Time
 	if l.opts.Policy == SyncInterval {
 		t := time.NewTicker(l.opts.Interval)
@@ -76,41 +83,81 @@ func (l *Log) run() {
 	}
 	var retry <-chan time.Time
 	for {
-		// A log in trouble retries on a timer, however it got there (a failed round, or a
-		// failed background fsync): appends are refused meanwhile, so no writer would wake it.
-		switch {
-		case f.trouble != nil && retry == nil:
-			retry = time.After(l.opts.RetryInterval)
-		case f.trouble == nil:
-			retry = nil
-		}
-		final, ticked := false, false
-		var syncDone <-chan error
+		l.tok.Lock()
+		trouble := f.trouble
+		var syncDone <-chan struct{}
 		if f.inflight != nil {
 			syncDone = f.inflight.done
 		}
+		l.tok.Unlock()
+		// A log in trouble retries on a timer, however it got there (a failed round, or a
+		// failed background fsync): appends are refused meanwhile, so no writer would wake it.
+		switch {
+		case trouble != nil && retry == nil:
+			retry = time.After(l.opts.RetryInterval)
+		case trouble == nil:
+			retry = nil
+		}
+		final, ticked := false, false
 		select {
 		case <-l.kick:
 		case <-tick:
 			ticked = true
 		case <-retry:
 			retry = nil
-		case err := <-syncDone:
-			if err := l.finishAsync(err); err != nil {
-				l.fail(err)
-			} else {
-				l.publish()
+		case <-syncDone:
+			l.tok.Lock()
+			// A caller's round may have finished this fsync (and started another) meanwhile.
+			if a := f.inflight; a != nil && a.done == syncDone {
+				if err := l.finishAsync(a.err); err != nil {
+					l.fail(err)
+				} else {
+					l.publish()
+				}
 			}
+			l.tok.Unlock()
 			continue
 		case <-l.quit:
 			final = true
 		}
+		l.tok.Lock()
 		l.round(final, ticked)
 		if final {
 			l.shutdown()
+			f.finished = true
+		}
+		l.tok.Unlock()
+		if final {
 			return
 		}
 	}
+}
+
+// callerRound runs a round on the calling goroutine (a Sync waiter) if no round is running,
+// and reports whether it did. Under SyncInterval and SyncNever a waiter only needs its frames
+// handed to the OS: writing them itself saves waking the flusher and being woken back, two
+// thread hand-offs per request. Under SyncAlways waiters leave the round to the flusher,
+// which makes them share one fsync (group commit).
+func (l *Log) callerRound() bool {
+	if l.opts.Policy == SyncAlways || !l.tok.TryLock() {
+		return false
+	}
+	f := &l.f
+	if f.finished || f.trouble != nil {
+		// Closed, or in trouble: the flusher alone retries, on its timer.
+		l.tok.Unlock()
+		return false
+	}
+	before := f.inflight
+	l.round(false, false)
+	// The flusher must hear of what the round left for it: a background fsync whose result
+	// it has to collect, or trouble it has to retry on its timer.
+	wake := (f.inflight != nil && f.inflight != before) || f.trouble != nil
+	l.tok.Unlock()
+	if wake {
+		l.wake()
+	}
+	return true
 }
 
 // round writes what is pending and fsyncs when the policy (or a Flush, or Close) asks.
@@ -247,10 +294,13 @@ func (l *Log) closeSeg(s *segState) error {
 func (l *Log) startAsync(seg *segState, closeAfter bool) {
 	f := &l.f
 	a := &asyncSync{seg: seg, upTo: seg.off, nChunks: f.nWritten, lastSeq: f.lastWritten,
-		closeAfter: closeAfter, start: time.Now(), done: make(chan error, 1)}
+		closeAfter: closeAfter, start: time.Now(), done: make(chan struct{})}
 	f.inflight = a
 	fh := seg.f
-	go func() { a.done <- fh.Sync() }()
+	go func() {
+		a.err = fh.Sync()
+		close(a.done)
+	}()
 }
 
 // waitAsync waits for the background fsync, if any, and applies its result.
@@ -258,7 +308,8 @@ func (l *Log) waitAsync() error {
 	if l.f.inflight == nil {
 		return nil
 	}
-	return l.finishAsync(<-l.f.inflight.done)
+	<-l.f.inflight.done
+	return l.finishAsync(l.f.inflight.err)
 }
 
 // finishAsync applies the result of the background fsync.
@@ -338,7 +389,8 @@ func (l *Log) fail(err error) {
 	if f.inflight != nil {
 		// Let the background fsync finish before closing its descriptor. If it succeeded,
 		// its frames really are durable.
-		if aerr := l.finishAsync(<-f.inflight.done); aerr != nil {
+		<-f.inflight.done
+		if aerr := l.finishAsync(f.inflight.err); aerr != nil {
 			l.logger.Error("wal: background fsync failed too", "err", aerr)
 		}
 	}

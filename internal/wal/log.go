@@ -201,7 +201,8 @@ type Log struct {
 	cutAt         time.Time
 	stats         Stats // fsync and error counters (protected by mu)
 
-	f flusherState // owned by the flusher goroutine
+	tok sync.Mutex   // held while a round runs (run, callerRound); guards f
+	f   flusherState // the round's state
 }
 
 // Open opens (creating if needed) the log in dir. It scans the last segment, truncates a
@@ -460,6 +461,7 @@ func (l *Log) acked(seq uint64) bool {
 // write and one fsync. If the write or fsync covering seq fails, every waiter of an affected
 // frame gets that error (errors.Is works with syscall.ENOSPC, EIO, …).
 func (l *Log) Sync(ctx context.Context, seq uint64) error {
+	tried := false
 	l.mu.Lock()
 	for {
 		if l.acked(seq) {
@@ -484,6 +486,14 @@ func (l *Log) Sync(ctx context.Context, seq uint64) error {
 			}
 			return err
 		}
+		if l.opts.Policy != SyncAlways && !tried {
+			// Write the frames here rather than wake the flusher and wait to be woken.
+			l.mu.Unlock()
+			tried = !l.callerRound() // a round is running: wait for it (once) below
+			l.mu.Lock()
+			continue
+		}
+		tried = false
 		if seq > l.syncWant {
 			l.syncWant = seq
 			l.wake()

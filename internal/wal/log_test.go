@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -356,6 +357,86 @@ func TestBackgroundFsyncBoundsUnsyncedFrames(t *testing.T) {
 					t.Fatalf("no background fsync after %d MiB written: %+v", 3*backgroundSyncBytes>>20, st)
 				}
 				time.Sleep(5 * time.Millisecond)
+			}
+		})
+	}
+}
+
+// Under interval and never, a Sync caller writes the pending frames itself when no round is
+// running (callerRound). Many callers, the flusher's ticks, background fsyncs past
+// backgroundSyncBytes and Flush all run rounds here at once, sharing the round state under
+// tok (the race detector watches it); every frame a Sync returned for is then in the log, in
+// order.
+func TestCallerRoundsBesideTheFlusher(t *testing.T) {
+	for _, p := range []Policy{SyncInterval, SyncNever} {
+		t.Run(p.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			l := openT(t, dir, Options{Policy: p, Interval: 2 * time.Millisecond})
+			const writers, each = 8, 200
+			var mu sync.Mutex // the caller's apply lock: Append order = apply order
+			got := make(map[uint64]string)
+			stop := make(chan struct{})
+			flushed := make(chan error, 1)
+			go func() { // Flush asks for an fsync whatever the policy
+				for {
+					select {
+					case <-stop:
+						flushed <- nil
+						return
+					case <-time.After(3 * time.Millisecond):
+					}
+					if err := l.Flush(context.Background()); err != nil {
+						flushed <- err
+						return
+					}
+				}
+			}()
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						p := fmt.Sprintf("w%d-%d-", w, i) + strings.Repeat("x", 8<<10)
+						mu.Lock()
+						seq, err := l.Append([]byte(p))
+						got[seq] = p
+						mu.Unlock()
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if err := l.Sync(context.Background(), seq); err != nil {
+							t.Error(err)
+							return
+						}
+						if st := l.Stats(); st.WrittenSeq < seq {
+							t.Errorf("Sync(%d) returned with written %d", seq, st.WrittenSeq)
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			close(stop)
+			if err := <-flushed; err != nil {
+				t.Fatal(err)
+			}
+			if st := l.Stats(); st.Fsyncs < 2 {
+				t.Errorf("%d fsyncs for %d MiB: no background or Flush fsync ran", st.Fsyncs, writers*each*8>>10)
+			}
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			l = openT(t, dir, Options{})
+			defer l.Close()
+			seqs, payloads := replayAll(t, l, 1)
+			if len(seqs) != writers*each {
+				t.Fatalf("replayed %d, want %d", len(seqs), writers*each)
+			}
+			for i, s := range seqs {
+				if got[s] != payloads[i] {
+					t.Fatalf("seq %d: %.20q, want %.20q", s, payloads[i], got[s])
+				}
 			}
 		})
 	}

@@ -47,6 +47,7 @@ type conn struct {
 	ws    *websocket.Conn
 	cork  *corkConn     // the socket under ws; the write loop batches bursts of replies with it
 	rd    *bufio.Reader // the socket's read buffer: bytes there are requests already sent
+	rdMu  sync.Mutex    // held by closeWith's handshake (which reads rd) and by the read loop's look at rd
 	key   *auth.Entry
 	ip    string
 	name  string
@@ -203,7 +204,7 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 			return err
 		}
 		f.start = time.Now()
-		f.more = c.rd != nil && c.rd.Buffered() > 0
+		f.more = c.moreBuffered()
 		f.binary = typ != websocket.MessageText
 		f.perr = nil
 		if !f.binary {
@@ -226,6 +227,17 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 			return nil
 		}
 	}
+}
+
+// moreBuffered reports whether bytes of a further request are already in the socket's read
+// buffer. The library reads that buffer outside our read loop only in the closing handshake
+// (ws.Close, under rdMu); while one runs the answer is true, which sends replies the usual way.
+func (c *conn) moreBuffered() bool {
+	if c.rd == nil || !c.rdMu.TryLock() {
+		return true
+	}
+	defer c.rdMu.Unlock()
+	return c.rd.Buffered() > 0
 }
 
 // handleLoop handles the frames handed to it, in order. When a reply cannot be queued (the
@@ -465,7 +477,9 @@ func (c *conn) closeWith(code websocket.StatusCode, reason string) {
 		go func() {
 			// Close performs the closing handshake (bounded by the library at 5 s);
 			// it makes the read loop return.
+			c.rdMu.Lock() // Close reads the peer's close frame from rd (moreBuffered)
 			_ = c.ws.Close(code, reason)
+			c.rdMu.Unlock()
 			c.cancel()
 			close(c.handshake)
 		}()

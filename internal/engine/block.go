@@ -229,6 +229,85 @@ func insertInPlace(b *block, r entry) bool {
 	return true
 }
 
+// deleteInPlace removes b's record at ts from b's bytes: the bytes after it move down, the
+// record after it gets its new ts delta, and the marks from there on are set again. A
+// single-record delete (drec) then costs a short move instead of a copy of the block. It
+// returns the removed payload's length and whether b held ts; b must keep at least one record
+// (count > 1), and the caller must own b's bytes (block.epoch).
+func deleteInPlace(b *block, ts int64) (payload int, found bool) {
+	if b.count < 2 || ts < b.minTS || ts > b.maxTS {
+		return 0, false
+	}
+	// Walk from the last mark before ts (its record is older than ts) to the record at ts,
+	// keeping the offset and ts of the one before it.
+	off, idx, prev, prevOff := 0, 0, b.minTS, -1
+	if k := b.marksBefore(ts); k > 0 {
+		m := b.marks[k-1]
+		delta, n := binary.Uvarint(b.data[m.off:])
+		if n <= 0 {
+			return 0, false
+		}
+		off, idx, prev = int(m.off), k*markEvery, int64(uint64(m.ts)-delta)
+	}
+	var p []byte
+	end := 0
+	for {
+		t, pl, next, ok := readRec(b.data, off, prev)
+		if !ok || t > ts {
+			return 0, false
+		}
+		if t == ts {
+			p, end = pl, next
+			break
+		}
+		prev, prevOff, off = t, off, next
+		idx++
+	}
+	n := len(b.data)
+	if end == n { // the newest record: the one before it becomes the newest
+		b.data = b.data[:off]
+		b.count--
+		b.maxTS, b.lastOff = prev, int32(prevOff)
+	} else {
+		// The record after it now follows prev (or opens the block: delta 0).
+		oldDelta, dn := binary.Uvarint(b.data[end:])
+		if dn <= 0 {
+			return 0, false
+		}
+		next := int64(uint64(ts) + oldDelta)
+		newDelta := uint64(0)
+		if idx > 0 {
+			newDelta = uint64(next) - uint64(prev)
+		}
+		rest := b.data[end+dn : n] // the next record's length and payload, and all after it
+		size := off + uvarintLen(newDelta) + len(rest)
+		w := binary.AppendUvarint(b.data[:off], newDelta)
+		copy(b.data[len(w):size], rest)
+		b.data = b.data[:size]
+		b.count--
+		if int(b.lastOff) == end {
+			b.lastOff = int32(off) // the next record was the newest
+		} else {
+			b.lastOff -= int32(n - size)
+		}
+		if idx == 0 {
+			b.minTS, prev = next, next
+		}
+		for i := idx; ; i++ { // marks from the next record on
+			t, _, e, ok := readRec(b.data, off, prev)
+			if !ok {
+				break
+			}
+			b.addMark(i, t, off)
+			prev, off = t, e
+		}
+	}
+	for k := b.nMarks(); k < len(b.marks); k++ {
+		b.marks[k] = mark{} // past the last record now
+	}
+	return len(p), true
+}
+
 // uvarintLen is the encoded length of binary.AppendUvarint(nil, v).
 func uvarintLen(v uint64) int {
 	n := 1

@@ -181,6 +181,15 @@ func FuzzSpliceBlock(f *testing.F) {
 	f.Add(int64(10), bytes.Repeat([]byte{2, 5}, 100), int64(3), []byte{0, 5}, false, int64(0), uint16(30))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(131), []byte{0, 5}, false, int64(0), uint16(30))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(131), []byte{0, 5}, false, int64(0), uint16(2))
+	// One record deleted in place: the first, the newest, one at a mark, one past a mark,
+	// one that is not there, one of two, the one whose mark goes with it.
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(0), []byte{}, true, int64(298), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(0), []byte{}, true, int64(128), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(0), []byte{}, true, int64(130), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(0), []byte{}, true, int64(131), uint16(0))
+	f.Add(int64(7), []byte{0, 1, 200, 1, 1}, int64(0), []byte{}, true, int64(7), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 129), int64(0), []byte{}, true, int64(256), uint16(0))
 	// Same-length replaces, in place: one, several, one past a mark.
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(200), []byte{0, 50, 4, 50, 60, 50}, false, int64(0), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 7}, 200), int64(2), []byte{0, 7}, false, int64(0), uint16(0))
@@ -215,6 +224,9 @@ func FuzzSpliceBlock(f *testing.F) {
 				return
 			}
 			want, wantN, wantBytes = mergeEntries(nil, &b, recs)
+		}
+		if remove && lo == hi {
+			checkDeleteInPlace(t, b, lo, want, wantN, wantBytes)
 		}
 		if !remove {
 			checkReplaceInPlace(t, b, recs, want)
@@ -286,6 +298,33 @@ func checkReplaceInPlace(t *testing.T, b block, recs, want []entry) {
 	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
 		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
 		t.Fatalf("block replaced in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
+	}
+}
+
+// checkDeleteInPlace runs deleteInPlace on a copy of b: when b holds ts and keeps a record
+// after it goes, it must succeed and leave the block encodeBlock makes of want; otherwise it
+// must leave the bytes alone.
+func checkDeleteInPlace(t *testing.T, b block, ts int64, want []entry, wantN int, wantBytes int64) {
+	t.Helper()
+	cp := b
+	cp.data = bytes.Clone(b.data)
+	n, found := deleteInPlace(&cp, ts)
+	if eligible := wantN == 1 && b.count > 1; found != eligible {
+		t.Fatalf("deleteInPlace(%d) found=%v, want %v (%d of %d records held)", ts, found, eligible, wantN, b.count)
+	}
+	if !found {
+		if !bytes.Equal(cp.data, b.data) || cp.count != b.count || cp.marks != b.marks {
+			t.Fatalf("deleteInPlace found nothing but changed the block")
+		}
+		return
+	}
+	if int64(n) != wantBytes {
+		t.Fatalf("deleteInPlace removed %d payload bytes, want %d", n, wantBytes)
+	}
+	ref := encodeBlock(want)
+	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
+		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
+		t.Fatalf("block with a record deleted in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
 	}
 }
 

@@ -204,6 +204,16 @@ func (d *document) deleteRange(from, to int64, sc *insertScratch) (removed int, 
 	if i == len(d.blocks) || d.blocks[i].minTS > to {
 		return 0, 0
 	}
+	if b := &d.blocks[i]; from == to && b.count > 1 && b.epoch == d.epoch {
+		// One record (drec), in a block no Export has captured: take it out in place.
+		n, found := deleteInPlace(b, from)
+		if !found {
+			return 0, 0
+		}
+		d.count--
+		d.payload -= int64(n)
+		return 1, int64(n)
+	}
 	// A range strictly inside one block's span may still miss every record; check before
 	// building anything. In every other case block i's minTS or maxTS is in range.
 	if b := &d.blocks[i]; b.minTS < from && b.maxTS > to && !blockHasIn(b, from, to) {

@@ -609,3 +609,42 @@ func TestLateInsertInPlaceRespectsExport(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+// TestDeleteInPlaceRespectsExport: a single-record delete made while an Export walks the
+// frozen blocks must not reach them (the block it would edit in place is captured); once no
+// export holds the block, the next one is taken out of the block's own bytes.
+func TestDeleteInPlaceRespectsExport(t *testing.T) {
+	s := New()
+	for ts := int64(1); ts <= 100; ts++ {
+		s.Insert([]Record{{"c", "d", ts, []byte(fmt.Sprintf("v-%03d", ts))}})
+	}
+	blockData := func() *byte {
+		c := s.lookup("c")
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return unsafe.SliceData(c.docs["d"].blocks[0].data)
+	}
+	e := &hookExporter{got: map[int64]string{}, hook: func() { s.DeleteRange("c", "d", 50, 50) }}
+	if err := s.Export(e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.got) != 100 || e.got[50] != "v-050" || e.got[51] != "v-051" {
+		t.Fatalf("export holds %d records (ts 50: %q, 51: %q): a delete made after its freeze reached it", len(e.got), e.got[50], e.got[51])
+	}
+	before := blockData()
+	if n := s.DeleteRange("c", "d", 70, 70); n != 1 {
+		t.Fatalf("deleted %d records, want 1", n)
+	}
+	if blockData() != before {
+		t.Fatalf("a single-record delete built a new block")
+	}
+	if n := s.DeleteRange("c", "d", 70, 70); n != 0 {
+		t.Fatalf("deleted %d records the second time, want 0", n)
+	}
+	var got []int64
+	s.Range("c", "d", RangeQuery{From: 1, To: 100}, func(ts int64, _ []byte) { got = append(got, ts) })
+	if len(got) != 98 || got[48] != 49 || got[49] != 51 || got[67] != 69 || got[68] != 71 {
+		t.Fatalf("records %v", got)
+	}
+	checkInvariants(t, s)
+}

@@ -107,6 +107,29 @@ func BenchmarkReplaceSingle(b *testing.B) {
 	insertOnePerCall(b, func(rng *rand.Rand, n int) int64 { return int64(2 * rng.IntN(n)) })
 }
 
+// BenchmarkResizeSingle replaces one stored record per call, at a random place of a
+// 100,000-record document, with a payload one byte shorter or longer than the stored one
+// (49 and 50 bytes by turns): a value re-sent with another length.
+func BenchmarkResizeSingle(b *testing.B) {
+	const n = 100_000
+	s := evenDoc(n)
+	rng := rand.New(rand.NewPCG(1, 2))
+	short := payload50[:49]
+	one := make([]Record, 1)
+	b.ReportAllocs()
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		p := payload50
+		if i%2 == 0 {
+			p = short
+		}
+		i++
+		one[0] = Record{"c", "d", int64(2 * rng.IntN(n)), p}
+		s.Insert(one)
+	}
+}
+
 func latestStore(docs, perDoc int) *Store {
 	s := New()
 	batch := make([]Record, perDoc)

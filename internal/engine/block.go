@@ -229,6 +229,55 @@ func insertInPlace(b *block, r entry) bool {
 	return true
 }
 
+// resizeInPlace replaces b's record at r.ts by r when r's payload has another length (same
+// lengths: replaceInPlace): the bytes after it move by the difference, and the offsets of the
+// marks after it with them. A value re-sent with a longer or shorter payload (a corrected
+// reading) then costs a short move instead of a copy of the block. It returns the replaced
+// payload's length and true, or false, changing nothing, when b does not hold r.ts, the
+// lengths are equal, or the result does not fit b's capacity or a block's limits. The caller
+// must own b's bytes (block.epoch).
+func resizeInPlace(b *block, r entry) (old int, ok bool) {
+	if r.ts < b.minTS || r.ts > b.maxTS {
+		return 0, false
+	}
+	off, prev := b.seek(r.ts)
+	for {
+		ts, p, next, ok := readRec(b.data, off, prev)
+		if !ok || ts > r.ts {
+			return 0, false
+		}
+		if ts < r.ts {
+			prev, off = ts, next
+			continue
+		}
+		if len(p) == len(r.data) {
+			return 0, false
+		}
+		_, dn := binary.Uvarint(b.data[off:]) // the delta stays
+		at := off + dn                        // where the payload's length starts
+		n := len(b.data)
+		size := n - (next - at) + uvarintLen(uint64(len(r.data))) + len(r.data)
+		if size > cap(b.data) || (b.count > 1 && size > blockTargetBytes) {
+			return 0, false
+		}
+		data := b.data[:max(n, size)]
+		tail := at + uvarintLen(uint64(len(r.data))) + len(r.data)
+		copy(data[tail:], data[next:n]) // the records after it
+		copy(data[binary.PutUvarint(data[at:], uint64(len(r.data)))+at:], r.data)
+		b.data = data[:size]
+		shift := size - n
+		if int(b.lastOff) > off {
+			b.lastOff += int32(shift)
+		}
+		for k := range b.nMarks() {
+			if int(b.marks[k].off) > off {
+				b.marks[k].off = uint16(int(b.marks[k].off) + shift)
+			}
+		}
+		return len(p), true
+	}
+}
+
 // deleteInPlace removes b's record at ts from b's bytes: the bytes after it move down, the
 // record after it gets its new ts delta, and the marks from there on are set again. A
 // single-record delete (drec) then costs a short move instead of a copy of the block. It

@@ -190,6 +190,13 @@ func FuzzSpliceBlock(f *testing.F) {
 	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(0), []byte{}, true, int64(131), uint16(0))
 	f.Add(int64(7), []byte{0, 1, 200, 1, 1}, int64(0), []byte{}, true, int64(7), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 129), int64(0), []byte{}, true, int64(256), uint16(0))
+	// One replace of another length, in place: longer (with room), shorter, the newest,
+	// the first, one before a mark.
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 100), int64(100), []byte{0, 60}, false, int64(0), uint16(100))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(100), []byte{0, 3}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(298), []byte{0, 200}, false, int64(0), uint16(300))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(0), []byte{0, 1}, false, int64(0), uint16(0))
+	f.Add(int64(0), bytes.Repeat([]byte{2, 5}, 150), int64(126), []byte{0, 130}, false, int64(0), uint16(500))
 	// Same-length replaces, in place: one, several, one past a mark.
 	f.Add(int64(0), bytes.Repeat([]byte{2, 50}, 150), int64(200), []byte{0, 50, 4, 50, 60, 50}, false, int64(0), uint16(0))
 	f.Add(int64(0), bytes.Repeat([]byte{2, 7}, 200), int64(2), []byte{0, 7}, false, int64(0), uint16(0))
@@ -231,6 +238,7 @@ func FuzzSpliceBlock(f *testing.F) {
 		if !remove {
 			checkReplaceInPlace(t, b, recs, want)
 			if len(recs) == 1 {
+				checkResizeInPlace(t, b, recs[0], want, int(span%512))
 				checkInsertInPlace(t, b, recs[0], want, int(span%512))
 			}
 		}
@@ -325,6 +333,43 @@ func checkDeleteInPlace(t *testing.T, b block, ts int64, want []entry, wantN int
 	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
 		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
 		t.Fatalf("block with a record deleted in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
+	}
+}
+
+// checkResizeInPlace runs resizeInPlace on a copy of b with extra bytes of spare capacity:
+// when b holds r.ts with a payload of another length and the result fits the capacity and a
+// block's limits, it must succeed and leave the block encodeBlock makes of want; otherwise it
+// must leave the bytes alone.
+func checkResizeInPlace(t *testing.T, b block, r entry, want []entry, extra int) {
+	t.Helper()
+	oldLen := -1
+	for _, e := range appendEntries(nil, &b) {
+		if e.ts == r.ts {
+			oldLen = len(e.data)
+		}
+	}
+	cp := b
+	cp.data = append(make([]byte, 0, len(b.data)+extra), b.data...)
+	ref := encodeBlock(want)
+	eligible := oldLen >= 0 && oldLen != len(r.data) && len(ref.data) <= cap(cp.data) &&
+		(len(want) == 1 || len(ref.data) <= blockTargetBytes)
+	old, done := resizeInPlace(&cp, r)
+	if done != eligible {
+		t.Fatalf("resizeInPlace = %v, want %v (old length %d, new %d, %d bytes into %d)",
+			done, eligible, oldLen, len(r.data), len(ref.data), cap(cp.data))
+	}
+	if !done {
+		if !bytes.Equal(cp.data, b.data) || cp.count != b.count || cp.marks != b.marks || cp.lastOff != b.lastOff {
+			t.Fatalf("resizeInPlace refused but changed the block")
+		}
+		return
+	}
+	if old != oldLen {
+		t.Fatalf("resizeInPlace replaced a payload of %d bytes, want %d", old, oldLen)
+	}
+	if !bytes.Equal(cp.data, ref.data) || cp.minTS != ref.minTS || cp.maxTS != ref.maxTS ||
+		cp.count != ref.count || cp.lastOff != ref.lastOff || cp.marks != ref.marks {
+		t.Fatalf("block with a record resized in place differs from the rebuilt one:\n got %+v\nwant %+v", cp, ref)
 	}
 }
 

@@ -27,12 +27,12 @@
 // Any other change (out-of-order insert, replace, delete) builds new blocks that are swapped
 // into the index: copy-on-write. A few records into or out of a block are spliced — the
 // unchanged runs of its bytes copied as they are (spliceBlock); larger merges decode the
-// touched blocks and encode them again, split to size. Three exceptions, taken only when no
-// Export has captured the block since its bytes were allocated (block.epoch): a replace by a
+// touched blocks and encode them again, split to size. Exceptions, taken only when no Export
+// has captured the block since its bytes were allocated (block.epoch): a replace by a
 // payload of the same length (a re-sent record) overwrites the payload in place
-// (replaceInPlace), one late record that fits the block's spare capacity is written into
-// it (insertInPlace), and a single-record delete takes the record out of the block's bytes
-// (deleteInPlace).
+// (replaceInPlace); one late record, or one replace by a payload of another length, that
+// fits the block's spare capacity is written into it (insertInPlace, resizeInPlace); and a
+// single-record delete takes the record out of the block's bytes (deleteInPlace).
 //
 // # Snapshots
 //

@@ -119,8 +119,9 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 				continue
 			}
 			if b.epoch == d.epoch {
-				// A block no Export holds: same-length replaces, or one late record that fits
-				// its spare capacity, are written into it; no new block.
+				// A block no Export holds: same-length replaces, one late record, or one
+				// replace of another length (when the block's capacity has room) are written
+				// into it; no new block.
 				if replaceInPlace(b, recs[j:k]) {
 					for _, r := range recs[j:k] {
 						bytes -= int64(len(r.data))
@@ -134,6 +135,15 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 					mid = append(mid, *b)
 					j = k
 					continue
+				}
+				if k-j == 1 {
+					if old, ok := resizeInPlace(b, recs[j]); ok {
+						bytes -= int64(old)
+						added--
+						mid = append(mid, *b)
+						j = k
+						continue
+					}
 				}
 			}
 			built := len(mid)

@@ -648,3 +648,55 @@ func TestDeleteInPlaceRespectsExport(t *testing.T) {
 	}
 	checkInvariants(t, s)
 }
+
+// TestResizeInPlaceRespectsExport: a record re-sent with a payload of another length while
+// an Export walks the frozen blocks must not reach them; once no export holds the block, the
+// next such replace rewrites the block's own bytes when its capacity has room.
+func TestResizeInPlaceRespectsExport(t *testing.T) {
+	s := New()
+	for ts := int64(1); ts <= 60; ts++ { // one open block with spare capacity
+		s.Insert([]Record{{"c", "d", ts, []byte("v")}})
+	}
+	blockData := func() *byte {
+		c := s.lookup("c")
+		c.mu.RLock()
+		defer c.mu.RUnlock()
+		return unsafe.SliceData(c.docs["d"].blocks[0].data)
+	}
+	e := &hookExporter{got: map[int64]string{}, hook: func() { s.Insert([]Record{{"c", "d", 30, []byte("longer")}}) }}
+	if err := s.Export(e); err != nil {
+		t.Fatal(err)
+	}
+	if len(e.got) != 60 || e.got[30] != "v" || e.got[31] != "v" {
+		t.Fatalf("export holds %d records (ts 30: %q, 31: %q): a replace made after its freeze reached it", len(e.got), e.got[30], e.got[31])
+	}
+	// The replace built an exact-size block; appends grow the open block, with room to spare.
+	for ts := int64(61); ts <= 80; ts++ {
+		s.Insert([]Record{{"c", "d", ts, []byte("v")}})
+	}
+	before := blockData()
+	s.Insert([]Record{{"c", "d", 40, []byte("much longer")}}) // no export holds the block now
+	s.Insert([]Record{{"c", "d", 30, []byte("")}})
+	if blockData() != before {
+		t.Fatalf("a replace of another length with room in its block built a new block")
+	}
+	want := map[int64]string{30: "", 40: "much longer"}
+	n := 0
+	s.Range("c", "d", RangeQuery{From: 1, To: 100}, func(ts int64, p []byte) {
+		n++
+		w, ok := want[ts]
+		if !ok {
+			w = "v"
+		}
+		if string(p) != w {
+			t.Errorf("ts %d: %q, want %q", ts, p, w)
+		}
+	})
+	if n != 80 {
+		t.Fatalf("%d records, want 80", n)
+	}
+	if st := s.Stats(); st.Records != 80 || st.PayloadBytes != 78+11 {
+		t.Fatalf("stats %+v, want 80 records of 89 payload bytes", st)
+	}
+	checkInvariants(t, s)
+}

@@ -15,6 +15,14 @@ export interface FluxionDBErrorOptions {
   requestId?: string;
 }
 
+// The package ships an ESM and a CommonJS build (and a browser one), each with its own copy of
+// these classes; an application that loads two of them (its ESM code imports the package, a
+// CommonJS dependency requires it) would see `instanceof` fail across the copies. So every
+// class carries a brand in the global symbol registry (set with its name, below), every error
+// the brands of its class and its bases, and `instanceof` a branded class checks the brand.
+const BRAND = Symbol.for("@volandoo/fluxiondb-client/error-class");
+const BRANDS = Symbol.for("@volandoo/fluxiondb-client/error-brands");
+
 /** FluxionDBError is the base class of every error the client rejects with. */
 export class FluxionDBError extends Error {
   /** code is a stable machine-readable code: a server code such as `bad_request`, or a client one. */
@@ -22,9 +30,24 @@ export class FluxionDBError extends Error {
   /** requestId is the envelope id of the failed request, if any. */
   readonly requestId?: string;
 
+  /** `err instanceof SomeError` holds for errors of any copy of this package (ESM, CommonJS, browser). */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    const brand = Object.prototype.hasOwnProperty.call(this, BRAND) ? (this as unknown as Record<symbol, string>)[BRAND] : undefined;
+    if (brand !== undefined && typeof value === "object" && value !== null) {
+      const brands = (value as Record<symbol, unknown>)[BRANDS];
+      if (Array.isArray(brands)) return brands.includes(brand);
+    }
+    return Function.prototype[Symbol.hasInstance].call(this, value);
+  }
+
   constructor(message: string, code: string, options: FluxionDBErrorOptions = {}) {
     // The cause is passed to Error so that Node prints it in stack traces.
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    const brands: string[] = [];
+    for (let c: unknown = new.target; typeof c === "function"; c = Object.getPrototypeOf(c)) {
+      if (Object.prototype.hasOwnProperty.call(c, BRAND)) brands.push((c as unknown as Record<symbol, string>)[BRAND]);
+    }
+    Object.defineProperty(this, BRANDS, { value: brands });
     this.code = code;
     if (options.requestId !== undefined) this.requestId = options.requestId;
     if (options.cause !== undefined && (this as { cause?: unknown }).cause === undefined) {
@@ -123,7 +146,8 @@ export class AbortedError extends FluxionDBError {
   }
 }
 
-// Names are set on the prototypes, not from new.target.name, so that they survive minifiers.
+// Names are set on the prototypes, not from new.target.name, so that they survive minifiers;
+// the same names are the classes' brands (instanceof across copies, above).
 for (const [cls, name] of [
   [FluxionDBError, "FluxionDBError"],
   [ServerError, "ServerError"],
@@ -140,6 +164,7 @@ for (const [cls, name] of [
   [AbortedError, "AbortedError"],
 ] as const) {
   Object.defineProperty(cls.prototype, "name", { value: name, writable: true, configurable: true });
+  Object.defineProperty(cls, BRAND, { value: name });
 }
 
 // Replies of the official server carry no `code`; these texts (PROTOCOL.md §2) are stable,

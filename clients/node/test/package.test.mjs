@@ -70,6 +70,34 @@ test("ESM import: default and named export", async () => {
   assert.ok(import.meta.resolve("@volandoo/fluxiondb-client").endsWith("/dist/index.js"));
 });
 
+test("errors are instanceof across the ESM, CommonJS and browser copies of the classes", async () => {
+  // An application whose ESM code imports the package while a CommonJS dependency requires
+  // it holds two copies of every class (the dual-package hazard); instanceof must still work.
+  const esm = await import("@volandoo/fluxiondb-client");
+  const cjs = require("@volandoo/fluxiondb-client");
+  const web = await import(join(packageDir, "dist", "browser.js"));
+  assert.notEqual(esm.ServerError, cjs.ServerError, "the test needs two copies");
+  for (const [from, to] of [[cjs, esm], [esm, cjs], [web, esm], [esm, web]]) {
+    const e = new from.PermissionDeniedError("permission denied", "permission_denied");
+    assert.ok(e instanceof to.PermissionDeniedError);
+    assert.ok(e instanceof to.ServerError);
+    assert.ok(e instanceof to.FluxionDBError);
+    assert.ok(e instanceof Error);
+    assert.ok(!(e instanceof to.NotFoundError), "a sibling class must not match");
+    assert.ok(!(e instanceof to.TimeoutError));
+    assert.ok(new from.ClosedError() instanceof to.ClosedError);
+    assert.ok(!(new from.ClosedError() instanceof to.ServerError));
+  }
+  assert.ok(!(new Error("x") instanceof esm.FluxionDBError));
+  assert.ok(!({ code: "timeout" } instanceof esm.TimeoutError));
+  assert.ok(!(null instanceof esm.FluxionDBError));
+  // A user's own subclass still works the ordinary way.
+  class MyError extends esm.FluxionDBError {}
+  assert.ok(new MyError("m", "mine") instanceof MyError);
+  assert.ok(new MyError("m", "mine") instanceof cjs.FluxionDBError);
+  assert.ok(!(new esm.FluxionDBError("m", "x") instanceof MyError));
+});
+
 test("CommonJS require: default and named export", () => {
   const resolved = execFileSync(process.execPath, [join(packageDir, "test", "fixtures", "consumer.cjs")], {
     cwd: packageDir,

@@ -27,11 +27,11 @@ import (
 //     nothing is ahead of it, since a hand-off would cost more than it saves;
 //   - the handler (handleLoop) answers the frames handed to it, in order;
 //   - the write loop (writeLoop) waits for each reply's commit to be durable and writes it.
-//     A reply the read loop made itself, with nothing queued ahead of it and no further
-//     request already received, the read loop writes itself (writeDirect) when its commit
-//     needs no disk wait (none, or --fsync interval/never: db.QuickWait): a client that
-//     sends one request at a time then costs one goroutine wake-up per round trip, not two
-//     or (through the log's flusher) four.
+//     The read loop writes a reply it made itself (writeDirect) when no reply is queued
+//     ahead of it, no further request has already arrived, and its commit needs no disk
+//     wait (none, or --fsync interval/never: db.QuickWait): a client that sends one request
+//     at a time then costs one goroutine wake-up per round trip, not two or (through the
+//     log's flusher) four.
 //
 // Requests are answered in the order they arrive and may be pipelined. Parsing the next
 // batch while the handler applies the one before (or waits for the change lock) lets one

@@ -657,6 +657,16 @@ func (s *session) send(ctx context.Context, typ string, payload []byte) (*call, 
 // sendHook is send with a hook run by the read loop on a successful reply
 // (pendingCall.onReply).
 func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onReply func([]byte) error) (*call, error) {
+	return s.sendOn(ctx, typ, payload, onReply, ctx.Done() == nil)
+}
+
+// sendOn is sendHook that writes the frame on the calling goroutine when
+// inline: the caller says nothing can end ctx before WithWriteTimeout, which
+// bounds the write anyway (ctx never ends, or only at a deadline no earlier
+// than that). Otherwise the write runs on a goroutine of its own so that ctx
+// can end the call while the frame is stuck in the socket. Writing inline
+// saves starting a goroutine, and waking a thread for it, per request.
+func (s *session) sendOn(ctx context.Context, typ string, payload []byte, onReply func([]byte) error, inline bool) (*call, error) {
 	id := strconv.FormatUint(s.c.nextID.Add(1), 36)
 	cl := &call{s: s, id: id, typ: typ, ch: make(chan reply, 1)}
 	s.mu.Lock()
@@ -678,6 +688,10 @@ func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onRe
 	}
 	bp := framePool.Get().(*[]byte)
 	frame := appendRequest((*bp)[:0], id, typ, payload)
+	if inline {
+		s.writeFrame(bp, frame)
+		return cl, nil
+	}
 	// The write runs on its own goroutine so that the caller's ctx bounds the call even when
 	// the socket is stuck (a server that stopped reading): a frame cannot be abandoned half
 	// written, so the write itself goes on, bounded by WithWriteTimeout, and the caller
@@ -685,17 +699,7 @@ func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onRe
 	written := make(chan struct{})
 	go func() {
 		defer close(written)
-		wctx, cancel := context.WithTimeout(s.ctx, s.c.opts.writeTimeout)
-		err := s.ws.Write(wctx, websocket.MessageText, frame)
-		cancel()
-		<-s.writeSem
-		if cap(frame) <= 1<<20 {
-			*bp = frame
-			framePool.Put(bp)
-		}
-		if err != nil {
-			s.c.lost(s, fmt.Errorf("write: %w", err))
-		}
+		s.writeFrame(bp, frame)
 	}()
 	select {
 	case <-written:
@@ -703,6 +707,23 @@ func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onRe
 	case <-ctx.Done():
 		s.forget(id)
 		return nil, ctxError(ctx, typ, id)
+	}
+}
+
+// writeFrame writes one request frame (held in bp, from framePool), bounded by
+// WithWriteTimeout, and releases the write slot and the buffer. A failed write
+// ends the session.
+func (s *session) writeFrame(bp *[]byte, frame []byte) {
+	wctx, cancel := context.WithTimeout(s.ctx, s.c.opts.writeTimeout)
+	err := s.ws.Write(wctx, websocket.MessageText, frame)
+	cancel()
+	<-s.writeSem
+	if cap(frame) <= 1<<20 {
+		*bp = frame
+		framePool.Put(bp)
+	}
+	if err != nil {
+		s.c.lost(s, fmt.Errorf("write: %w", err))
 	}
 }
 
@@ -742,6 +763,9 @@ func (c *Client) do(ctx context.Context, typ string, params any, out any) error 
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// A context that never ends leaves only the request timeout to end the call; when that
+	// is no shorter than the write timeout, the frame can be written inline (sendOn).
+	inline := ctx.Done() == nil && (c.opts.requestTimeout == 0 || c.opts.requestTimeout >= c.opts.writeTimeout)
 	if c.opts.requestTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
@@ -763,7 +787,7 @@ func (c *Client) do(ctx context.Context, typ string, params any, out any) error 
 	if err != nil {
 		return err
 	}
-	cl, err := s.send(ctx, typ, payload)
+	cl, err := s.sendOn(ctx, typ, payload, nil, inline)
 	if err != nil {
 		return err
 	}

@@ -300,6 +300,28 @@ func TestContextBoundsAStuckWrite(t *testing.T) {
 	}
 }
 
+// TestStuckInlineWriteEndsAtTheWriteTimeout: a call whose context never ends writes its frame
+// on its own goroutine (no write goroutine); when the socket is stuck, WithWriteTimeout still
+// ends the write, and the call fails with ErrConnectionLost instead of hanging until the
+// request timeout.
+func TestStuckInlineWriteEndsAtTheWriteTimeout(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, WithWriteTimeout(300*time.Millisecond), WithRequestTimeout(time.Minute))
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	defer srv.signal(syscall.SIGCONT)
+	start := time.Now()
+	err := c.Insert(context.Background(), InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 12<<20)})
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("Insert returned after %v; the write timeout is 300ms", d)
+	}
+	if !errors.Is(err, ErrConnectionLost) {
+		t.Fatalf("Insert: %v; want ErrConnectionLost", err)
+	}
+}
+
 // TestHeartbeatDropsASilentConnection: with the server frozen (no FIN, no RST, no pong) the
 // heartbeat ends the connection, so a call in flight fails with ErrConnectionLost instead of
 // waiting for its deadline; the client reconnects once the server answers again.

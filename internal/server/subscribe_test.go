@@ -524,3 +524,39 @@ func TestSubscribeOverflowSignalledLive(t *testing.T) {
 		t.Fatalf("after overflow: %v", m)
 	}
 }
+
+// TestRequestsBesideLiveEvents: one connection both receives a subscription's events (queued
+// by its pump) and sends requests one at a time (whose replies the read loop may write
+// itself): every reply is right and every event arrives once, in order, while a second
+// connection inserts — the two writers of the socket take turns (conn.wmu, conn.queued).
+func TestRequestsBesideLiveEvents(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	c := dialSub(t, s.addr, subKey)
+	w := dialSub(t, s.addr, subKey)
+	c.ok("sub", map[string]any{"col": "c"})
+	const n = 300
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := int64(1); i <= n; i++ {
+			w.ok("ins", []any{rec("e", i, "v"+strconv.FormatInt(i, 10))})
+		}
+	}()
+	for i := 0; i < n; i++ {
+		m := c.ok("gval", map[string]any{"col": "k", "key": "missing"})
+		if v, ok := m["value"].(string); !ok || v != "" {
+			t.Fatalf("gval reply %v, want an empty value", m)
+		}
+	}
+	<-done
+	next := int64(1)
+	for next <= n {
+		for _, e := range events(t, c.next(5*time.Second)) {
+			if e.Op != "ins" || e.TS != next || e.Data != "v"+strconv.FormatInt(next, 10) {
+				t.Fatalf("event %+v, want ts %d", e, next)
+			}
+			next++
+		}
+	}
+	c.quiet(50 * time.Millisecond)
+}

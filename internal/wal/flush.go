@@ -121,7 +121,7 @@ func (l *Log) run() {
 			final = true
 		}
 		l.tok.Lock()
-		l.round(final, ticked)
+		l.round(final, ticked, false)
 		if final {
 			l.shutdown()
 			f.finished = true
@@ -149,7 +149,7 @@ func (l *Log) callerRound() bool {
 		return false
 	}
 	before := f.inflight
-	l.round(false, false)
+	l.round(false, false, true)
 	// The flusher must hear of what the round left for it: a background fsync whose result
 	// it has to collect, or trouble it has to retry on its timer.
 	wake := (f.inflight != nil && f.inflight != before) || f.trouble != nil
@@ -160,8 +160,9 @@ func (l *Log) callerRound() bool {
 	return true
 }
 
-// round writes what is pending and fsyncs when the policy (or a Flush, or Close) asks.
-func (l *Log) round(final, ticked bool) {
+// round writes what is pending and fsyncs when the policy (or a Flush, or Close) asks;
+// caller says a Sync caller runs it (callerRound), which leaves a Flush's fsync to the flusher.
+func (l *Log) round(final, ticked, caller bool) {
 	f := &l.f
 	l.mu.Lock()
 	f.queue = append(f.queue, l.pending...)
@@ -188,7 +189,9 @@ func (l *Log) round(final, ticked bool) {
 	}
 	var err error
 	switch {
-	case recovering || final || f.fsyncRequested.Swap(false) || l.opts.Policy == SyncAlways:
+	case recovering || final || l.opts.Policy == SyncAlways || (!caller && f.fsyncRequested.Swap(false)):
+		// A caller's round (callerRound) leaves a Flush's fsync to the flusher, which Flush
+		// wakes: a request must not wait for a disk it did not ask for.
 		err = l.syncNow()
 	case f.inflight == nil && f.nWritten > 0 &&
 		((l.opts.Policy == SyncInterval && ticked) || f.unsynced >= backgroundSyncBytes):

@@ -2,7 +2,6 @@ package fluxiondb
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -280,20 +279,16 @@ func (b *BatchWriter) run() {
 func (b *BatchWriter) send(batch []InsertRecord) {
 	b.inflight <- struct{}{}
 	ctx, cancel := context.Background(), context.CancelFunc(func() {})
+	inline := b.c.inlineOK(ctx)
 	if t := b.c.opts.requestTimeout; t > 0 {
 		ctx, cancel = context.WithTimeout(ctx, t)
 	}
 	release := func() { cancel(); <-b.inflight }
-	payload, err := json.Marshal(batch)
-	if err != nil {
-		release()
-		b.fail(fmt.Errorf("fluxiondb: encode batch: %w", err), batch)
-		return
-	}
+	payload := appendInsertRecords(nil, batch)
 	s, err := b.c.getSession(ctx)
 	var cl *call
 	if err == nil {
-		cl, err = s.send(ctx, typeInsert, payload)
+		cl, err = s.sendOn(ctx, typeInsert, payload, nil, inline)
 	}
 	if err != nil {
 		release()

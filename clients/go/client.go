@@ -758,14 +758,22 @@ func ctxError(ctx context.Context, typ, id string) error {
 // emptyPayload is the data of messages without parameters.
 var emptyPayload = []byte("{}")
 
+// rawPayload is request data already encoded as JSON; do sends it as it is.
+type rawPayload []byte
+
+// inlineOK reports whether a call with context ctx (before the request timeout is added)
+// may write its frame on its own goroutine (sendOn): nothing but the request timeout can end
+// it, and that is no shorter than the write timeout, which bounds the write anyway.
+func (c *Client) inlineOK(ctx context.Context) bool {
+	return ctx.Done() == nil && (c.opts.requestTimeout == 0 || c.opts.requestTimeout >= c.opts.writeTimeout)
+}
+
 // do sends one request and decodes its reply into out (nil: discard).
 func (c *Client) do(ctx context.Context, typ string, params any, out any) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// A context that never ends leaves only the request timeout to end the call; when that
-	// is no shorter than the write timeout, the frame can be written inline (sendOn).
-	inline := ctx.Done() == nil && (c.opts.requestTimeout == 0 || c.opts.requestTimeout >= c.opts.writeTimeout)
+	inline := c.inlineOK(ctx)
 	if c.opts.requestTimeout > 0 {
 		if _, ok := ctx.Deadline(); !ok {
 			var cancel context.CancelFunc
@@ -777,7 +785,9 @@ func (c *Client) do(ctx context.Context, typ string, params any, out any) error 
 		return ctxError(ctx, typ, "")
 	}
 	payload := emptyPayload
-	if params != nil {
+	if raw, ok := params.(rawPayload); ok {
+		payload = raw
+	} else if params != nil {
 		var err error
 		if payload, err = json.Marshal(params); err != nil {
 			return fmt.Errorf("fluxiondb: encode %s request: %w", typ, err)

@@ -9,10 +9,7 @@ import (
 // at all. A record with the same document and TS as an existing one
 // replaces it. For high rates use a BatchWriter.
 func (c *Client) Insert(ctx context.Context, records ...InsertRecord) error {
-	if records == nil {
-		records = []InsertRecord{}
-	}
-	return c.do(ctx, typeInsert, records, nil)
+	return c.do(ctx, typeInsert, rawPayload(appendInsertRecords(nil, records)), nil)
 }
 
 // Latest returns the newest record per document at or before q.TS (message

@@ -3,6 +3,7 @@ package fluxiondb
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"unicode/utf8"
 )
 
@@ -48,6 +49,30 @@ func appendRequest(dst []byte, id, typ string, payload []byte) []byte {
 	dst = append(dst, `,"data":`...)
 	dst = appendQuotedJSON(dst, payload)
 	return append(dst, '}')
+}
+
+// appendInsertRecords appends recs as the JSON array an `ins` request carries, field for
+// field what json.Marshal writes (it escapes a few characters differently; both send invalid
+// UTF-8 as U+FFFD). Insert and the batch writer encode every record through it: without
+// reflection it takes a fraction of json.Marshal's time (BenchmarkAppendInsertRecords).
+func appendInsertRecords(dst []byte, recs []InsertRecord) []byte {
+	dst = append(dst, '[')
+	for i := range recs {
+		r := &recs[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"ts":`...)
+		dst = strconv.AppendInt(dst, r.TS, 10)
+		dst = append(dst, `,"doc":`...)
+		dst = appendJSONString(dst, r.Doc)
+		dst = append(dst, `,"data":`...)
+		dst = appendJSONString(dst, r.Data)
+		dst = append(dst, `,"col":`...)
+		dst = appendJSONString(dst, r.Col)
+		dst = append(dst, '}')
+	}
+	return append(dst, ']')
 }
 
 // appendQuotedJSON appends doc, a JSON document as encoding/json writes it

@@ -762,7 +762,7 @@ var emptyPayload = []byte("{}")
 type rawPayload []byte
 
 // inlineOK reports whether a call with context ctx (before the request timeout is added)
-// may write its frame on its own goroutine (sendOn): nothing but the request timeout can end
+// may write its frame on the calling goroutine (sendOn): nothing but the request timeout can end
 // it, and that is no shorter than the write timeout, which bounds the write anyway.
 func (c *Client) inlineOK(ctx context.Context) bool {
 	return ctx.Done() == nil && (c.opts.requestTimeout == 0 || c.opts.requestTimeout >= c.opts.writeTimeout)

@@ -261,13 +261,7 @@ func TestSubscriptionCloseFrozenServer(t *testing.T) {
 // TestCloseFrozenServer: Close does not wait long for a server that has
 // stopped answering; it drops the connection after a short close handshake.
 func TestCloseFrozenServer(t *testing.T) {
-	srv := startServer(t)
-	c := newTestClient(t, srv)
-	if _, err := c.Collections(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	srv.freeze(t)
-	defer srv.signal(syscall.SIGCONT)
+	c, _ := frozenAfterConnect(t)
 	start := time.Now()
 	if err := c.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
@@ -281,13 +275,7 @@ func TestCloseFrozenServer(t *testing.T) {
 // reading and the socket's buffers are full) returns at its context's deadline, not after
 // WithWriteTimeout.
 func TestContextBoundsAStuckWrite(t *testing.T) {
-	srv := startServer(t)
-	c := newTestClient(t, srv, WithWriteTimeout(20*time.Second))
-	if _, err := c.Collections(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	srv.freeze(t)
-	defer srv.signal(syscall.SIGCONT)
+	c, _ := frozenAfterConnect(t, WithWriteTimeout(20*time.Second))
 	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
@@ -301,17 +289,11 @@ func TestContextBoundsAStuckWrite(t *testing.T) {
 }
 
 // TestStuckInlineWriteEndsAtTheWriteTimeout: a call whose context never ends writes its frame
-// on its own goroutine (no write goroutine); when the socket is stuck, WithWriteTimeout still
+// on the calling goroutine (no write goroutine); when the socket is stuck, WithWriteTimeout still
 // ends the write, and the call fails with ErrConnectionLost instead of hanging until the
 // request timeout.
 func TestStuckInlineWriteEndsAtTheWriteTimeout(t *testing.T) {
-	srv := startServer(t)
-	c := newTestClient(t, srv, WithWriteTimeout(300*time.Millisecond), WithRequestTimeout(time.Minute))
-	if _, err := c.Collections(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	srv.freeze(t)
-	defer srv.signal(syscall.SIGCONT)
+	c, _ := frozenAfterConnect(t, WithWriteTimeout(300*time.Millisecond), WithRequestTimeout(time.Minute))
 	start := time.Now()
 	err := c.Insert(context.Background(), InsertRecord{Col: "c", Doc: "d", TS: 1, Data: strings.Repeat("x", 12<<20)})
 	if d := time.Since(start); d > 5*time.Second {
@@ -326,13 +308,7 @@ func TestStuckInlineWriteEndsAtTheWriteTimeout(t *testing.T) {
 // heartbeat ends the connection, so a call in flight fails with ErrConnectionLost instead of
 // waiting for its deadline; the client reconnects once the server answers again.
 func TestHeartbeatDropsASilentConnection(t *testing.T) {
-	srv := startServer(t)
-	c := newTestClient(t, srv, WithHeartbeat(200*time.Millisecond), fastReconnect)
-	if _, err := c.Collections(testCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	srv.freeze(t)
-	defer srv.signal(syscall.SIGCONT)
+	c, srv := frozenAfterConnect(t, WithHeartbeat(200*time.Millisecond), fastReconnect)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
@@ -344,4 +320,18 @@ func TestHeartbeatDropsASilentConnection(t *testing.T) {
 	if _, err := c.Collections(testCtx(t)); err != nil {
 		t.Fatalf("after the server answered again: %v", err)
 	}
+}
+
+// frozenAfterConnect starts a server, connects a client with opts (a first call proves the
+// connection), then freezes the server (SIGSTOP: no reply, no FIN, no RST) until the test ends.
+func frozenAfterConnect(t *testing.T, opts ...Option) (*Client, *testServer) {
+	t.Helper()
+	srv := startServer(t)
+	c := newTestClient(t, srv, opts...)
+	if _, err := c.Collections(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	srv.freeze(t)
+	t.Cleanup(func() { srv.signal(syscall.SIGCONT) })
+	return c, srv
 }

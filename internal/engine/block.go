@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 )
 
 const (
@@ -97,33 +96,65 @@ func (b *block) addMark(index int, ts int64, off int) {
 }
 
 // seek returns where a forward walk of b's records that wants those with ts >= target (or
-// the newest one <= target) can start: the offset of the last marked record with
-// ts <= target and the timestamp of the record before it (what readRec needs to decode
-// it), or the block's start.
-func (b *block) seek(target int64) (off int, prev int64) {
+// the newest one <= target) can start: the offset and index of the last marked record with
+// ts < target and the timestamp of the record before it (what readRec needs to decode it),
+// or the block's start (0, 0, minTS).
+func (b *block) seek(target int64) (off, idx int, prev int64) {
 	lo, hi := 0, b.nMarks()
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
-		if b.marks[m].ts <= target {
+		if b.marks[m].ts < target {
 			lo = m + 1
 		} else {
 			hi = m
 		}
 	}
 	if lo == 0 {
-		return 0, b.minTS
+		return 0, 0, b.minTS
 	}
 	m := b.marks[lo-1]
 	delta, n := binary.Uvarint(b.data[m.off:])
 	if n <= 0 { // cannot happen for a mark addMark set; walk from the start instead
-		return 0, b.minTS
+		return 0, 0, b.minTS
 	}
-	return int(m.off), int64(uint64(m.ts) - delta)
+	return int(m.off), lo * markEvery, int64(uint64(m.ts) - delta)
 }
 
-// marksBefore returns how many of b's marks have ts < target.
-func (b *block) marksBefore(target int64) int {
-	return sort.Search(b.nMarks(), func(i int) bool { return b.marks[i].ts >= target })
+// remark sets b's marks for the records from the one at off (index idx, preceded by a record
+// at ts prev) to the end: after an edit in place moved them.
+func (b *block) remark(off, idx int, prev int64) {
+	for ; ; idx++ {
+		ts, _, next, ok := readRec(b.data, off, prev)
+		if !ok {
+			return
+		}
+		b.addMark(idx, ts, off)
+		prev, off = ts, next
+	}
+}
+
+// editInPlace applies recs (ascending, unique ts) to b's own bytes when an in-place edit
+// fits: same-length replaces (replaceInPlace), or one record that is new to b
+// (insertInPlace) or replaces one of another length (resizeInPlace). Like spliceBlock it
+// reports how many of b's records recs replaced and their payload bytes; ok is false, and b
+// unchanged, when no edit fits. The caller must own b's bytes (block.epoch).
+func editInPlace(b *block, recs []entry) (replaced int, replacedBytes int64, ok bool) {
+	if replaceInPlace(b, recs) {
+		for _, r := range recs {
+			replacedBytes += int64(len(r.data)) // same lengths as the payloads replaced
+		}
+		return len(recs), replacedBytes, true
+	}
+	if len(recs) != 1 {
+		return 0, 0, false
+	}
+	if insertInPlace(b, recs[0]) {
+		return 0, 0, true
+	}
+	if old, ok := resizeInPlace(b, recs[0]); ok {
+		return 1, int64(old), true
+	}
+	return 0, 0, false
 }
 
 // replaceInPlace overwrites the payloads of b's records with recs' (ascending, unique ts)
@@ -137,7 +168,7 @@ func replaceInPlace(b *block, recs []entry) bool {
 	if len(recs) > len(at) {
 		return false
 	}
-	off, prev := b.seek(recs[0].ts)
+	off, _, prev := b.seek(recs[0].ts)
 	for i, r := range recs {
 		for {
 			ts, p, next, ok := readRec(b.data, off, prev)
@@ -172,15 +203,7 @@ func insertInPlace(b *block, r entry) bool {
 		return false
 	}
 	// Find the record r goes before: its offset, its index, and the ts of the one before it.
-	off, idx, prev := 0, 0, b.minTS
-	if k := b.marksBefore(r.ts); k > 0 {
-		m := b.marks[k-1]
-		delta, n := binary.Uvarint(b.data[m.off:])
-		if n <= 0 {
-			return false
-		}
-		off, idx, prev = int(m.off), k*markEvery, int64(uint64(m.ts)-delta)
-	}
+	off, idx, prev := b.seek(r.ts)
 	var next int64
 	for {
 		ts, _, end, ok := readRec(b.data, off, prev)
@@ -218,14 +241,7 @@ func insertInPlace(b *block, r entry) bool {
 	if idx == 0 {
 		b.minTS, prev = r.ts, r.ts
 	}
-	for i := idx; ; i++ { // marks from r on
-		ts, _, end, ok := readRec(data, off, prev)
-		if !ok {
-			break
-		}
-		b.addMark(i, ts, off)
-		prev, off = ts, end
-	}
+	b.remark(off, idx, prev) // from r on
 	return true
 }
 
@@ -240,7 +256,7 @@ func resizeInPlace(b *block, r entry) (old int, ok bool) {
 	if r.ts < b.minTS || r.ts > b.maxTS {
 		return 0, false
 	}
-	off, prev := b.seek(r.ts)
+	off, _, prev := b.seek(r.ts)
 	for {
 		ts, p, next, ok := readRec(b.data, off, prev)
 		if !ok || ts > r.ts {
@@ -289,15 +305,8 @@ func deleteInPlace(b *block, ts int64) (payload int, found bool) {
 	}
 	// Walk from the last mark before ts (its record is older than ts) to the record at ts,
 	// keeping the offset and ts of the one before it.
-	off, idx, prev, prevOff := 0, 0, b.minTS, -1
-	if k := b.marksBefore(ts); k > 0 {
-		m := b.marks[k-1]
-		delta, n := binary.Uvarint(b.data[m.off:])
-		if n <= 0 {
-			return 0, false
-		}
-		off, idx, prev = int(m.off), k*markEvery, int64(uint64(m.ts)-delta)
-	}
+	off, idx, prev := b.seek(ts)
+	prevOff := -1
 	var p []byte
 	end := 0
 	for {
@@ -342,14 +351,7 @@ func deleteInPlace(b *block, ts int64) (payload int, found bool) {
 		if idx == 0 {
 			b.minTS, prev = next, next
 		}
-		for i := idx; ; i++ { // marks from the next record on
-			t, _, e, ok := readRec(b.data, off, prev)
-			if !ok {
-				break
-			}
-			b.addMark(i, t, off)
-			prev, off = t, e
-		}
+		b.remark(off, idx, prev) // from the next record on
 	}
 	for k := b.nMarks(); k < len(b.marks); k++ {
 		b.marks[k] = mark{} // past the last record now
@@ -582,13 +584,11 @@ func spliceBlock(b *block, recs []entry, from, to int64, raw []byte) (nb block, 
 	if from <= to {
 		first = min(first, from)
 	}
-	if k := b.marksBefore(first); k > 0 {
-		m := b.marks[k-1]
-		if delta, n := binary.Uvarint(data[m.off:]); n > 0 {
-			off, idx, count = int(m.off), k*markEvery, k*markEvery
-			prevOld, prevOut, nb.minTS = int64(uint64(m.ts)-delta), int64(uint64(m.ts)-delta), b.minTS
-			copy(nb.marks[:k-1], b.marks[:k-1]) // the walk sets mark k-1 (the record at off) on
-		}
+	if o, i, p := b.seek(first); i > 0 {
+		off, idx, count = o, i, i
+		prevOld, prevOut, nb.minTS = p, p, b.minTS
+		k := i / markEvery
+		copy(nb.marks[:k-1], b.marks[:k-1]) // the walk sets mark k-1 (the record at off) on
 	}
 	// emit encodes one record at the end of the result, after the pending run.
 	emit := func(ts int64, payload []byte) {

@@ -119,31 +119,13 @@ func (d *document) merge(recs []entry, sc *insertScratch) (added int, bytes int6
 				continue
 			}
 			if b.epoch == d.epoch {
-				// A block no Export holds: same-length replaces, one late record, or one
-				// replace of another length (when the block's capacity has room) are written
-				// into it; no new block.
-				if replaceInPlace(b, recs[j:k]) {
-					for _, r := range recs[j:k] {
-						bytes -= int64(len(r.data))
-					}
-					added -= k - j
+				// A block no Export holds takes small edits in its own bytes: no new block.
+				if n, nb, ok := editInPlace(b, recs[j:k]); ok {
+					added -= n
+					bytes -= nb
 					mid = append(mid, *b)
 					j = k
 					continue
-				}
-				if k-j == 1 && insertInPlace(b, recs[j]) {
-					mid = append(mid, *b)
-					j = k
-					continue
-				}
-				if k-j == 1 {
-					if old, ok := resizeInPlace(b, recs[j]); ok {
-						bytes -= int64(old)
-						added--
-						mid = append(mid, *b)
-						j = k
-						continue
-					}
 				}
 			}
 			built := len(mid)
@@ -300,7 +282,7 @@ func (d *document) latest(at int64) (ts int64, payload []byte, ok bool) {
 	if at >= b.maxTS {
 		return b.maxTS, payloadAt(b.data, b.lastOff), true
 	}
-	off, prev := b.seek(at)
+	off, _, prev := b.seek(at)
 	for {
 		t, p, next, more := readRec(b.data, off, prev)
 		if !more || t > at {
@@ -335,7 +317,7 @@ func (d *document) scan(q RangeQuery, fn func(ts int64, payload []byte)) {
 	if !q.Reverse {
 		for i := d.firstBlockFrom(q.From); i < len(d.blocks) && d.blocks[i].minTS <= q.To; i++ {
 			b := &d.blocks[i]
-			off, prev := b.seek(q.From)
+			off, _, prev := b.seek(q.From)
 			for {
 				ts, p, next, ok := readRec(b.data, off, prev)
 				if !ok {
@@ -359,7 +341,7 @@ func (d *document) scan(q RangeQuery, fn func(ts int64, payload []byte)) {
 		if int(b.count) > len(stack) {
 			refs = make([]recRef, 0, b.count) // only for blocks built before a limit change
 		}
-		off, prev := b.seek(q.From)
+		off, _, prev := b.seek(q.From)
 		for {
 			ts, p, next, ok := readRec(b.data, off, prev)
 			if !ok || ts > q.To {

@@ -389,13 +389,10 @@ func (l *Log) synced(n int, lastSeq uint64, d time.Duration) {
 // recovery succeeds, so memory stays bounded and callers can reject requests up front.
 func (l *Log) fail(err error) {
 	f := &l.f
-	if f.inflight != nil {
-		// Let the background fsync finish before closing its descriptor. If it succeeded,
-		// its frames really are durable.
-		<-f.inflight.done
-		if aerr := l.finishAsync(f.inflight.err); aerr != nil {
-			l.logger.Error("wal: background fsync failed too", "err", aerr)
-		}
+	// Let a background fsync finish before closing its descriptor. If it succeeded, its
+	// frames really are durable.
+	if aerr := l.waitAsync(); aerr != nil {
+		l.logger.Error("wal: background fsync failed too", "err", aerr)
 	}
 	for _, s := range f.dirty {
 		if s.f != nil {

@@ -108,15 +108,38 @@ func TestGroupCommitManyGoroutines(t *testing.T) {
 	dir := t.TempDir()
 	l := openT(t, dir, Options{Policy: SyncAlways})
 	const writers, each = 16, 50
-	var mu sync.Mutex // the caller's apply lock: Append order = apply order
-	var wg sync.WaitGroup
+	got := appendSyncConcurrently(t, l, writers, each, func(w, i int) string { return fmt.Sprintf("w%d-%d", w, i) },
+		func(seq uint64) {
+			// Once Sync returns, the frame must be fsynced.
+			if st := l.Stats(); st.DurableSeq < seq {
+				t.Errorf("Sync(%d) returned with durable %d", seq, st.DurableSeq)
+			}
+		})
+	st := l.Stats()
+	if st.Fsyncs >= writers*each {
+		t.Errorf("%d fsyncs for %d frames: no group commit", st.Fsyncs, writers*each)
+	}
+	t.Logf("%d frames, %d fsyncs", writers*each, st.Fsyncs)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	checkReplay(t, dir, got)
+}
+
+// appendSyncConcurrently runs writers goroutines that each append each frames (payload(w, i))
+// under one lock, as the DB does (Append order = apply order), and Sync every one; check runs
+// after each Sync. It returns every frame's payload by sequence number.
+func appendSyncConcurrently(t *testing.T, l *Log, writers, each int, payload func(w, i int) string, check func(seq uint64)) map[uint64]string {
+	t.Helper()
+	var mu sync.Mutex
 	got := make(map[uint64]string)
+	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				p := fmt.Sprintf("w%d-%d", w, i)
+				p := payload(w, i)
 				mu.Lock()
 				seq, err := l.Append([]byte(p))
 				got[seq] = p
@@ -129,31 +152,26 @@ func TestGroupCommitManyGoroutines(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				// Once Sync returns, the frame must be fsynced.
-				if st := l.Stats(); st.DurableSeq < seq {
-					t.Errorf("Sync(%d) returned with durable %d", seq, st.DurableSeq)
-				}
+				check(seq)
 			}
 		}()
 	}
 	wg.Wait()
-	st := l.Stats()
-	if st.Fsyncs >= writers*each {
-		t.Errorf("%d fsyncs for %d frames: no group commit", st.Fsyncs, writers*each)
-	}
-	t.Logf("%d frames, %d fsyncs", writers*each, st.Fsyncs)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	l = openT(t, dir, Options{})
+	return got
+}
+
+// checkReplay opens dir's (closed) log and requires exactly the frames of got, in order.
+func checkReplay(t *testing.T, dir string, got map[uint64]string) {
+	t.Helper()
+	l := openT(t, dir, Options{})
 	defer l.Close()
 	seqs, payloads := replayAll(t, l, 1)
-	if len(seqs) != writers*each {
-		t.Fatalf("replayed %d, want %d", len(seqs), writers*each)
+	if len(seqs) != len(got) {
+		t.Fatalf("replayed %d, want %d", len(seqs), len(got))
 	}
 	for i, s := range seqs {
 		if got[s] != payloads[i] {
-			t.Fatalf("seq %d: %q, want %q", s, payloads[i], got[s])
+			t.Fatalf("seq %d: %.20q, want %.20q", s, payloads[i], got[s])
 		}
 	}
 }
@@ -373,8 +391,6 @@ func TestCallerRoundsBesideTheFlusher(t *testing.T) {
 			dir := t.TempDir()
 			l := openT(t, dir, Options{Policy: p, Interval: 2 * time.Millisecond})
 			const writers, each = 8, 200
-			var mu sync.Mutex // the caller's apply lock: Append order = apply order
-			got := make(map[uint64]string)
 			stop := make(chan struct{})
 			flushed := make(chan error, 1)
 			go func() { // Flush asks for an fsync whatever the policy
@@ -391,32 +407,13 @@ func TestCallerRoundsBesideTheFlusher(t *testing.T) {
 					}
 				}
 			}()
-			var wg sync.WaitGroup
-			for w := range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for i := range each {
-						p := fmt.Sprintf("w%d-%d-", w, i) + strings.Repeat("x", 8<<10)
-						mu.Lock()
-						seq, err := l.Append([]byte(p))
-						got[seq] = p
-						mu.Unlock()
-						if err != nil {
-							t.Error(err)
-							return
-						}
-						if err := l.Sync(context.Background(), seq); err != nil {
-							t.Error(err)
-							return
-						}
-						if st := l.Stats(); st.WrittenSeq < seq {
-							t.Errorf("Sync(%d) returned with written %d", seq, st.WrittenSeq)
-						}
+			got := appendSyncConcurrently(t, l, writers, each,
+				func(w, i int) string { return fmt.Sprintf("w%d-%d-", w, i) + strings.Repeat("x", 8<<10) },
+				func(seq uint64) {
+					if st := l.Stats(); st.WrittenSeq < seq {
+						t.Errorf("Sync(%d) returned with written %d", seq, st.WrittenSeq)
 					}
-				}()
-			}
-			wg.Wait()
+				})
 			close(stop)
 			if err := <-flushed; err != nil {
 				t.Fatal(err)
@@ -427,17 +424,7 @@ func TestCallerRoundsBesideTheFlusher(t *testing.T) {
 			if err := l.Close(); err != nil {
 				t.Fatal(err)
 			}
-			l = openT(t, dir, Options{})
-			defer l.Close()
-			seqs, payloads := replayAll(t, l, 1)
-			if len(seqs) != writers*each {
-				t.Fatalf("replayed %d, want %d", len(seqs), writers*each)
-			}
-			for i, s := range seqs {
-				if got[s] != payloads[i] {
-					t.Fatalf("seq %d: %.20q, want %.20q", s, payloads[i], got[s])
-				}
-			}
+			checkReplay(t, dir, got)
 		})
 	}
 }

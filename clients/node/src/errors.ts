@@ -23,6 +23,11 @@ export interface FluxionDBErrorOptions {
 const BRAND = Symbol.for("@volandoo/fluxiondb-client/error-class");
 const BRANDS = Symbol.for("@volandoo/fluxiondb-client/error-brands");
 
+/** ownBrand is the brand a class sets itself (not one it inherits). */
+function ownBrand(cls: unknown): string | undefined {
+  return Object.prototype.hasOwnProperty.call(cls, BRAND) ? (cls as Record<symbol, string>)[BRAND] : undefined;
+}
+
 /** FluxionDBError is the base class of every error the client rejects with. */
 export class FluxionDBError extends Error {
   /** code is a stable machine-readable code: a server code such as `bad_request`, or a client one. */
@@ -32,7 +37,7 @@ export class FluxionDBError extends Error {
 
   /** `err instanceof SomeError` holds for errors of any copy of this package (ESM, CommonJS, browser). */
   static override [Symbol.hasInstance](value: unknown): boolean {
-    const brand = Object.prototype.hasOwnProperty.call(this, BRAND) ? (this as unknown as Record<symbol, string>)[BRAND] : undefined;
+    const brand = ownBrand(this);
     if (brand !== undefined && typeof value === "object" && value !== null) {
       const brands = (value as Record<symbol, unknown>)[BRANDS];
       if (Array.isArray(brands)) return brands.includes(brand);
@@ -45,7 +50,8 @@ export class FluxionDBError extends Error {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     const brands: string[] = [];
     for (let c: unknown = new.target; typeof c === "function"; c = Object.getPrototypeOf(c)) {
-      if (Object.prototype.hasOwnProperty.call(c, BRAND)) brands.push((c as unknown as Record<symbol, string>)[BRAND]);
+      const brand = ownBrand(c);
+      if (brand !== undefined) brands.push(brand);
     }
     Object.defineProperty(this, BRANDS, { value: brands });
     this.code = code;

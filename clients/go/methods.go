@@ -9,7 +9,7 @@ import (
 // at all. A record with the same document and TS as an existing one
 // replaces it. For high rates use a BatchWriter.
 func (c *Client) Insert(ctx context.Context, records ...InsertRecord) error {
-	return c.do(ctx, typeInsert, rawPayload(appendInsertRecords(nil, records)), nil)
+	return c.do(ctx, typeInsert, quotedData(appendInsertData(nil, records)), nil)
 }
 
 // Latest returns the newest record per document at or before q.TS (message
@@ -38,8 +38,9 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) ([]Record, error) 
 	return r.Records, nil
 }
 
-// Collections lists every collection holding documents or KV entries
-// (message cols), in no particular order.
+// Collections lists every collection (message cols), in no particular order:
+// those holding documents or KV entries, and those that record or KV deletes
+// emptied (only RemoveDocument of the last document and RemoveCollection remove one).
 func (c *Client) Collections(ctx context.Context) ([]string, error) {
 	var r CollectionsResponse
 	if err := c.do(ctx, typeCollections, nil, &r); err != nil {

@@ -295,6 +295,7 @@ func (b *recordBatch) apply(e *engine.Store) {
 func (l *loader) Collection(name string) error {
 	l.flush()
 	l.col = name
+	l.d.Engine.CreateCollection(name) // one that record or KV deletes emptied has no other entry
 	return nil
 }
 

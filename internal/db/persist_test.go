@@ -207,7 +207,24 @@ func TestDeletesStayDeleted(t *testing.T) {
 	must(d.DeleteDoc("", "z"))
 	must(d.DeleteValue("c1", "k"))
 	must(d.DeleteCollection("c3"))
+	// Record and KV deletes that empty a collection keep it (listed by cols): e1 emptied by
+	// drrng, e2 by drec, e3 by rval; ddoc of e4's last document removes e4.
+	must(d.Insert([]engine.Record{{Collection: "e1", Doc: "d", TS: 5, Data: []byte("v")},
+		{Collection: "e2", Doc: "d", TS: 5, Data: []byte("v")}, {Collection: "e4", Doc: "d", TS: 5, Data: []byte("v")}}))
+	must(d.SetValue("e3", "k", "v"))
+	must(d.DeleteRange("e1", "d", 1, 10))
+	must(d.DeleteRecords([]engine.RecordKey{{Collection: "e2", Doc: "d", TS: 5}}))
+	must(d.DeleteValue("e3", "k"))
+	must(d.DeleteDoc("e4", "d"))
 	want := dump(d)
+	for _, c := range []string{`collection "e1"`, `collection "e2"`, `collection "e3"`} {
+		if !strings.Contains(want, c+"\n") {
+			t.Fatalf("state before restart lacks the emptied %s:\n%s", c, want)
+		}
+	}
+	if strings.Contains(want, `"e4"`) {
+		t.Fatalf("ddoc of the last document left its collection:\n%s", want)
+	}
 	for _, bad := range []string{`3="v"`, `"z"`, `"c3"`, `kv "k"`} {
 		if bad == `3="v"` {
 			continue // present in other docs

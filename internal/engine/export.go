@@ -48,7 +48,7 @@ func (s *Store) Export(v Exporter) error {
 	return nil
 }
 
-// freeze captures the collection's view; ok is false when it is empty or removed. It copies
+// freeze captures the collection's view; ok is false when it was removed. It copies
 // one slice header per document, not the block indexes: bumping exports makes the next
 // writer of each document copy its index first (collection.own), so the captured indexes
 // never change. Captured blocks never change below their length (block.epoch stops the
@@ -56,7 +56,7 @@ func (s *Store) Export(v Exporter) error {
 func (c *collection) freeze() (docs []frozenDoc, kv [][2]string, ok bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	if c.dead || (len(c.docs) == 0 && len(c.kv) == 0) {
+	if c.dead {
 		return nil, nil, false
 	}
 	c.exports.Add(1)

@@ -172,6 +172,7 @@ func (r *refStore) col(name string) *refCol {
 	return c
 }
 
+// gc removes a collection left empty, as ddoc does (record and KV deletes never remove one).
 func (r *refStore) gc(name string) {
 	if c := r.cols[name]; c != nil && len(c.docs) == 0 && len(c.kv) == 0 {
 		delete(r.cols, name)
@@ -206,7 +207,6 @@ func (r *refStore) DeleteRange(col, doc string, from, to int64) (n int) {
 			delete(c.docs, doc)
 		}
 	}
-	r.gc(col)
 	return n
 }
 
@@ -215,9 +215,9 @@ func (r *refStore) DeleteDoc(col, doc string) (removed bool) {
 		if col == "" || name == col {
 			if _, ok := c.docs[doc]; ok {
 				removed = true
+				delete(c.docs, doc)
+				r.gc(name)
 			}
-			delete(c.docs, doc)
-			r.gc(name)
 		}
 	}
 	return removed
@@ -236,7 +236,6 @@ func (r *refStore) SetValue(col, k, v string) { r.col(col).kv[k] = v }
 func (r *refStore) DeleteValue(col, k string) {
 	if c := r.cols[col]; c != nil {
 		delete(c.kv, k)
-		r.gc(col)
 	}
 }
 

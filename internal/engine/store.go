@@ -47,7 +47,8 @@ type collection struct {
 	// dead is set (under Store.mu and mu) when the collection was removed from the map; a
 	// writer that looked it up before must look it up again.
 	dead bool
-	// live mirrors "holds documents or KV entries" so Collections needs no collection lock.
+	// live says the collection is listed (created and not removed), so Collections needs
+	// no collection lock.
 	live atomic.Bool
 	// exports counts Export freezes. A document whose epoch differs may share its block
 	// index with a frozen view, so a writer copies the index before changing it (own).
@@ -135,35 +136,38 @@ func (s *Store) lockOrCreate(name string) *collection {
 	}
 }
 
-// unlock releases a collection after a mutation: it publishes whether the collection is
-// live and removes it from the map when it holds nothing.
+// unlock releases a collection after a mutation, publishing that it is listed (a collection
+// is listed from the mutation that creates it until ddoc or dcol removes it).
 func (s *Store) unlock(c *collection) {
-	live := len(c.docs) > 0 || len(c.kv) > 0
-	if live != c.live.Load() {
-		c.live.Store(live)
-		if live {
-			s.nCols.Add(1)
-		} else {
-			s.nCols.Add(-1)
-		}
+	if !c.live.Load() {
+		c.live.Store(true)
+		s.nCols.Add(1)
 	}
 	c.mu.Unlock()
-	if !live {
-		s.dropIfEmpty(c)
-	}
 }
 
-// dropIfEmpty removes c from the map if it is (still) empty. An empty collection is
-// invisible either way; dropping it just frees the memory.
+// dropIfEmpty removes c if it is (still) empty: what ddoc does to a collection it leaves
+// with no documents and no KV entries. Record and KV deletes never remove a collection: an
+// emptied one stays listed (docs/PROTOCOL.md §3).
 func (s *Store) dropIfEmpty(c *collection) {
 	s.mu.Lock()
 	c.mu.Lock()
 	if !c.dead && len(c.docs) == 0 && len(c.kv) == 0 && s.cols[c.name] == c {
 		c.dead = true
 		delete(s.cols, c.name)
+		if c.live.Load() {
+			c.live.Store(false)
+			s.nCols.Add(-1)
+		}
 	}
 	c.mu.Unlock()
 	s.mu.Unlock()
+}
+
+// CreateCollection creates an empty collection when it does not exist (a snapshot's record
+// of one that record deletes emptied).
+func (s *Store) CreateCollection(name string) {
+	s.unlock(s.lockOrCreate(name))
 }
 
 // rlock returns the collection read-locked, or nil when missing.
@@ -440,7 +444,8 @@ func (s *Store) Range(collection, doc string, q RangeQuery, fn func(ts int64, da
 	}
 }
 
-// Collections returns the names of collections that hold documents or KV entries.
+// Collections returns the names of the collections: every one that holds documents or KV
+// entries, and those that record or KV deletes emptied (only ddoc and dcol remove one).
 func (s *Store) Collections() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -454,14 +459,18 @@ func (s *Store) Collections() []string {
 }
 
 // DeleteDoc removes a document. collection "" removes it from every collection. A collection
-// left with no documents and no KV entries disappears; one that still holds KV entries stays.
-// It reports whether a document was removed.
+// it leaves with no documents and no KV entries is removed; one that still holds KV entries
+// stays. It reports whether a document was removed.
 func (s *Store) DeleteDoc(collection, doc string) bool {
 	if collection != "" {
-		removed := false
+		removed, empty := false, false
 		if c := s.lockExisting(collection); c != nil {
 			removed = s.deleteDocLocked(c, doc)
+			empty = removed && len(c.docs) == 0 && len(c.kv) == 0
 			s.unlock(c)
+			if empty {
+				s.dropIfEmpty(c)
+			}
 		}
 		return removed
 	}

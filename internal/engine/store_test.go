@@ -92,7 +92,7 @@ func TestInt64Extremes(t *testing.T) {
 	}
 	s2.DeleteRecord("c", "d", math.MaxInt64)
 	s2.DeleteRange("c", "d", math.MinInt64, math.MinInt64)
-	if st := s2.Stats(); st.Records != 0 || st.Collections != 0 {
+	if st := s2.Stats(); st != (Stats{Collections: 1}) { // record deletes keep the collection
 		t.Fatalf("after deleting extremes: %+v", st)
 	}
 }
@@ -336,29 +336,40 @@ func TestDeleteSemantics(t *testing.T) {
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
 		{"dcol removes docs and KV", []step{ins("c", "d", 1), ins("k", "d", 1), func(s *Store) { s.SetValue("c", "k", "v"); s.DeleteCollection("c"); s.DeleteCollection("missing") }},
 			[]string{"k"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
-		{"drec last record removes doc and hides collection", []step{ins("c", "d", 1), func(s *Store) { s.DeleteRecord("c", "d", 1) }},
-			nil, Stats{}},
+		{"drec last record removes doc, keeps collection", []step{ins("c", "d", 1), func(s *Store) { s.DeleteRecord("c", "d", 1) }},
+			[]string{"c"}, Stats{Collections: 1}},
+		{"ddoc removes collection emptied by drec only with a document", []step{ins("c", "d", 1, 2), ins("c", "e", 1), func(s *Store) {
+			s.DeleteRecord("c", "d", 1)
+			s.DeleteRange("c", "d", 0, 5)
+			s.DeleteDoc("c", "x") // removes nothing: the emptied collection stays
+		}}, []string{"c"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
+		{"ddoc of the last document removes the collection", []step{ins("c", "d", 1), ins("c", "e", 1), func(s *Store) {
+			s.DeleteRecord("c", "d", 1)
+			s.DeleteDoc("c", "e")
+		}}, nil, Stats{}},
 		{"drec missing ts no-op", []step{ins("c", "d", 1, 3), func(s *Store) { s.DeleteRecord("c", "d", 2); s.DeleteRecord("c", "x", 1); s.DeleteRecord("x", "d", 1) }},
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 2, PayloadBytes: 4}},
 		{"drec keeps KV collection", []step{ins("c", "d", 1), func(s *Store) { s.SetValue("c", "k", "v"); s.DeleteRecord("c", "d", 1) }},
 			[]string{"c"}, Stats{Collections: 1, KVEntries: 1}},
 		{"dmrec spans collections", []step{ins("a", "d", 1, 2), ins("b", "e", 5), func(s *Store) {
 			s.DeleteRecords([]RecordKey{{"a", "d", 1}, {"b", "e", 5}, {"a", "d", 9}, {"zz", "d", 1}, {"a", "d", 2}}, nil)
-		}}, nil, Stats{}},
+		}}, []string{"a", "b"}, Stats{Collections: 2}},
 		{"dmrec partial", []step{ins("a", "d", 1, 2, 3), func(s *Store) { s.DeleteRecords([]RecordKey{{"a", "d", 2}, {"a", "d", 2}}, nil) }},
 			[]string{"a"}, Stats{Collections: 1, Documents: 1, Records: 2, PayloadBytes: 4}},
 		{"drrng inclusive", []step{ins("c", "d", 1, 2, 3, 4, 5), func(s *Store) { s.DeleteRange("c", "d", 2, 4) }},
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 2, PayloadBytes: 4}},
 		{"drrng everything", []step{ins("c", "d", 1, 2, 3), func(s *Store) { s.DeleteRange("c", "d", math.MinInt64, math.MaxInt64) }},
-			nil, Stats{}},
+			[]string{"c"}, Stats{Collections: 1}},
 		{"drrng from > to no-op", []step{ins("c", "d", 1, 2, 3), func(s *Store) { s.DeleteRange("c", "d", 3, 1) }},
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 3, PayloadBytes: 6}},
-		{"KV only collection listed, removed with last key", []step{func(s *Store) {
+		{"KV only collection listed", []step{func(s *Store) {
 			s.SetValue("kv", "a", "1")
 			s.SetValue("kv", "b", "2")
 			s.DeleteValue("kv", "a")
 		}}, []string{"kv"}, Stats{Collections: 1, KVEntries: 1}},
-		{"last KV key removed hides collection", []step{func(s *Store) { s.SetValue("kv", "a", "1"); s.DeleteValue("kv", "a"); s.DeleteValue("kv", "zz") }},
+		{"last KV key removed keeps collection", []step{func(s *Store) { s.SetValue("kv", "a", "1"); s.DeleteValue("kv", "a"); s.DeleteValue("kv", "zz") }},
+			[]string{"kv"}, Stats{Collections: 1}},
+		{"rval on a missing collection creates nothing", []step{func(s *Store) { s.DeleteValue("zz", "a"); s.DeleteRange("yy", "d", 1, 2) }},
 			nil, Stats{}},
 		{"recreate after delete", []step{ins("c", "d", 1), func(s *Store) { s.DeleteCollection("c") }, ins("c", "d", 7)},
 			[]string{"c"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},

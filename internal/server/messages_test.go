@@ -159,6 +159,31 @@ func TestCollections(t *testing.T) {
 	})
 }
 
+// TestEmptiedCollectionsStayListed: drec, dmrec, drrng and rval never remove a collection
+// (PROTOCOL.md §3), so one they empty is still listed; ddoc removes a collection it leaves
+// with no documents and no KV entries, and dcol removes one whatever it holds.
+func TestEmptiedCollectionsStayListed(t *testing.T) {
+	forGens(t, func(t *testing.T, g gen, s *testServer, c *client) {
+		c.ok("ins", g.p(`[{"$col":"r","$doc":"d","ts":1,"data":"x"},{"$col":"m","$doc":"d","ts":1,"data":"x"},
+			{"$col":"g","$doc":"d","ts":1,"data":"x"},{"$col":"dd","$doc":"d","ts":1,"data":"x"}]`))
+		c.ok("sval", g.p(`{"$col":"kv","key":"k","value":"v"}`))
+		c.ok("drec", g.p(`{"$col":"r","$doc":"d","ts":1}`))
+		c.ok("dmrec", g.p(`[{"$col":"m","$doc":"d","ts":1}]`))
+		c.ok("drrng", `{"col":"g","doc":"d","fromTs":1,"toTs":9}`)
+		c.ok("rval", g.p(`{"$col":"kv","key":"k"}`))
+		want := []string{"dd", "g", "kv", "m", "r"}
+		equalStrings(t, "cols after emptying deletes", sortedStrings(t, c.ok("cols", "{}").fields["collections"]), want)
+		c.expect("qry", g.p(`{"$col":"r","ts":10}`), `{"records":{}}`)
+		c.expect("gvals", g.p(`{"$col":"kv"}`), `{"values":{}}`)
+		// ddoc of a missing document removes nothing, not even the emptied collection; ddoc
+		// of the last document removes its collection.
+		c.ok("ddoc", g.p(`{"$col":"r","$doc":"nope"}`))
+		c.ok("ddoc", g.p(`{"$col":"dd","$doc":"d"}`))
+		c.ok("dcol", g.p(`{"$col":"g"}`))
+		equalStrings(t, "cols after ddoc and dcol", sortedStrings(t, c.ok("cols", "{}").fields["collections"]), []string{"kv", "m", "r"})
+	})
+}
+
 func seedRange(c *client, g gen) {
 	c.ok("ins", g.p(`[
 		{"$col":"c","$doc":"d","ts":-5,"data":"neg"},

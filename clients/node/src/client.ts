@@ -244,7 +244,11 @@ export class BaseClient<B extends boolean = false> {
     return arrayField(reply, "records") as StoredRecord<B>[];
   }
 
-  /** fetchCollections lists every collection that holds documents or key-value entries. */
+  /**
+   * fetchCollections lists every collection: those holding documents or key-value entries,
+   * and those that record or key-value deletes emptied (only deleting the last document, or
+   * the collection, removes one).
+   */
   async fetchCollections(timeout?: number): Promise<string[]> {
     const reply = await this.call(T.collections, {}, timeout);
     return arrayField(reply, "collections") as string[];

@@ -204,13 +204,7 @@ func (s *subscription) pump() {
 			for _, bt := range batches {
 				for i := range bt.Events {
 					if ev := &bt.Events[i]; s.selects(ev) {
-						k := ev.Collection + "\x00" + ev.Doc
-						if j, ok := index[k]; ok {
-							pending[j] = *ev
-						} else {
-							index[k] = len(pending)
-							pending = append(pending, *ev)
-						}
+						pending = coalesce(pending, index, ev)
 					}
 				}
 				s.cursor = bt.Seq
@@ -246,6 +240,25 @@ func (s *subscription) pump() {
 			return
 		}
 	}
+}
+
+// coalesce adds ev, an event the subscription selected, to pending, which holds the latest
+// event per document in the order their documents first appeared, and index, which maps a
+// document to its slot. Every selected event is of the subscription's collection (a ddoc
+// with an empty col removes the document from it too), so the document name is the key. A
+// dcol supersedes every pending event and opens a new window after it: events of a
+// document never come out in another order than their changes were applied.
+func coalesce(pending []pubsub.Event, index map[string]int, ev *pubsub.Event) []pubsub.Event {
+	if ev.Op == pubsub.OpDeleteCollection {
+		clear(index)
+		return append(pending[:0], *ev)
+	}
+	if j, ok := index[ev.Doc]; ok {
+		pending[j] = *ev
+		return pending
+	}
+	index[ev.Doc] = len(pending)
+	return append(pending, *ev)
 }
 
 // selects reports whether the subscription wants ev.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"strconv"
@@ -411,6 +412,41 @@ func TestSubscribeCoalesce(t *testing.T) {
 	}
 	if len(got) >= 40 {
 		t.Fatalf("coalescing delivered %d events for 40 inserts", len(got))
+	}
+}
+
+// TestSubscribeCoalesceKeepsDocumentOrder: coalescing never moves an event of a document
+// behind a later one that concerns it: a dcol, or a ddoc of every collection (empty col),
+// applied before a new insert must come out before it.
+func TestSubscribeCoalesceKeepsDocumentOrder(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	r.ok("sub", map[string]any{"col": "c", "interval": 300})
+	w.ok("ins", []any{rec("a", 2, "x"), rec("b", 2, "x")})
+	w.ok("dcol", map[string]any{"col": "c"})
+	w.ok("ins", []any{rec("a", 3, "y")})
+	w.ok("ins", []any{rec("b", 4, "x")})
+	w.ok("ddoc", map[string]any{"col": "", "doc": "b"})
+	w.ok("ins", []any{rec("b", 5, "z")})
+	w.ok("ins", []any{rec("end", 1, "")})
+	// Apply the events in order to a mirror of the latest record per document: it must end
+	// as the collection is.
+	mirror := map[string]int64{}
+	for mirror["end"] != 1 {
+		for _, e := range events(t, r.next(5*time.Second)) {
+			switch e.Op {
+			case "ins":
+				mirror[e.Doc] = e.TS
+			case "ddoc":
+				delete(mirror, e.Doc)
+			case "dcol":
+				clear(mirror)
+			}
+		}
+	}
+	if want := map[string]int64{"a": 3, "b": 5, "end": 1}; !maps.Equal(mirror, want) {
+		t.Fatalf("mirror built from coalesced events = %v, want %v", mirror, want)
 	}
 }
 

@@ -125,7 +125,10 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	fs.Var(byteSize{&c.MaxMessageSize}, "max-message-size", "largest accepted WebSocket message, in bytes (or 16MiB)")
 	c.MaxReplySize = 256 << 20
 	fs.Var(byteSize{&c.MaxReplySize}, "max-reply-size", "largest qry/qdoc reply, in bytes (or 256MiB); larger requests get a too_large error")
-	integer(&c.MaxBatchRecords, "max-batch-records", "", 100000, "largest number of records in one insert (0 = no limit)")
+	// Off by default: the official clients take an error reply to an insert for success
+	// (PROTOCOL.md §4), so a cap they never knew of would silently lose their records.
+	// --max-message-size bounds a batch anyway (16 MiB: a few hundred thousand records).
+	integer(&c.MaxBatchRecords, "max-batch-records", "", 0, "largest number of records in one insert (0 = no limit but --max-message-size)")
 	integer(&c.OutboundQueue, "outbound-queue", "", 1024, "replies queued per connection before a non-reading client is cut off")
 	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a reply that cannot be written to a client in this time closes its connection")
 	fs.DurationVar(&c.SlowRequest, "slow-request", time.Second, "log requests slower than this (0 = never)")

@@ -52,7 +52,7 @@ func TestConfigFlagsAndEnv(t *testing.T) {
 		check func(*config) bool
 	}{
 		{"defaults", []string{"--secret-key=k"}, nil, func(c *config) bool {
-			return c.SecretKey == "k" && c.Port == 8080 && c.FlushInterval == 15 && c.MaxMessageSize == 16<<20 && c.Data == ""
+			return c.SecretKey == "k" && c.Port == 8080 && c.FlushInterval == 15 && c.MaxMessageSize == 16<<20 && c.Data == "" && c.MaxBatchRecords == 0
 		}},
 		{"long flags", []string{"--secret-key", "k", "--port=9000", "--host=127.0.0.1", "--flush-interval=3", "--max-message-size=1MiB", "--log-level=debug"}, nil,
 			func(c *config) bool {

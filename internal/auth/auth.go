@@ -49,7 +49,7 @@ func ParseScope(s string) (Scope, bool) {
 	var b strings.Builder
 	for _, r := range strings.ToLower(s) {
 		switch r {
-		case ' ', ',', '-', '_', '\t':
+		case ' ', ',', '-', '_', '\t', '\n', '\r': // spaces, line ends (a scope read from a file) and separators
 			continue
 		}
 		b.WriteRune(r)

@@ -23,6 +23,8 @@ func TestParseScopeSpellings(t *testing.T) {
 		{"Read-Write", auth.ScopeReadWrite, true},
 		{"READ_WRITE_DELETE", auth.ScopeReadWriteDelete, true},
 		{"read, write, delete", auth.ScopeReadWriteDelete, true},
+		{"readonly\n", auth.ScopeReadOnly, true},
+		{" read_write\r\n", auth.ScopeReadWrite, true},
 		{"", auth.ScopeNone, false},
 		{"admin", auth.ScopeNone, false},
 		{"read", auth.ScopeNone, false},

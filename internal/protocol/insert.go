@@ -82,6 +82,9 @@ func (d *Insert) element(s *scanner, i int) *Error {
 		if s.copied {
 			d.key = k[:0]
 		}
+		if s.null() {
+			continue // null is "absent", as in every other message: {"col":null,"collection":"c"} is collection c
+		}
 		switch string(k) {
 		case "ts":
 			hasTS = true

@@ -53,7 +53,10 @@ var badCases = []badCase{
 	{name: "data wrong shape for qry", frame: frame("t16", "qry", `["c",9]`), id: "t16"},
 	{name: "legacy auth message", frame: frame("t17", "auth", `{"apiKey":"master-secret"}`), id: "t17",
 		text: "auth messages are not supported; use the api-key query parameter"},
-	{name: "binary frame", frame: frame("t18", "ins", `[{"col":"c","doc":"d","ts":9,"data":"x"}]`), id: noID, binary: true},
+	{name: "binary frame", frame: frame("t18", "ins", `[{"col":"c","doc":"d","ts":9,"data":"x"}]`), id: "t18", binary: true,
+		text: "binary frames are not supported; send each request as a JSON text frame"},
+	{name: "binary frame, not a request", frame: "\x00\x01not json", id: noID, binary: true},
+	{name: "binary frame, bad data", frame: `{"id":"t19","type":"ins","data":7}`, id: "t19", binary: true},
 
 	// Wrong field types.
 	{name: "ins col number", frame: frame("f1", "ins", `[{"col":5,"doc":"d","ts":9,"data":"x"}]`), id: "f1"},

@@ -263,8 +263,11 @@ func (c *conn) handleLoop(work <-chan *frame, free chan<- *frame, handled chan<-
 func (c *conn) serve1(f *frame, direct bool) bool {
 	var rep reply
 	if f.binary {
+		// Refused, but answered with its id when that can be read (a Node client that sent
+		// a Buffer): its caller gets the error instead of waiting for a reply.
+		_ = protocol.ParseEnvelope(f.buf, &f.req)
 		b := getBuf()
-		*b = protocol.AppendError((*b)[:0], nil, protocol.ErrBinaryFrame)
+		*b = protocol.AppendError((*b)[:0], f.req.ID, protocol.ErrBinaryFrame)
 		c.srv.metrics.requestError(protocol.TypeUnknown, protocol.ErrBinaryFrame.Code)
 		rep = reply{buf: b}
 	} else {

@@ -396,9 +396,8 @@ func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Erro
 		*out = append(b, '}')
 		return commit, nil
 	case "remove":
-		if k.Key == "" {
-			return 0, protocol.ErrEmptyAPIKey
-		}
+		// An empty key is simply not found, as in the original server: the contract's texts
+		// for remove are "api key not found" and "api key cannot be removed".
 		if d.Keys.IsMaster(k.Key) {
 			return 0, protocol.ErrKeyNotRemovable
 		}

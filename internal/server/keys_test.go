@@ -131,6 +131,8 @@ func TestKeysManagement(t *testing.T) {
 	c.failWith("keys", `{"action":"add","key":5,"scope":"readonly"}`, "key must be a string", "")
 	c.failWith("keys", `{"action":"add","key":"k","scope":["readonly"]}`, "scope must be a string", "")
 	c.failWith("keys", `{"action":"remove","key":"never-added"}`, "api key not found", "not_found")
+	c.failWith("keys", `{"action":"remove","key":""}`, "api key not found", "not_found")
+	c.failWith("keys", `{"action":"remove"}`, "api key not found", "not_found")
 	c.failWith("keys", `{"action":"remove","key":"`+masterKey+`"}`, "api key cannot be removed", "forbidden")
 	// The master key's scope is fixed: asking for it again is a no-op, less is refused.
 	c.expect("keys", `{"action":"add","key":"`+masterKey+`","scope":"read_write_delete"}`, `{"status":"ok","scope":"read_write_delete"}`)

@@ -69,7 +69,11 @@ func TestInsertBothSpellingsV2Wins(t *testing.T) {
 	// The losing spelling is ignored whatever it holds; the winning one must be a string.
 	c.ok("ins", `[{"ts":2,"key":5,"doc":"v2doc","collection":null,"col":"v2col","data":"y"}]`)
 	c.expect("qdoc", `{"col":"v2col","doc":"v2doc","to":10}`, `{"records":[{"ts":1,"data":"x"},{"ts":2,"data":"y"}]}`)
-	c.failWith("ins", `[{"ts":3,"key":"v1doc","doc":null,"col":"v2col","data":"z"}]`, "data[0].doc must be a string", "bad_request")
+	// null is "absent" in ins as in every other message: the other spelling is used.
+	c.ok("ins", `[{"ts":3,"key":"v1doc","doc":null,"col":null,"collection":"v2col","data":"z"}]`)
+	c.expect("qdoc", `{"col":"v2col","doc":"v1doc","to":10}`, `{"records":[{"ts":3,"data":"z"}]}`)
+	c.expect("qry", `{"col":"v2col","doc":null,"collection":"x","ts":10}`, `{"records":{"v1doc":{"ts":3,"data":"z"},"v2doc":{"ts":2,"data":"y"}}}`)
+	c.failWith("ins", `[{"ts":3,"doc":null,"col":"v2col","data":"z"}]`, "data[0].doc (or key) is required", "bad_request")
 	c.failWith("ins", `[{"ts":3,"doc":"d","collection":"v1col","col":7,"data":"z"}]`, "data[0].col must be a string", "bad_request")
 	c.failWith("ins", `[{"ts":3,"doc":"d","collection":7,"data":"z"}]`, "data[0].collection must be a string", "bad_request")
 }

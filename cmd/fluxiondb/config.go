@@ -185,6 +185,11 @@ func printUsage(w io.Writer, fs *flag.FlagSet) {
 	fmt.Fprintf(w, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | backup --data=DIR DEST | version\n\n")
 	fmt.Fprintf(w, "FluxionDB: an in-memory time-series database served over WebSockets.\n")
 	fmt.Fprintf(w, "Every flag can also be set in the environment as %sNAME (e.g. %s).\n\nFlags:\n", envPrefix, envName("secret-key"))
+	printFlags(w, fs)
+}
+
+// printFlags lists the flags of fs GNU style, a shorthand beside its long name.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
 	short := map[string]string{} // long name → one-letter shorthand
 	fs.VisitAll(func(f *flag.Flag) {
 		if long, ok := strings.CutPrefix(f.Usage, "shorthand for --"); ok && len(f.Name) == 1 {

@@ -56,7 +56,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 {
 		switch args[0] {
 		case "healthcheck":
-			return healthcheck(args[1:], getenv, stderr)
+			return healthcheck(args[1:], getenv, stdout, stderr)
 		case "version":
 			fmt.Fprintln(stdout, "fluxiondb", version)
 			return 0
@@ -244,9 +244,8 @@ func (w httpLogWriter) Write(p []byte) (int, error) {
 }
 
 // healthcheck asks a local server's /healthz; for container HEALTHCHECKs, where no curl exists.
-func healthcheck(args []string, getenv func(string) string, stderr io.Writer) int {
+func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	port := 8080
 	if v := getenv(envName("port")); v != "" {
 		if p, err := strconv.Atoi(v); err == nil {
@@ -255,7 +254,13 @@ func healthcheck(args []string, getenv func(string) string, stderr io.Writer) in
 	}
 	fs.IntVar(&port, "port", port, "port of the server")
 	path := fs.String("path", "/healthz", "path to ask (/healthz or /readyz)")
-	if err := fs.Parse(args); err != nil {
+	usage := "Usage: fluxiondb healthcheck [--port=8080] [--path=/healthz]\n\nAsks the server on 127.0.0.1 for --path (over TLS when it serves TLS) and exits 0\n" +
+		"when it answers 200 OK, 1 otherwise: a container HEALTHCHECK without curl."
+	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fluxiondb healthcheck: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
 	// A server with --tls-cert answers plain HTTP with 400 "Client sent an HTTP request to an
@@ -344,39 +349,50 @@ func (g *startGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write([]byte("starting: recovering data\n"))
 }
 
+// parseSub parses a subcommand's flags as the main command line is parsed: --help prints
+// usage and the flags (GNU style) on stdout, a mistake one line on stderr. done says the
+// caller is to return code.
+func parseSub(fs *flag.FlagSet, args []string, usage string, stdout, stderr io.Writer) (code int, done bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "%s\n\nFlags:\n", usage)
+		printFlags(stdout, fs)
+		return 0, true
+	case err != nil:
+		fmt.Fprintf(stderr, "fluxiondb %s: %v\nRun 'fluxiondb %s --help' for usage.\n", fs.Name(), err, fs.Name())
+		return 2, true
+	}
+	return 0, false
+}
+
 // dataFlags is the command line of a subcommand that works on a data folder: --data/-d
-// (default FLUXIONDB_DATA), with usage printed above the flags.
-func dataFlags(name, dataHelp, usage string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *string) {
+// (default FLUXIONDB_DATA).
+func dataFlags(name, dataHelp string, getenv func(string) string) (*flag.FlagSet, *string) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	dir := getenv(envName("data"))
 	fs.StringVar(&dir, "data", dir, dataHelp)
 	fs.StringVar(&dir, "d", dir, "shorthand for --data")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
 	return fs, &dir
 }
 
 // backup is `fluxiondb backup --data DIR DEST`: copy a data folder, which a server may be
 // using, into a new folder a server starts from (db.Backup).
 func backup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs, dirp := dataFlags("backup", "data folder to back up (the server may be running on it)",
-		"Usage: fluxiondb backup --data DIR DEST\n\nCopies the data folder DIR into DEST, a new or empty folder, while the server runs or not:\n"+
-			"the newest snapshot and the log after it, every byte checked. DEST is a data folder:\n"+
-			"start a server with --data DEST to restore it.", getenv, stderr)
+	fs, dirp := dataFlags("backup", "data folder to back up (the server may be running on it)", getenv)
+	usage := "Usage: fluxiondb backup --data DIR DEST\n\nCopies the data folder DIR into DEST, a new or empty folder, while the server runs or not:\n" +
+		"the newest snapshot and the log after it, every byte checked. DEST is a data folder:\n" +
+		"start a server with --data DEST to restore it."
 	var dest string
-	err := fs.Parse(args)
-	if err == nil && fs.NArg() > 0 { // DEST may come before the flags too
-		dest = fs.Arg(0)
-		err = fs.Parse(fs.Args()[1:])
+	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
+		return code
 	}
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+	if fs.NArg() > 0 { // DEST may come before the flags too
+		dest = fs.Arg(0)
+		if code, done := parseSub(fs, fs.Args()[1:], usage, stdout, stderr); done {
+			return code
 		}
-		return 2
 	}
 	dir := *dirp
 	if dir == "" || dest == "" || fs.NArg() > 0 {
@@ -417,14 +433,11 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 // repair is `fluxiondb repair --data DIR`: cut a damaged log at its first bad frame and
 // salvage a damaged snapshot, moving what is dropped aside (db.Repair).
 func repair(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	fs, dirp := dataFlags("repair", "data folder to repair (the server must be stopped)",
-		"Usage: "+wal.RepairCommand+"\n\nCuts a damaged write-ahead log at its first bad frame and salvages a damaged snapshot;\n"+
-			"everything dropped is moved aside, never deleted. Stop the server first.", getenv, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	fs, dirp := dataFlags("repair", "data folder to repair (the server must be stopped)", getenv)
+	usage := "Usage: " + wal.RepairCommand + "\n\nCuts a damaged write-ahead log at its first bad frame and salvages a damaged snapshot;\n" +
+		"everything dropped is moved aside, never deleted. Stop the server first."
+	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
+		return code
 	}
 	dir := *dirp
 	if dir == "" || fs.NArg() > 0 {

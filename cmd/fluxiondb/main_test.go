@@ -146,6 +146,16 @@ func TestHelpAndVersion(t *testing.T) {
 	if code, _, stderr := runArgs(t, env(), "-s", "k", "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") > 2 || strings.Contains(stderr, "Flags:") {
 		t.Errorf("unknown flag: exit %d, stderr %q", code, stderr)
 	}
+	// Subcommands alike: --help on stdout with exit 0, flags GNU style; a mistake is one line.
+	for _, tc := range []struct{ cmd, flag string }{{"healthcheck", "--port int"}, {"repair", "-d, --data string"}, {"backup", "-d, --data string"}} {
+		code, stdout, stderr := runArgs(t, env(), tc.cmd, "--help")
+		if code != 0 || stderr != "" || !strings.Contains(stdout, "Usage: fluxiondb "+tc.cmd) || !strings.Contains(stdout, tc.flag) {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", tc.cmd, code, stdout, stderr)
+		}
+		if code, _, stderr := runArgs(t, env(), tc.cmd, "--no-such-flag"); code != 2 || strings.Count(stderr, "\n") > 2 || strings.Contains(stderr, "Flags:") {
+			t.Errorf("%s with an unknown flag: exit %d, stderr %q", tc.cmd, code, stderr)
+		}
+	}
 	// FLUXIONDB_VERSION (deployment tooling sets such variables) is not the --version flag.
 	if c, err := parseConfig([]string{"-s", "k"}, env("FLUXIONDB_VERSION", "1.4.0"), io.Discard); err != nil || c.Version {
 		t.Errorf("FLUXIONDB_VERSION in the environment: %v, version=%v", err, c != nil && c.Version)

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"io"
 	"log/slog"
 	"math/big"
 	"net"
@@ -95,7 +96,7 @@ func TestTLSServesWSS(t *testing.T) {
 	// The container HEALTHCHECK command finds the server over TLS by itself.
 	_, port, _ := net.SplitHostPort(addr)
 	var hcErr bytes.Buffer
-	if code := healthcheck([]string{"--port=" + port}, func(string) string { return "" }, &hcErr); code != 0 {
+	if code := healthcheck([]string{"--port=" + port}, func(string) string { return "" }, io.Discard, &hcErr); code != 0 {
 		t.Errorf("healthcheck against the TLS server: exit %d, %s", code, hcErr.String())
 	}
 	// Plain ws:// on the TLS port must not work.

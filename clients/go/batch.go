@@ -284,11 +284,11 @@ func (b *BatchWriter) send(batch []InsertRecord) {
 		ctx, cancel = context.WithTimeout(ctx, t)
 	}
 	release := func() { cancel(); <-b.inflight }
-	payload := appendInsertRecords(nil, batch)
+	data := appendInsertData(nil, batch)
 	s, err := b.c.getSession(ctx)
 	var cl *call
 	if err == nil {
-		cl, err = s.sendOn(ctx, typeInsert, payload, nil, inline)
+		cl, err = s.sendOn(ctx, typeInsert, data, nil, inline)
 	}
 	if err != nil {
 		release()

@@ -647,17 +647,17 @@ type call struct {
 	ch  chan reply
 }
 
-// send registers and writes one request. ctx bounds only the wait for the
-// socket: an expired ctx must not abort a half-written frame, which would
-// kill the connection for every other caller.
-func (s *session) send(ctx context.Context, typ string, payload []byte) (*call, error) {
-	return s.sendHook(ctx, typ, payload, nil)
+// send registers and writes one request; data is its data field as appendRequest takes it.
+// ctx bounds only the wait for the socket: an expired ctx must not abort a half-written
+// frame, which would kill the connection for every other caller.
+func (s *session) send(ctx context.Context, typ string, data []byte) (*call, error) {
+	return s.sendHook(ctx, typ, data, nil)
 }
 
 // sendHook is send with a hook run by the read loop on a successful reply
 // (pendingCall.onReply).
-func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onReply func([]byte) error) (*call, error) {
-	return s.sendOn(ctx, typ, payload, onReply, ctx.Done() == nil)
+func (s *session) sendHook(ctx context.Context, typ string, data []byte, onReply func([]byte) error) (*call, error) {
+	return s.sendOn(ctx, typ, data, onReply, ctx.Done() == nil)
 }
 
 // sendOn is sendHook that writes the frame on the calling goroutine when
@@ -666,7 +666,7 @@ func (s *session) sendHook(ctx context.Context, typ string, payload []byte, onRe
 // than that). Otherwise the write runs on a goroutine of its own so that ctx
 // can end the call while the frame is stuck in the socket. Writing inline
 // saves starting a goroutine, and waking a thread for it, per request.
-func (s *session) sendOn(ctx context.Context, typ string, payload []byte, onReply func([]byte) error, inline bool) (*call, error) {
+func (s *session) sendOn(ctx context.Context, typ string, data []byte, onReply func([]byte) error, inline bool) (*call, error) {
 	id := strconv.FormatUint(s.c.nextID.Add(1), 36)
 	cl := &call{s: s, id: id, typ: typ, ch: make(chan reply, 1)}
 	s.mu.Lock()
@@ -687,7 +687,7 @@ func (s *session) sendOn(ctx context.Context, typ string, payload []byte, onRepl
 		return cl, nil // fail() has posted the error on cl.ch
 	}
 	bp := framePool.Get().(*[]byte)
-	frame := appendRequest((*bp)[:0], id, typ, payload)
+	frame := appendRequest((*bp)[:0], id, typ, data)
 	if inline {
 		s.writeFrame(bp, frame)
 		return cl, nil
@@ -755,11 +755,12 @@ func ctxError(ctx context.Context, typ, id string) error {
 	return fmt.Errorf("fluxiondb: %s: %w", what, err)
 }
 
-// emptyPayload is the data of messages without parameters.
-var emptyPayload = []byte("{}")
+// emptyData is the data of messages without parameters: the JSON document {} as a string.
+var emptyData = []byte(`"{}"`)
 
-// rawPayload is request data already encoded as JSON; do sends it as it is.
-type rawPayload []byte
+// quotedData is request data already built as the string literal a frame carries (appendRequest);
+// do sends it as it is.
+type quotedData []byte
 
 // inlineOK reports whether a call with context ctx (before the request timeout is added)
 // may write its frame on the calling goroutine (sendOn): nothing but the request timeout can end
@@ -784,20 +785,21 @@ func (c *Client) do(ctx context.Context, typ string, params any, out any) error 
 	if ctx.Err() != nil {
 		return ctxError(ctx, typ, "")
 	}
-	payload := emptyPayload
-	if raw, ok := params.(rawPayload); ok {
-		payload = raw
+	data := emptyData
+	if q, ok := params.(quotedData); ok {
+		data = q
 	} else if params != nil {
-		var err error
-		if payload, err = json.Marshal(params); err != nil {
+		doc, err := json.Marshal(params)
+		if err != nil {
 			return fmt.Errorf("fluxiondb: encode %s request: %w", typ, err)
 		}
+		data = quoteData(doc)
 	}
 	s, err := c.getSession(ctx)
 	if err != nil {
 		return err
 	}
-	cl, err := s.sendOn(ctx, typ, payload, nil, inline)
+	cl, err := s.sendOn(ctx, typ, data, nil, inline)
 	if err != nil {
 		return err
 	}

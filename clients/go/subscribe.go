@@ -311,7 +311,7 @@ func (sub *Subscription) send(ctx context.Context, s *session, p subParams, mode
 	if err != nil {
 		return nil, fmt.Errorf("fluxiondb: encode sub request: %w", err)
 	}
-	return s.sendHook(ctx, typeSubscribe, payload, func(frame []byte) error { return sub.attach(s, frame, mode) })
+	return s.sendHook(ctx, typeSubscribe, quoteData(payload), func(frame []byte) error { return sub.attach(s, frame, mode) })
 }
 
 func (sub *Subscription) wait(ctx context.Context, cl *call) error {
@@ -579,7 +579,7 @@ func (c *Client) unsubAsync(s *session, id string, sub *Subscription) {
 		payload, _ := json.Marshal(struct {
 			Sub string `json:"sub"`
 		}{id})
-		cl, err := s.send(ctx, typeUnsubscribe, payload)
+		cl, err := s.send(ctx, typeUnsubscribe, quoteData(payload))
 		if err == nil {
 			err = cl.wait(ctx, nil)
 		}

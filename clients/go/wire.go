@@ -3,6 +3,7 @@ package fluxiondb
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -36,43 +37,57 @@ const (
 
 // appendRequest appends one request frame to dst:
 //
-//	{"id":"<id>","type":"<typ>","data":"<payload as a JSON string>"}
+//	{"id":"<id>","type":"<typ>","data":<data>}
 //
-// The protocol double-encodes data: payload is a JSON document and travels
-// as the text of a JSON string. Building the frame by hand avoids a second
-// json.Marshal of an already-encoded payload.
-func appendRequest(dst []byte, id, typ string, payload []byte) []byte {
+// The protocol double-encodes data: the request's JSON document travels as the text of a
+// JSON string, and data is that string literal, quotes included (quoteData, or built in
+// one pass by appendInsertData).
+func appendRequest(dst []byte, id, typ string, data []byte) []byte {
 	dst = append(dst, `{"id":`...)
 	dst = appendJSONString(dst, id)
 	dst = append(dst, `,"type":`...)
 	dst = appendJSONString(dst, typ)
 	dst = append(dst, `,"data":`...)
-	dst = appendQuotedJSON(dst, payload)
+	dst = append(dst, data...)
 	return append(dst, '}')
 }
 
-// appendInsertRecords appends recs as the JSON array an `ins` request carries, field for
-// field what json.Marshal writes (it escapes a few characters differently; both send invalid
-// UTF-8 as U+FFFD). Insert and the batch writer encode every record through it: without
-// reflection it takes a fraction of json.Marshal's time (BenchmarkAppendInsertRecords).
-func appendInsertRecords(dst []byte, recs []InsertRecord) []byte {
-	dst = append(dst, '[')
+// quoteData turns a request's JSON document (as encoding/json writes it) into the string
+// literal appendRequest sends as data.
+func quoteData(doc []byte) []byte {
+	return appendQuotedJSON(make([]byte, 0, len(doc)+len(doc)/8+2), doc)
+}
+
+// appendInsertData appends the data of an `ins` request carrying recs: the JSON array of
+// the records, field for field what json.Marshal writes (it escapes a few characters
+// differently; both send invalid UTF-8 as U+FFFD), as the text of a JSON string. It builds
+// that string in one pass, escaping each field twice where needed, instead of encoding the
+// array and then quoting it: Insert and the batch writer encode every record through it
+// (BenchmarkAppendInsertData).
+func appendInsertData(dst []byte, recs []InsertRecord) []byte {
+	size := 4
+	for i := range recs {
+		// Fields, names and a 20-digit ts; escapes beyond that grow dst as they come.
+		size += len(recs[i].Doc) + len(recs[i].Data) + len(recs[i].Col) + 64
+	}
+	dst = slices.Grow(dst, size)
+	dst = append(dst, '"', '[')
 	for i := range recs {
 		r := &recs[i]
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"ts":`...)
+		dst = append(dst, `{\"ts\":`...)
 		dst = strconv.AppendInt(dst, r.TS, 10)
-		dst = append(dst, `,"doc":`...)
-		dst = appendJSONString(dst, r.Doc)
-		dst = append(dst, `,"data":`...)
-		dst = appendJSONString(dst, r.Data)
-		dst = append(dst, `,"col":`...)
-		dst = appendJSONString(dst, r.Col)
+		dst = append(dst, `,\"doc\":`...)
+		dst = appendStringLiteral(dst, r.Doc, true)
+		dst = append(dst, `,\"data\":`...)
+		dst = appendStringLiteral(dst, r.Data, true)
+		dst = append(dst, `,\"col\":`...)
+		dst = appendStringLiteral(dst, r.Col, true)
 		dst = append(dst, '}')
 	}
-	return append(dst, ']')
+	return append(dst, ']', '"')
 }
 
 // appendQuotedJSON appends doc, a JSON document as encoding/json writes it
@@ -87,7 +102,7 @@ func appendQuotedJSON(dst, doc []byte) []byte {
 			continue
 		}
 		dst = append(dst, doc[start:i]...)
-		dst = appendEscaped(dst, c)
+		dst = appendEscaped(dst, c, false)
 		start = i + 1
 	}
 	dst = append(dst, doc[start:]...)
@@ -97,24 +112,44 @@ func appendQuotedJSON(dst, doc []byte) []byte {
 const hexDigits = "0123456789abcdef"
 
 // appendEscaped appends the JSON escape of an ASCII byte that cannot stand raw in a string:
-// a quote, a backslash or a control character.
-func appendEscaped(dst []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(dst, '\\', c)
-	case '\n':
-		return append(dst, '\\', 'n')
-	case '\r':
-		return append(dst, '\\', 'r')
-	case '\t':
-		return append(dst, '\\', 't')
+// a quote, a backslash or a control character. nested escapes that escape once more, for a
+// string literal that is itself the text of a string (appendStringLiteral).
+func appendEscaped(dst []byte, c byte, nested bool) []byte {
+	if nested {
+		dst = append(dst, '\\', '\\') // the escape's own backslash, escaped
+		if c == '"' || c == '\\' {
+			return append(dst, '\\', c) // a quote or backslash is escaped at both levels
+		}
+	} else {
+		dst = append(dst, '\\')
+		if c == '"' || c == '\\' {
+			return append(dst, c)
+		}
 	}
-	return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	switch c {
+	case '\n':
+		return append(dst, 'n')
+	case '\r':
+		return append(dst, 'r')
+	case '\t':
+		return append(dst, 't')
+	}
+	return append(dst, 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
 }
 
 // appendJSONString appends s as a JSON string literal. Invalid UTF-8 is
 // replaced by U+FFFD, as encoding/json does, so the frame is always valid.
 func appendJSONString(dst []byte, s string) []byte {
+	return appendStringLiteral(dst, s, false)
+}
+
+// appendStringLiteral appends s as a JSON string literal, quotes included, or, when nested,
+// that literal as it reads inside another JSON string: its quotes and escapes escaped once
+// more. Invalid UTF-8 is replaced by U+FFFD, as encoding/json does.
+func appendStringLiteral(dst []byte, s string, nested bool) []byte {
+	if nested {
+		dst = append(dst, '\\')
+	}
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -125,7 +160,7 @@ func appendJSONString(dst []byte, s string) []byte {
 				continue
 			}
 			dst = append(dst, s[start:i]...)
-			dst = appendEscaped(dst, c)
+			dst = appendEscaped(dst, c, nested)
 			i++
 			start = i
 			continue
@@ -133,6 +168,9 @@ func appendJSONString(dst []byte, s string) []byte {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		if r == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
+			if nested {
+				dst = append(dst, '\\')
+			}
 			dst = append(dst, `\ufffd`...)
 			i += size
 			start = i
@@ -141,6 +179,9 @@ func appendJSONString(dst []byte, s string) []byte {
 		i += size
 	}
 	dst = append(dst, s[start:]...)
+	if nested {
+		dst = append(dst, '\\')
+	}
 	return append(dst, '"')
 }
 

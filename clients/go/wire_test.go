@@ -11,7 +11,7 @@ import (
 
 func TestAppendRequest(t *testing.T) {
 	payload, _ := json.Marshal([]InsertRecord{{Col: "c", Doc: "d\"q", TS: math.MaxInt64, Data: "{\"a\":\"\\n\"}\x01<>&\u2028é"}})
-	frame := appendRequest(nil, "id-1", "ins", payload)
+	frame := appendRequest(nil, "id-1", "ins", quoteData(payload))
 	var env WebSocketMessage
 	if err := json.Unmarshal(frame, &env); err != nil {
 		t.Fatalf("frame %s is not JSON: %v", frame, err)
@@ -49,21 +49,32 @@ func FuzzAppendJSONString(f *testing.F) {
 		if got != want {
 			t.Fatalf("round trip of %q = %q, want %q", s, got, want)
 		}
+		// Nested, it is that literal quoted once more, byte for byte.
+		nested := appendStringLiteral(nil, s, true)
+		twice := appendQuotedJSON(nil, out)
+		if string(nested) != string(twice[1:len(twice)-1]) {
+			t.Fatalf("nested literal of %q = %s, want %s", s, nested, twice[1:len(twice)-1])
+		}
 	})
 }
 
-// FuzzAppendInsertRecords: the records Insert and the batch writer encode decode to exactly
-// what json.Marshal's encoding of them decodes to (the bytes differ only in escaping).
-func FuzzAppendInsertRecords(f *testing.F) {
+// FuzzAppendInsertData: the data Insert and the batch writer send is a JSON string whose text
+// decodes to exactly what json.Marshal's encoding of the records decodes to (the bytes differ
+// only in escaping).
+func FuzzAppendInsertData(f *testing.F) {
 	f.Add(int64(0), "d", `{"v":1}`, "c", int64(-1), "", "", "")
 	f.Add(int64(math.MaxInt64), "d\"q", "\x01<>&\u2028é", "c\\", int64(math.MinInt64), "\xff", "a\xc3", "\n")
 	f.Fuzz(func(t *testing.T, ts1 int64, doc1, data1, col1 string, ts2 int64, doc2, data2, col2 string) {
 		for _, recs := range [][]InsertRecord{nil, {{TS: ts1, Doc: doc1, Data: data1, Col: col1}},
 			{{TS: ts1, Doc: doc1, Data: data1, Col: col1}, {TS: ts2, Doc: doc2, Data: data2, Col: col2}}} {
-			out := appendInsertRecords(nil, recs)
+			out := appendInsertData(nil, recs)
+			var text string
+			if err := json.Unmarshal(out, &text); err != nil {
+				t.Fatalf("appendInsertData(%+v) = %s: not a JSON string: %v", recs, out, err)
+			}
 			var got []InsertRecord
-			if err := json.Unmarshal(out, &got); err != nil {
-				t.Fatalf("appendInsertRecords(%+v) = %s: not JSON: %v", recs, out, err)
+			if err := json.Unmarshal([]byte(text), &got); err != nil {
+				t.Fatalf("appendInsertData(%+v) carries %s: not JSON: %v", recs, text, err)
 			}
 			ref, _ := json.Marshal(recs)
 			want := []InsertRecord{}
@@ -82,7 +93,7 @@ func FuzzAppendInsertRecords(f *testing.F) {
 	})
 }
 
-func BenchmarkAppendInsertRecords(b *testing.B) {
+func BenchmarkAppendInsertData(b *testing.B) {
 	recs := make([]InsertRecord, 100)
 	for i := range recs {
 		recs[i] = InsertRecord{Col: "sensors", Doc: "device-1", TS: int64(i), Data: `{"temperature":22.5,"state":"ok"}`}
@@ -91,13 +102,14 @@ func BenchmarkAppendInsertRecords(b *testing.B) {
 		buf := make([]byte, 0, 16<<10)
 		b.ReportAllocs()
 		for b.Loop() {
-			buf = appendInsertRecords(buf[:0], recs)
+			buf = appendInsertData(buf[:0], recs)
 		}
 	})
 	b.Run("json.Marshal", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			_, _ = json.Marshal(recs)
+			doc, _ := json.Marshal(recs)
+			_ = quoteData(doc)
 		}
 	})
 }
@@ -226,11 +238,11 @@ func BenchmarkAppendRequest(b *testing.B) {
 	for i := range recs {
 		recs[i] = InsertRecord{Col: "sensors", Doc: "device-1", TS: int64(i), Data: `{"temperature":22.5,"state":"ok"}`}
 	}
-	payload, _ := json.Marshal(recs)
+	data := appendInsertData(nil, recs)
 	buf := make([]byte, 0, 16<<10)
 	b.ReportAllocs()
-	b.SetBytes(int64(len(payload)))
+	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		buf = appendRequest(buf[:0], "12345", "ins", payload)
+		buf = appendRequest(buf[:0], "12345", "ins", data)
 	}
 }

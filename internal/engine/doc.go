@@ -5,8 +5,10 @@
 // # Model
 //
 // A Store holds collections by name. A collection holds documents and KV entries under one
-// sync.RWMutex; the Store's own lock only guards the collection map. A collection exists
-// while it holds a document or a KV entry; an empty one is removed.
+// sync.RWMutex; the Store's own lock only guards the collection map. A collection is
+// created by the first insert or KV set into it and removed by DeleteCollection, or by the
+// DeleteDoc that leaves it with no documents and no KV entries; record and KV deletes that
+// empty it leave it in place (the contract: drec, dmrec, drrng and rval never remove one).
 //
 // A document is a time series: records (int64 ts, opaque payload bytes) in ascending ts
 // order, one record per ts (inserting an existing ts replaces it). A document with no

@@ -182,7 +182,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 
 // printUsage writes the help text, flags GNU style: "-s, --secret-key string".
 func printUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | backup --data=DIR DEST | version\n\n")
+	fmt.Fprintf(w, "Usage: fluxiondb --secret-key=KEY [flags]\n       fluxiondb healthcheck | repair --data=DIR | backup --data=DIR DEST\n       fluxiondb import --from=OLD --data=DIR | version\n\n")
 	fmt.Fprintf(w, "FluxionDB: an in-memory time-series database served over WebSockets.\n")
 	fmt.Fprintf(w, "Every flag can also be set in the environment as %sNAME (e.g. %s).\n\nFlags:\n", envPrefix, envName("secret-key"))
 	printFlags(w, fs)

@@ -64,6 +64,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return repair(args[1:], getenv, stdout, stderr)
 		case "backup":
 			return backup(ctx, args[1:], getenv, stdout, stderr)
+		case "import":
+			return importOld(ctx, args[1:], getenv, stdout, stderr)
 		}
 	}
 	cfg, err := parseConfig(args, getenv, stdout)
@@ -427,6 +429,43 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 		fmt.Fprintf(stdout, "backup: skipped %s: it does not verify (start-up sets it aside too)\n", p)
 	}
 	fmt.Fprintf(stdout, "backup done in %s: start a server with --data %s to restore it\n", rep.Duration.Round(time.Millisecond), dest)
+	return 0
+}
+
+// importOld is `fluxiondb import --from OLD --data DEST`: bring the original C++ server's data
+// folder over into a new data folder (db.Import).
+func importOld(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	fs, destp := dataFlags("import", "new data folder to write (must not exist, or be empty)", getenv)
+	from := fs.String("from", "", "data folder of the original FluxionDB server (read only)")
+	usage := "Usage: fluxiondb import --from OLD --data DIR\n\nReads the data folder of the original FluxionDB server (a folder per collection and\n" +
+		"document holding JSON files) and writes it into DIR, a new data folder, ending with a\n" +
+		"snapshot: start a server with --data DIR. OLD is only read. Record deletes were never\n" +
+		"written by the original, so records it deleted come back, as they did on its own restarts."
+	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
+		return code
+	}
+	if *from == "" || *destp == "" || fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "fluxiondb import: usage: fluxiondb import --from OLD --data DIR\n")
+		return 2
+	}
+	// In the Docker image (root, FLUXIONDB_RUN_AS set) the new folder goes to the user the
+	// server will run as, as a server start does with its --data folder.
+	if _, err := dropRoot(getenv, *destp); err != nil {
+		fmt.Fprintf(stderr, "fluxiondb import: %v\n", err)
+		return 1
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	rep, err := db.Import(ctx, *from, *destp, log)
+	if err != nil {
+		fmt.Fprintf(stderr, "fluxiondb import: %v\n", err)
+		return 1
+	}
+	for _, p := range rep.Skipped {
+		fmt.Fprintf(stdout, "import: skipped %s: not part of the old format\n", p)
+	}
+	fmt.Fprintf(stdout, "import: %d collections, %d documents, %d records, %d values from %d files\n",
+		rep.Collections, rep.Documents, rep.Records, rep.Values, rep.Files)
+	fmt.Fprintf(stdout, "import done in %s: start a server with --data %s\n", rep.Duration.Round(time.Millisecond), *destp)
 	return 0
 }
 

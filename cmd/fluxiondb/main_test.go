@@ -408,3 +408,39 @@ func TestBackupCommandLine(t *testing.T) {
 		t.Errorf("an interrupted backup left %s behind (%v)", dest2, err)
 	}
 }
+
+// TestImportCommand: `fluxiondb import` brings the original server's folder over, and a start
+// on that folder says to run it instead of starting empty.
+func TestImportCommand(t *testing.T) {
+	old := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(old, "sensors", "device-1"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(old, "sensors", "device-1", "1700000015000.json"), []byte(`[{"ts":1,"data":"x"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runArgs(t, env(), "-s", "k", "--port=0", "--data="+old)
+	if code != 1 || !strings.Contains(stderr, "fluxiondb import --from "+old+" --data NEWDIR") {
+		t.Fatalf("start on the old folder: exit %d, stderr %q", code, stderr)
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	// runArgs's context is cancelled, which stops an import half way (and removes it).
+	if code, _, stderr := runArgs(t, env(), "import", "--from", old, "--data", dest); code != 1 || !strings.Contains(stderr, "context canceled") {
+		t.Fatalf("cancelled import: exit %d, stderr %q", code, stderr)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("a cancelled import left %s: %v", dest, err)
+	}
+	var out, errOut bytes.Buffer
+	code = run(context.Background(), []string{"import", "--from", old, "--data", dest}, env(), &out, &errOut)
+	stdout, stderr := out.String(), errOut.String()
+	if code != 0 || !strings.Contains(stdout, "import: 1 collections, 1 documents, 1 records, 0 values from 1 files") {
+		t.Fatalf("import: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+	if code := run(context.Background(), []string{"import", "--from", old, "--data", dest}, env(), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "not empty") {
+		t.Fatalf("second import into the same folder: exit %d, stderr %q", code, errOut.String())
+	}
+	if code, _, _ := runArgs(t, env(), "import", "--data", dest); code != 2 {
+		t.Fatalf("import without --from: exit %d, want 2", code)
+	}
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/legacy"
 	"github.com/volandoo/fluxiondb/internal/snapshot"
 	"github.com/volandoo/fluxiondb/internal/wal"
 )
@@ -105,6 +106,13 @@ func (d *DB) openPersist(cfg Config) error {
 		return fmt.Errorf("data folder %s is a backup that did not finish (%s is there): it may hold only part "+
 			"of the data; remove it and make the backup again", dir, backupIncomplete)
 	}
+	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil {
+		return fmt.Errorf("data folder %s is an import that did not finish (%s is there): remove the folder "+
+			"and run `fluxiondb import` again", dir, importIncomplete)
+	}
+	if err := refuseOldData(dir); err != nil {
+		return err
+	}
 	p := &persist{
 		dir:       dir,
 		walDir:    filepath.Join(dir, walSubdir),
@@ -164,6 +172,30 @@ func (d *DB) openPersist(cfg Config) error {
 		"snapshot_seq", r.SnapshotSeq, "snapshot_records", r.SnapshotRecords,
 		"log_frames", r.Frames, "log_records", r.Records, "took", r.Duration.Round(time.Millisecond))
 	go d.snapshotLoop()
+	return nil
+}
+
+// refuseOldData stops a start on a folder that holds the original server's data and none of
+// ours: the server would start empty beside it, and the user would see their data gone.
+func refuseOldData(dir string) error {
+	for _, sub := range []string{walSubdir, snapshotSubdir} {
+		if _, err := os.Stat(filepath.Join(dir, sub)); err == nil {
+			return nil // ours already: whatever else the folder holds was left there knowingly
+		}
+	}
+	kind, evidence, err := legacy.Detect(dir, notOld...)
+	switch {
+	case err != nil:
+		return fmt.Errorf("data folder %s is not usable: %w", dir, err)
+	case kind == legacy.V1:
+		return fmt.Errorf("data folder %s holds data of the original FluxionDB server (%s, its JSON files): this "+
+			"server keeps its own format and would start empty beside it. Import it into a new folder with "+
+			"`fluxiondb import --from %s --data NEWDIR` and start with --data NEWDIR", dir, evidence, dir)
+	case kind == legacy.SQLite:
+		return fmt.Errorf("data folder %s holds the original FluxionDB server's SQLite file (%s), which this server "+
+			"cannot read: it would start empty beside it. To start with an empty database in this folder, move "+
+			"the file out of it first", dir, evidence)
+	}
 	return nil
 }
 

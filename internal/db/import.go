@@ -1,0 +1,172 @@
+package db
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/legacy"
+	"github.com/volandoo/fluxiondb/internal/wal"
+)
+
+// importIncomplete is the file an import's destination holds until the import is complete;
+// Open refuses a data folder that holds it.
+const importIncomplete = "IMPORT-INCOMPLETE"
+
+// notOld lists the folders in a data folder that are not the original server's: this
+// server's own, and a file system's lost+found.
+var notOld = []string{walSubdir, snapshotSubdir, "lost+found"}
+
+// ImportReport says what Import brought over.
+type ImportReport struct {
+	legacy.Report
+	Duration time.Duration
+}
+
+// Import is `fluxiondb import --from OLD --data DEST`: it reads the data folder of the
+// original C++ server (its v1 JSON files, legacy.ReadV1) and writes it as a data folder of
+// this server in dest, which must not exist or be empty, ending with a snapshot: a server
+// started with --data dest has every collection, record and KV entry the old server would
+// have loaded. The old folder is only read. Until the import is complete dest holds an
+// IMPORT-INCOMPLETE file, which Open refuses; on failure, or when ctx ends, whatever Import
+// wrote is removed.
+func Import(ctx context.Context, from, dest string, logger *slog.Logger) (ImportReport, error) {
+	start := time.Now()
+	var rep ImportReport
+	kind, evidence, err := legacy.Detect(from, notOld...)
+	switch {
+	case err != nil:
+		return rep, fmt.Errorf("read %s: %w", from, err)
+	case kind == legacy.SQLite:
+		return rep, fmt.Errorf("%s is %s, which this build cannot read; only the original's first format "+
+			"(a folder per collection and document, holding JSON files) can be imported", evidence, kind)
+	case kind == legacy.None:
+		return rep, fmt.Errorf("%s holds no data of the original server (no <collection>/key_value.json "+
+			"or <collection>/<document>/<epoch-ms>.json)", from)
+	}
+	absFrom, err1 := filepath.Abs(from)
+	absDest, err2 := filepath.Abs(dest)
+	if err1 == nil && err2 == nil && absFrom == absDest {
+		return rep, errors.New("--data must be another folder than --from: the old data is only read")
+	}
+	skip := notOld
+	if err1 == nil && err2 == nil && filepath.Dir(absDest) == absFrom {
+		// The new folder inside the old one (a Docker volume holding both): not a collection.
+		skip = append(slices.Clone(notOld), filepath.Base(absDest))
+	}
+	created, err := newDataFolder(dest)
+	if err != nil {
+		return rep, err
+	}
+	remove := func() error {
+		var what []string
+		if created {
+			what = []string{dest}
+		} else {
+			what = []string{filepath.Join(dest, walSubdir), filepath.Join(dest, snapshotSubdir), filepath.Join(dest, importIncomplete)}
+		}
+		for _, p := range what {
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("remove the unfinished import: %w", err)
+			}
+		}
+		return nil
+	}
+	d, err := Open(Config{Dir: dest, Fsync: wal.SyncNever, Logger: logger})
+	if err != nil {
+		return rep, errors.Join(err, remove())
+	}
+	fail := func(err error) (ImportReport, error) {
+		return rep, errors.Join(err, d.Close(), remove())
+	}
+	if err := writeFileSynced(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
+		return fail(err)
+	}
+	rep.Report, err = legacy.ReadV1(from, &importSink{ctx: ctx, d: d}, skip...)
+	if err != nil {
+		return fail(err)
+	}
+	if err := d.Snapshot(ctx); err != nil {
+		return fail(err)
+	}
+	if err := d.Close(); err != nil {
+		return rep, errors.Join(err, remove())
+	}
+	if err := os.Remove(filepath.Join(dest, importIncomplete)); err != nil {
+		return rep, errors.Join(err, remove())
+	}
+	if err := wal.SyncDir(dest); err != nil {
+		return rep, err
+	}
+	rep.Duration = time.Since(start)
+	return rep, nil
+}
+
+// newDataFolder makes dest, or checks that it is an empty folder. created says Import made it.
+func newDataFolder(dest string) (created bool, err error) {
+	entries, err := os.ReadDir(dest)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		if err := os.MkdirAll(dest, 0o755); err != nil {
+			return false, fmt.Errorf("data folder %s: %w", dest, err)
+		}
+		return true, nil
+	case err != nil:
+		return false, fmt.Errorf("data folder %s: %w", dest, err)
+	case len(entries) > 0:
+		return false, fmt.Errorf("data folder %s is not empty: import into a new or empty folder", dest)
+	}
+	return false, nil
+}
+
+// writeFileSynced writes dir/name and makes it durable.
+func writeFileSynced(dir, name, text string) error {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+		return err
+	}
+	return wal.SyncDir(dir)
+}
+
+// importSink inserts what legacy.ReadV1 reads, a document at a time in batches.
+type importSink struct {
+	ctx  context.Context
+	d    *DB
+	recs []engine.Record
+}
+
+// importBatch bounds one logged insert during an import.
+const importBatch = 1 << 16
+
+func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
+	for len(recs) > 0 {
+		if err := s.ctx.Err(); err != nil {
+			return err
+		}
+		n := min(len(recs), importBatch)
+		s.recs = s.recs[:0]
+		for _, r := range recs[:n] {
+			s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS, Data: r.Data})
+		}
+		if _, err := s.d.Insert(s.recs); err != nil {
+			return fmt.Errorf("import %s/%s: %w", col, doc, err)
+		}
+		recs = recs[n:]
+	}
+	return nil
+}
+
+func (s *importSink) Value(col, key, value string) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := s.d.SetValue(col, key, value); err != nil {
+		return fmt.Errorf("import %s value %q: %w", col, key, err)
+	}
+	return nil
+}

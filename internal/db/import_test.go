@@ -1,0 +1,155 @@
+package db
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// oldFolder writes a data folder of the original server's first format.
+func oldFolder(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for p, content := range map[string]string{
+		"sensors/device-1/1700000015000.json": `[{"ts":1,"data":"a"},{"ts":2,"data":"b"}]`,
+		"sensors/device-1/1700000030000.json": `[{"ts":2,"data":"B"},{"ts":3,"data":"{\"t\":22.5}"}]`,
+		"sensors/device-2/1700000015000.json": `[{"ts":9223372036854775807,"data":"max"}]`,
+		"sensors/key_value.json":              `{"unit":"C"}`,
+		"settings/key_value.json":             `{"mode":"auto","n":""}`,
+	} {
+		full := filepath.Join(dir, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+const oldFolderState = `collection "sensors"
+ doc "device-1": 1="a" 2="B" 3="{\"t\":22.5}"
+ doc "device-2": 9223372036854775807="max"
+ kv "unit"="C"
+collection "settings"
+ kv "mode"="auto"
+ kv "n"=""
+`
+
+// TestImport: the old folder's collections, records (a later file winning) and values come
+// over into a new data folder a server starts from, and the old folder is left as it was.
+func TestImport(t *testing.T) {
+	old := oldFolder(t)
+	dest := filepath.Join(t.TempDir(), "new")
+	rep, err := Import(context.Background(), old, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Collections != 2 || rep.Documents != 2 || rep.Records != 4 || rep.Values != 3 || rep.Files != 5 {
+		t.Errorf("report %+v", rep)
+	}
+	if _, err := os.Stat(filepath.Join(dest, importIncomplete)); !os.IsNotExist(err) {
+		t.Fatalf("the finished import still holds %s: %v", importIncomplete, err)
+	}
+	d := openT(t, dest)
+	if got := dump(d); got != oldFolderState {
+		t.Fatalf("imported state:\n%s\nwant\n%s", got, oldFolderState)
+	}
+	if d.Recovery().SnapshotSeq == 0 || d.Recovery().Frames != 0 {
+		t.Errorf("the import should end with a snapshot covering everything: %+v", d.Recovery())
+	}
+	closeT(t, d)
+	if entries, _ := os.ReadDir(old); len(entries) != 2 {
+		t.Errorf("the old folder changed: %v", entries)
+	}
+	// Into an existing, non-empty folder: refused, and that folder is left alone.
+	if _, err := Import(context.Background(), old, dest, nil); err == nil || !strings.Contains(err.Error(), "is not empty") {
+		t.Fatalf("import into a used folder: %v", err)
+	}
+	if _, err := Import(context.Background(), old, old, nil); err == nil {
+		t.Fatal("import into the old folder itself was accepted")
+	}
+	// Into a folder inside the old one (one Docker volume holding both): the new folder is
+	// not read as a collection of the old data.
+	inside := filepath.Join(old, "fluxiondb")
+	rep, err = Import(context.Background(), old, inside, nil)
+	if err != nil || rep.Collections != 2 || len(rep.Skipped) != 0 {
+		t.Fatalf("import into a folder inside the old one: %+v, %v", rep, err)
+	}
+	d = openT(t, inside)
+	defer closeT(t, d)
+	if got := dump(d); got != oldFolderState {
+		t.Fatalf("imported state:\n%s\nwant\n%s", got, oldFolderState)
+	}
+}
+
+// TestImportFailureLeavesNothing: a file that does not parse stops the import with its name,
+// and the destination is removed (or emptied, when it existed before).
+func TestImportFailureLeavesNothing(t *testing.T) {
+	old := oldFolder(t)
+	bad := filepath.Join(old, "sensors", "device-2", "1700000099000.json")
+	if err := os.WriteFile(bad, []byte(`[{"ts":"soon"}]`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	if _, err := Import(context.Background(), old, dest, nil); err == nil || !strings.Contains(err.Error(), bad) {
+		t.Fatalf("err = %v, want one naming %s", err, bad)
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("a failed import left %s: %v", dest, err)
+	}
+	empty := t.TempDir()
+	if _, err := Import(context.Background(), old, empty, nil); err == nil {
+		t.Fatal("import of a bad folder succeeded")
+	}
+	if entries, _ := os.ReadDir(empty); len(entries) != 0 {
+		t.Fatalf("a failed import left %v in the folder it was given", entries)
+	}
+	// Nothing to import, and the SQLite format: clear refusals.
+	if _, err := Import(context.Background(), t.TempDir(), filepath.Join(t.TempDir(), "x"), nil); err == nil || !strings.Contains(err.Error(), "holds no data of the original server") {
+		t.Fatalf("empty folder: %v", err)
+	}
+	sq := t.TempDir()
+	if err := os.WriteFile(filepath.Join(sq, "fluxion.db"), []byte("SQLite format 3\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Import(context.Background(), sq, filepath.Join(t.TempDir(), "x"), nil); err == nil || !strings.Contains(err.Error(), "cannot read") {
+		t.Fatalf("SQLite folder: %v", err)
+	}
+}
+
+// TestOpenRefusesOldData: a start on the old server's folder stops with an error that says
+// what to do, instead of starting empty beside the old data; so does a start on an import
+// that did not finish. A folder that is already ours starts whatever else it holds.
+func TestOpenRefusesOldData(t *testing.T) {
+	old := oldFolder(t)
+	if _, err := Open(Config{Dir: old}); err == nil || !strings.Contains(err.Error(), "fluxiondb import --from "+old) {
+		t.Fatalf("Open(old folder) = %v, want the import command", err)
+	}
+	if _, err := os.Stat(filepath.Join(old, walSubdir)); !os.IsNotExist(err) {
+		t.Fatalf("the refused start wrote into the old folder: %v", err)
+	}
+	sq := t.TempDir()
+	if err := os.WriteFile(filepath.Join(sq, "fluxion.db"), []byte("SQLite format 3\x00"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Config{Dir: sq}); err == nil || !strings.Contains(err.Error(), "SQLite") {
+		t.Fatalf("Open(SQLite folder) = %v", err)
+	}
+	unfinished := t.TempDir()
+	if err := os.WriteFile(filepath.Join(unfinished, importIncomplete), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(Config{Dir: unfinished}); err == nil || !strings.Contains(err.Error(), "import that did not finish") {
+		t.Fatalf("Open(unfinished import) = %v", err)
+	}
+	// Ours already (a wal folder): the old files beside it are the user's business.
+	mixed := oldFolder(t)
+	if err := os.Mkdir(filepath.Join(mixed, walSubdir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, openT(t, mixed))
+}

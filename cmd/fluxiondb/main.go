@@ -437,10 +437,9 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 func importOld(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs, destp := dataFlags("import", "new data folder to write (must not exist, or be empty)", getenv)
 	from := fs.String("from", "", "data folder of the original FluxionDB server (read only)")
-	usage := "Usage: fluxiondb import --from OLD --data DIR\n\nReads the data folder of the original FluxionDB server (a folder per collection and\n" +
-		"document holding JSON files) and writes it into DIR, a new data folder, ending with a\n" +
-		"snapshot: start a server with --data DIR. OLD is only read. Record deletes were never\n" +
-		"written by the original, so records it deleted come back, as they did on its own restarts."
+	usage := "Usage: fluxiondb import --from OLD --data DIR\n\nReads the data folder of the original FluxionDB server (its JSON files, or its later\n" +
+		"SQLite file fluxion.db) and writes it into DIR, a new data folder, ending with a snapshot:\n" +
+		"start a server with --data DIR. OLD is only read. See docs/persistence.md."
 	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
 		return code
 	}
@@ -461,10 +460,10 @@ func importOld(ctx context.Context, args []string, getenv func(string) string, s
 		return 1
 	}
 	for _, p := range rep.Skipped {
-		fmt.Fprintf(stdout, "import: skipped %s: not part of the old format\n", p)
+		fmt.Fprintf(stdout, "import: skipped %s\n", p)
 	}
-	fmt.Fprintf(stdout, "import: %d collections, %d documents, %d records, %d values from %d files\n",
-		rep.Collections, rep.Documents, rep.Records, rep.Values, rep.Files)
+	fmt.Fprintf(stdout, "import: %d collections, %d documents, %d records, %d values, %d API keys from %d files\n",
+		rep.Collections, rep.Documents, rep.Records, rep.Values, rep.Keys, rep.Files)
 	fmt.Fprintf(stdout, "import done in %s: start a server with --data %s\n", rep.Duration.Round(time.Millisecond), *destp)
 	return 0
 }

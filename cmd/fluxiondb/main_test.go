@@ -434,7 +434,7 @@ func TestImportCommand(t *testing.T) {
 	var out, errOut bytes.Buffer
 	code = run(context.Background(), []string{"import", "--from", old, "--data", dest}, env(), &out, &errOut)
 	stdout, stderr := out.String(), errOut.String()
-	if code != 0 || !strings.Contains(stdout, "import: 1 collections, 1 documents, 1 records, 0 values from 1 files") {
+	if code != 0 || !strings.Contains(stdout, "import: 1 collections, 1 documents, 1 records, 0 values, 0 API keys from 1 files") {
 		t.Fatalf("import: exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if code := run(context.Background(), []string{"import", "--from", old, "--data", dest}, env(), &out, &errOut); code != 1 || !strings.Contains(errOut.String(), "not empty") {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/legacy"
 	"github.com/volandoo/fluxiondb/internal/wal"
@@ -30,10 +31,11 @@ type ImportReport struct {
 }
 
 // Import is `fluxiondb import --from OLD --data DEST`: it reads the data folder of the
-// original C++ server (its v1 JSON files, legacy.ReadV1) and writes it as a data folder of
-// this server in dest, which must not exist or be empty, ending with a snapshot: a server
-// started with --data dest has every collection, record and KV entry the old server would
-// have loaded. The old folder is only read. Until the import is complete dest holds an
+// original C++ server (its JSON files, legacy.ReadV1, or its later SQLite file,
+// legacy.ReadSQLite) and writes it as a data folder of this server in dest, which must not
+// exist or be empty, ending with a snapshot: a server started with --data dest has every
+// collection, record and KV entry the old server would have loaded, and (from the SQLite
+// file) its API keys, hashed. The old folder is only read. Until the import is complete dest holds an
 // IMPORT-INCOMPLETE file, which Open refuses; on failure, or when ctx ends, whatever Import
 // wrote is removed.
 func Import(ctx context.Context, from, dest string, logger *slog.Logger) (ImportReport, error) {
@@ -43,9 +45,6 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 	switch {
 	case err != nil:
 		return rep, fmt.Errorf("read %s: %w", from, err)
-	case kind == legacy.SQLite:
-		return rep, fmt.Errorf("%s is %s, which this build cannot read; only the original's first format "+
-			"(a folder per collection and document, holding JSON files) can be imported", evidence, kind)
 	case kind == legacy.None:
 		return rep, fmt.Errorf("%s holds no data of the original server (no <collection>/key_value.json "+
 			"or <collection>/<document>/<epoch-ms>.json)", from)
@@ -88,10 +87,19 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 	if err := writeFileSynced(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
 		return fail(err)
 	}
-	rep.Report, err = legacy.ReadV1(from, &importSink{ctx: ctx, d: d}, skip...)
+	sink := &importSink{ctx: ctx, d: d}
+	if kind == legacy.SQLite {
+		rep.Report, err = legacy.ReadSQLite(evidence, sink)
+	} else {
+		rep.Report, err = legacy.ReadV1(from, sink, skip...)
+	}
+	if err == nil {
+		err = sink.flush()
+	}
 	if err != nil {
 		return fail(err)
 	}
+	rep.Skipped = append(rep.Skipped, sink.skipped...)
 	if err := d.Snapshot(ctx); err != nil {
 		return fail(err)
 	}
@@ -133,31 +141,43 @@ func writeFileSynced(dir, name, text string) error {
 	return wal.SyncDir(dir)
 }
 
-// importSink inserts what legacy.ReadV1 reads, a document at a time in batches.
+// importSink inserts what legacy.ReadV1 or ReadSQLite reads, in batches of importBatch
+// records (a batch may hold many documents: the SQLite table's rows come one at a time).
 type importSink struct {
-	ctx  context.Context
-	d    *DB
-	recs []engine.Record
+	ctx     context.Context
+	d       *DB
+	recs    []engine.Record
+	skipped []string
 }
 
 // importBatch bounds one logged insert during an import.
 const importBatch = 1 << 16
 
 func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
-	for len(recs) > 0 {
-		if err := s.ctx.Err(); err != nil {
-			return err
+	for _, r := range recs {
+		s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS, Data: r.Data})
+		if len(s.recs) >= importBatch {
+			if err := s.flush(); err != nil {
+				return err
+			}
 		}
-		n := min(len(recs), importBatch)
-		s.recs = s.recs[:0]
-		for _, r := range recs[:n] {
-			s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS, Data: r.Data})
-		}
-		if _, err := s.d.Insert(s.recs); err != nil {
-			return fmt.Errorf("import %s/%s: %w", col, doc, err)
-		}
-		recs = recs[n:]
 	}
+	return nil
+}
+
+// flush inserts the gathered records.
+func (s *importSink) flush() error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	if len(s.recs) == 0 {
+		return nil
+	}
+	if _, err := s.d.Insert(s.recs); err != nil {
+		return fmt.Errorf("import records: %w", err)
+	}
+	clear(s.recs)
+	s.recs = s.recs[:0]
 	return nil
 }
 
@@ -167,6 +187,20 @@ func (s *importSink) Value(col, key, value string) error {
 	}
 	if _, err := s.d.SetValue(col, key, value); err != nil {
 		return fmt.Errorf("import %s value %q: %w", col, key, err)
+	}
+	return nil
+}
+
+// Key stores an API key of the old server, hashed like every key here. One this server
+// cannot take (no secret, a scope it does not know) is reported as skipped.
+func (s *importSink) Key(k legacy.Key) error {
+	scope, ok := auth.ParseScope(k.Scope)
+	if k.Secret == "" || !ok {
+		s.skipped = append(s.skipped, fmt.Sprintf("API key %s: scope %q is not readonly, read_write or read_write_delete", auth.Hint(k.Secret), k.Scope))
+		return nil
+	}
+	if _, err := s.d.PutKey(auth.HashKey(k.Secret), auth.Hint(k.Secret), scope); err != nil {
+		return fmt.Errorf("import API key %s: %w", auth.Hint(k.Secret), err)
 	}
 	return nil
 }

@@ -2,10 +2,15 @@ package db
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/volandoo/fluxiondb/internal/auth"
+	"github.com/volandoo/fluxiondb/internal/engine"
 )
 
 // oldFolder writes a data folder of the original server's first format.
@@ -116,8 +121,52 @@ func TestImportFailureLeavesNothing(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sq, "fluxion.db"), []byte("SQLite format 3\x00"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Import(context.Background(), sq, filepath.Join(t.TempDir(), "x"), nil); err == nil || !strings.Contains(err.Error(), "cannot read") {
-		t.Fatalf("SQLite folder: %v", err)
+	if _, err := Import(context.Background(), sq, filepath.Join(t.TempDir(), "x"), nil); err == nil || !strings.Contains(err.Error(), "bad header") {
+		t.Fatalf("damaged SQLite file: %v", err)
+	}
+}
+
+// TestImportSQLite: the later format's records, values and API keys (hashed; not the old
+// master key) come over.
+func TestImportSQLite(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-512-rowid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), fixture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	rep, err := Import(context.Background(), old, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 802 || rep.Values != 20 || rep.Keys != 2 {
+		t.Errorf("report %+v", rep)
+	}
+	d := openT(t, dest)
+	defer closeT(t, d)
+	st := d.Engine.Stats()
+	if st.Collections != 4 || st.Documents != 22 || st.Records != 802 || st.KVEntries != 20 {
+		t.Fatalf("imported %+v", st)
+	}
+	var got []string
+	d.Engine.Range("c1", "d3", engine.RangeQuery{From: 0, To: 1100}, func(ts int64, data []byte) {
+		got = append(got, fmt.Sprintf("%d=%s", ts, data))
+	})
+	// Rows i with i%3 == 1 and i%7 == 3: i = 10, 31, 52, 73, 94 (ts 1000+i, data "v<i>" × i%5).
+	if want := []string{"1010=", "1031=v31", "1052=v52v52", "1073=v73v73v73", "1094=v94v94v94v94"}; !slices.Equal(got, want) {
+		t.Fatalf("c1/d3 = %v, want %v", got, want)
+	}
+	for secret, scope := range map[string]auth.Scope{"reader-1": auth.ScopeReadOnly, "writer-1": auth.ScopeReadWrite, "the-master": auth.ScopeNone} {
+		e, ok := d.Keys.Lookup(secret)
+		switch {
+		case scope == auth.ScopeNone && ok:
+			t.Errorf("the old master key was imported")
+		case scope != auth.ScopeNone && (!ok || e.Scope() != scope):
+			t.Errorf("key %s: %+v, want scope %v", secret, e, scope)
+		}
 	}
 }
 
@@ -136,7 +185,7 @@ func TestOpenRefusesOldData(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(sq, "fluxion.db"), []byte("SQLite format 3\x00"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Open(Config{Dir: sq}); err == nil || !strings.Contains(err.Error(), "SQLite") {
+	if _, err := Open(Config{Dir: sq}); err == nil || !strings.Contains(err.Error(), "fluxiondb import --from "+sq) {
 		t.Fatalf("Open(SQLite folder) = %v", err)
 	}
 	unfinished := t.TempDir()

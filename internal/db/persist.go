@@ -187,14 +187,10 @@ func refuseOldData(dir string) error {
 	switch {
 	case err != nil:
 		return fmt.Errorf("data folder %s is not usable: %w", dir, err)
-	case kind == legacy.V1:
-		return fmt.Errorf("data folder %s holds data of the original FluxionDB server (%s, its JSON files): this "+
-			"server keeps its own format and would start empty beside it. Import it into a new folder with "+
+	case kind != legacy.None:
+		return fmt.Errorf("data folder %s holds data of the original FluxionDB server (%s): this server keeps its "+
+			"own format and would start empty beside it. Import it into a new folder with "+
 			"`fluxiondb import --from %s --data NEWDIR` and start with --data NEWDIR", dir, evidence, dir)
-	case kind == legacy.SQLite:
-		return fmt.Errorf("data folder %s holds the original FluxionDB server's SQLite file (%s), which this server "+
-			"cannot read: it would start empty beside it. To start with an empty database in this folder, move "+
-			"the file out of it first", dir, evidence)
 	}
 	return nil
 }

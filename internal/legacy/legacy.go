@@ -10,7 +10,7 @@
 // Each flush wrote the records since the previous one to a new file named after the time of
 // the flush; a later file wins for the same ts. Record deletes were never written, so what
 // was deleted comes back: that is what the old server itself did after a restart. Its later
-// format, one SQLite file DIR/fluxion.db, is detected but not read.
+// format, one SQLite file DIR/fluxion.db, is read by ReadSQLite.
 package legacy
 
 import (
@@ -138,8 +138,8 @@ type Sink interface {
 
 // Report counts what ReadV1 read and names what it left out.
 type Report struct {
-	Collections, Documents, Records, Values, Files int
-	Skipped                                        []string // entries that are not part of the format
+	Collections, Documents, Records, Values, Keys, Files int
+	Skipped                                              []string // entries that are not part of the format
 }
 
 // ReadV1 reads a v1 data folder into sink: collections and documents in name order, a
@@ -158,7 +158,7 @@ func ReadV1(dir string, sink Sink, skip ...string) (Report, error) {
 			continue
 		}
 		if !c.IsDir() {
-			rep.Skipped = append(rep.Skipped, filepath.Join(dir, name))
+			rep.Skipped = append(rep.Skipped, filepath.Join(dir, name)+": not part of the old format")
 			continue
 		}
 		if err := readCollection(filepath.Join(dir, name), name, sink, &rep); err != nil {
@@ -198,7 +198,7 @@ func readCollection(colDir, col string, sink Sink, rep *Report) error {
 				return err
 			}
 		default:
-			rep.Skipped = append(rep.Skipped, path)
+			rep.Skipped = append(rep.Skipped, path+": not part of the old format")
 		}
 	}
 	return nil
@@ -218,7 +218,7 @@ func readDocument(docDir, col, doc string, sink Sink, rep *Report) error {
 		if ms, ok := flushTime(e.Name()); ok && e.Type().IsRegular() {
 			files = append(files, file{ms, e.Name()})
 		} else {
-			rep.Skipped = append(rep.Skipped, filepath.Join(docDir, e.Name()))
+			rep.Skipped = append(rep.Skipped, filepath.Join(docDir, e.Name())+": not part of the old format")
 		}
 	}
 	// Flush order is the number's order, not the names' (999.json before 1000.json).

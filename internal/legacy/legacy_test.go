@@ -73,7 +73,7 @@ func TestReadV1(t *testing.T) {
 	if rep.Collections != 2 || rep.Documents != 2 || rep.Records != 5 || rep.Values != 4 || rep.Files != 6 {
 		t.Errorf("report %+v", rep)
 	}
-	if len(rep.Skipped) != 2 || !strings.HasSuffix(rep.Skipped[0], "README") || !strings.HasSuffix(rep.Skipped[1], "notes.txt") {
+	if len(rep.Skipped) != 2 || !strings.Contains(rep.Skipped[0], "README: ") || !strings.Contains(rep.Skipped[1], "notes.txt: ") {
 		t.Errorf("skipped %v, want README and notes.txt", rep.Skipped)
 	}
 }

@@ -61,6 +61,8 @@ type Config struct {
 
 	// wrapLog lets tests put a fault-injecting layer between the DB and its log.
 	wrapLog func(changeLog) changeLog
+	// importing: Import opens the folder it is filling, which holds IMPORT-INCOMPLETE.
+	importing bool
 }
 
 // Open creates the database. With cfg.Dir it recovers the state from the data folder

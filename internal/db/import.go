@@ -2,9 +2,11 @@ package db
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,9 +22,17 @@ import (
 // Open refuses a data folder that holds it.
 const importIncomplete = "IMPORT-INCOMPLETE"
 
-// notOld lists the folders in a data folder that are not the original server's: this
-// server's own, and a file system's lost+found.
-var notOld = []string{walSubdir, snapshotSubdir, "lost+found"}
+// isOurs reports whether dir is already a data folder of this server: its log's lock file,
+// a log segment or a snapshot is there (a mere folder named wal or snapshots may be an old
+// collection).
+func isOurs(dir string) bool {
+	if _, err := os.Stat(filepath.Join(dir, walSubdir, "LOCK")); err == nil {
+		return true
+	}
+	segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
+	snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "snapshot-*.snap"))
+	return len(segs) > 0 || len(snaps) > 0
+}
 
 // ImportReport says what Import brought over.
 type ImportReport struct {
@@ -41,7 +51,13 @@ type ImportReport struct {
 func Import(ctx context.Context, from, dest string, logger *slog.Logger) (ImportReport, error) {
 	start := time.Now()
 	var rep ImportReport
-	kind, evidence, err := legacy.Detect(from, notOld...)
+	// Left unread, and listed: a file system's lost+found, this server's own folders when
+	// it ran on the old folder, and the new folder when it is inside the old one.
+	skip := map[string]string{"lost+found": "a file system's lost+found"}
+	if isOurs(from) {
+		skip[walSubdir], skip[snapshotSubdir] = "this server's own log", "this server's own snapshots"
+	}
+	kind, evidence, err := legacy.Detect(from, slices.Collect(maps.Keys(skip))...)
 	switch {
 	case err != nil:
 		return rep, fmt.Errorf("read %s: %w", from, err)
@@ -54,10 +70,8 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 	if err1 == nil && err2 == nil && absFrom == absDest {
 		return rep, errors.New("--data must be another folder than --from: the old data is only read")
 	}
-	skip := notOld
 	if err1 == nil && err2 == nil && filepath.Dir(absDest) == absFrom {
-		// The new folder inside the old one (a Docker volume holding both): not a collection.
-		skip = append(slices.Clone(notOld), filepath.Base(absDest))
+		skip[filepath.Base(absDest)] = "the new data folder" // one Docker volume holding both
 	}
 	created, err := newDataFolder(dest)
 	if err != nil {
@@ -77,21 +91,28 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 		}
 		return nil
 	}
-	d, err := Open(Config{Dir: dest, Fsync: wal.SyncNever, Logger: logger})
+	// The marker goes first, so a crash at any later point leaves a folder no start takes
+	// for a whole one.
+	if err := writeFileSynced(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
+		return rep, errors.Join(err, remove())
+	}
+	d, err := Open(Config{Dir: dest, Fsync: wal.SyncNever, Logger: logger, importing: true})
 	if err != nil {
 		return rep, errors.Join(err, remove())
 	}
 	fail := func(err error) (ImportReport, error) {
 		return rep, errors.Join(err, d.Close(), remove())
 	}
-	if err := writeFileSynced(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
-		return fail(err)
-	}
 	sink := &importSink{ctx: ctx, d: d}
 	if kind == legacy.SQLite {
 		rep.Report, err = legacy.ReadSQLite(evidence, sink)
 	} else {
-		rep.Report, err = legacy.ReadV1(from, sink, skip...)
+		rep.Report, err = legacy.ReadV1(from, sink, slices.Collect(maps.Keys(skip))...)
+		for _, name := range slices.Sorted(maps.Keys(skip)) {
+			if _, serr := os.Lstat(filepath.Join(from, name)); serr == nil {
+				rep.Skipped = append(rep.Skipped, filepath.Join(from, name)+": not read ("+skip[name]+")")
+			}
+		}
 	}
 	if err == nil {
 		err = sink.flush()
@@ -142,20 +163,36 @@ func writeFileSynced(dir, name, text string) error {
 }
 
 // importSink inserts what legacy.ReadV1 or ReadSQLite reads, in batches of importBatch
-// records (a batch may hold many documents: the SQLite table's rows come one at a time).
+// records or importBatchBytes (a batch may hold many documents: the SQLite table's rows come
+// one at a time).
 type importSink struct {
 	ctx     context.Context
 	d       *DB
 	recs    []engine.Record
+	bytes   int
 	skipped []string
 }
 
-// importBatch bounds one logged insert during an import.
-const importBatch = 1 << 16
+// importBatch and importBatchBytes bound one logged insert during an import (a log frame
+// holds at most wal.MaxPayload).
+const (
+	importBatch      = 1 << 16
+	importBatchBytes = 32 << 20
+)
 
 func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
 	for _, r := range recs {
+		size := len(col) + len(doc) + len(r.Data) + 3*binary.MaxVarintLen64
+		if size > wal.MaxPayload-64 {
+			return fmt.Errorf("import %s/%s record %d: %d bytes, more than one change may hold here (%d)", col, doc, r.TS, len(r.Data), wal.MaxPayload-64)
+		}
+		if s.bytes+size > importBatchBytes {
+			if err := s.flush(); err != nil {
+				return err
+			}
+		}
 		s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS, Data: r.Data})
+		s.bytes += size
 		if len(s.recs) >= importBatch {
 			if err := s.flush(); err != nil {
 				return err
@@ -177,7 +214,7 @@ func (s *importSink) flush() error {
 		return fmt.Errorf("import records: %w", err)
 	}
 	clear(s.recs)
-	s.recs = s.recs[:0]
+	s.recs, s.bytes = s.recs[:0], 0
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/legacy"
+	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
 // oldFolder writes a data folder of the original server's first format.
@@ -81,7 +83,7 @@ func TestImport(t *testing.T) {
 	// not read as a collection of the old data.
 	inside := filepath.Join(old, "fluxiondb")
 	rep, err = Import(context.Background(), old, inside, nil)
-	if err != nil || rep.Collections != 2 || len(rep.Skipped) != 0 {
+	if err != nil || rep.Collections != 2 || len(rep.Skipped) != 1 || !strings.Contains(rep.Skipped[0], "not read (the new data folder)") {
 		t.Fatalf("import into a folder inside the old one: %+v, %v", rep, err)
 	}
 	d = openT(t, inside)
@@ -126,8 +128,8 @@ func TestImportFailureLeavesNothing(t *testing.T) {
 	}
 }
 
-// TestImportSQLite: the later format's records, values and API keys (hashed; not the old
-// master key) come over.
+// TestImportSQLite: the later format's records, values and API keys (hashed) come over, the
+// row marked not deletable too (that server took it as a key like the others).
 func TestImportSQLite(t *testing.T) {
 	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-512-rowid.db"))
 	if err != nil {
@@ -142,7 +144,7 @@ func TestImportSQLite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rep.Records != 802 || rep.Values != 20 || rep.Keys != 2 {
+	if rep.Records != 802 || rep.Values != 20 || rep.Keys != 3 {
 		t.Errorf("report %+v", rep)
 	}
 	d := openT(t, dest)
@@ -159,13 +161,9 @@ func TestImportSQLite(t *testing.T) {
 	if want := []string{"1010=", "1031=v31", "1052=v52v52", "1073=v73v73v73", "1094=v94v94v94v94"}; !slices.Equal(got, want) {
 		t.Fatalf("c1/d3 = %v, want %v", got, want)
 	}
-	for secret, scope := range map[string]auth.Scope{"reader-1": auth.ScopeReadOnly, "writer-1": auth.ScopeReadWrite, "the-master": auth.ScopeNone} {
-		e, ok := d.Keys.Lookup(secret)
-		switch {
-		case scope == auth.ScopeNone && ok:
-			t.Errorf("the old master key was imported")
-		case scope != auth.ScopeNone && (!ok || e.Scope() != scope):
-			t.Errorf("key %s: %+v, want scope %v", secret, e, scope)
+	for secret, scope := range map[string]auth.Scope{"reader-1": auth.ScopeReadOnly, "writer-1": auth.ScopeReadWrite, "the-master": auth.ScopeReadWriteDelete} {
+		if e, ok := d.Keys.Lookup(secret); !ok || e.Scope() != scope || e.Master {
+			t.Errorf("key %s: %+v %v, want scope %v", secret, e, ok, scope)
 		}
 	}
 }
@@ -195,10 +193,69 @@ func TestOpenRefusesOldData(t *testing.T) {
 	if _, err := Open(Config{Dir: unfinished}); err == nil || !strings.Contains(err.Error(), "import that did not finish") {
 		t.Fatalf("Open(unfinished import) = %v", err)
 	}
-	// Ours already (a wal folder): the old files beside it are the user's business.
+	// A folder named wal is not enough to count as ours (an old collection may have that
+	// name); this server's lock file in it is: the old files beside it are then the user's
+	// business.
 	mixed := oldFolder(t)
 	if err := os.Mkdir(filepath.Join(mixed, walSubdir), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := Open(Config{Dir: mixed}); err == nil {
+		t.Fatal("an empty wal folder made the old folder count as ours")
+	}
+	if err := os.WriteFile(filepath.Join(mixed, walSubdir, "LOCK"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	closeT(t, openT(t, mixed))
+}
+
+// TestImportOldCollectionsNamedLikeOurs: old collections named wal or snapshots are read like
+// any other; only when the old folder really holds this server's files are those skipped,
+// and listed.
+func TestImportOldCollectionsNamedLikeOurs(t *testing.T) {
+	old := oldFolder(t)
+	for _, p := range []string{"wal/d/5.json", "snapshots/d/5.json"} {
+		full := filepath.Join(old, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(`[{"ts":5,"data":"x"}]`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := Import(context.Background(), old, filepath.Join(t.TempDir(), "new"), nil)
+	if err != nil || rep.Collections != 4 || len(rep.Skipped) != 0 {
+		t.Fatalf("import: %+v, %v", rep, err)
+	}
+	if err := os.WriteFile(filepath.Join(old, walSubdir, "LOCK"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = Import(context.Background(), old, filepath.Join(t.TempDir(), "new"), nil)
+	if err != nil || rep.Collections != 2 || len(rep.Skipped) != 2 || !strings.Contains(rep.Skipped[0], "this server's own snapshots") {
+		t.Fatalf("import of a folder this server ran on: %+v, %v", rep, err)
+	}
+}
+
+// TestImportBatchesByBytes: large records go to the log in several inserts, each far below
+// the largest frame the log takes, not in one batch of 65,536 records.
+func TestImportBatchesByBytes(t *testing.T) {
+	d := openT(t, t.TempDir(), func(c *Config) { c.Fsync = wal.SyncNever })
+	defer closeT(t, d)
+	s := &importSink{ctx: context.Background(), d: d}
+	big := make([]byte, 1<<20)
+	var recs []legacy.Record
+	for i := range 40 {
+		recs = append(recs, legacy.Record{TS: int64(i), Data: big})
+	}
+	before := d.p.log.Stats()
+	if err := s.Document("c", "d", recs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.flush(); err != nil {
+		t.Fatal(err)
+	}
+	frames := d.p.log.Stats().NextSeq - before.NextSeq
+	if st := d.Engine.Stats(); st.Records != 40 || frames < 2 {
+		t.Fatalf("%d records in %d log frames, want 40 in at least 2", st.Records, frames)
+	}
 }

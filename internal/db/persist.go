@@ -106,7 +106,7 @@ func (d *DB) openPersist(cfg Config) error {
 		return fmt.Errorf("data folder %s is a backup that did not finish (%s is there): it may hold only part "+
 			"of the data; remove it and make the backup again", dir, backupIncomplete)
 	}
-	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil && !cfg.importing {
 		return fmt.Errorf("data folder %s is an import that did not finish (%s is there): remove the folder "+
 			"and run `fluxiondb import` again", dir, importIncomplete)
 	}
@@ -178,12 +178,10 @@ func (d *DB) openPersist(cfg Config) error {
 // refuseOldData stops a start on a folder that holds the original server's data and none of
 // ours: the server would start empty beside it, and the user would see their data gone.
 func refuseOldData(dir string) error {
-	for _, sub := range []string{walSubdir, snapshotSubdir} {
-		if _, err := os.Stat(filepath.Join(dir, sub)); err == nil {
-			return nil // ours already: whatever else the folder holds was left there knowingly
-		}
+	if isOurs(dir) {
+		return nil // ours already: whatever else the folder holds was left there knowingly
 	}
-	kind, evidence, err := legacy.Detect(dir, notOld...)
+	kind, evidence, err := legacy.Detect(dir, "lost+found")
 	switch {
 	case err != nil:
 		return fmt.Errorf("data folder %s is not usable: %w", dir, err)

@@ -57,8 +57,10 @@ const keyValueFile = "key_value.json"
 // folder with millions of files does not stall on the check.
 const detectLimit = 256
 
-// Detect reports whether dir holds data of the original server, and the path that shows it.
-// skip names subfolders that are not the old server's (this server's own, lost+found).
+// Detect reports whether dir holds data of the original server, and the path that shows it:
+// fluxion.db, or a file of the v1 layout whose content is what the old server wrote (a
+// key_value.json object of strings, a record file holding records). skip names subfolders
+// that are not the old server's; hidden folders (.name) never are.
 func Detect(dir string, skip ...string) (Kind, string, error) {
 	if fi, err := os.Stat(filepath.Join(dir, SQLiteFile)); err == nil && fi.Mode().IsRegular() {
 		return SQLite, filepath.Join(dir, SQLiteFile), nil
@@ -71,19 +73,19 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 		return None, "", err
 	}
 	for _, c := range cols {
-		if !c.IsDir() || slices.Contains(skip, c.Name()) {
+		if !isDir(dir, c) || slices.Contains(skip, c.Name()) || strings.HasPrefix(c.Name(), ".") {
 			continue
 		}
 		colDir := filepath.Join(dir, c.Name())
-		if fi, err := os.Stat(filepath.Join(colDir, keyValueFile)); err == nil && fi.Mode().IsRegular() {
-			return V1, filepath.Join(colDir, keyValueFile), nil
+		if kv := filepath.Join(colDir, keyValueFile); looksLike(kv, isValuesFile) {
+			return V1, kv, nil
 		}
 		docs, err := readDirLimit(colDir, detectLimit)
 		if err != nil {
 			continue // not ours to judge: the start reports what it cannot read itself
 		}
 		for _, d := range docs {
-			if !d.IsDir() {
+			if !isDir(colDir, d) || strings.HasPrefix(d.Name(), ".") {
 				continue
 			}
 			files, err := readDirLimit(filepath.Join(colDir, d.Name()), detectLimit)
@@ -91,13 +93,77 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 				continue
 			}
 			for _, f := range files {
-				if _, ok := flushTime(f.Name()); ok && f.Type().IsRegular() {
-					return V1, filepath.Join(colDir, d.Name(), f.Name()), nil
+				if _, ok := flushTime(f.Name()); ok {
+					if p := filepath.Join(colDir, d.Name(), f.Name()); looksLike(p, isRecordsFile) {
+						return V1, p, nil
+					}
 				}
 			}
 		}
 	}
 	return None, "", nil
+}
+
+// detectRead bounds how much of a candidate file Detect reads.
+const detectRead = 1 << 20
+
+// looksLike reports whether path is a regular file whose content passes check; a larger
+// file than detectRead is judged by its first bytes alone (`[{` or `{"`).
+func looksLike(path string, check func([]byte) bool) bool {
+	fi, err := os.Stat(path)
+	if err != nil || !fi.Mode().IsRegular() {
+		return false
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, detectRead+1))
+	if err != nil {
+		return false
+	}
+	if len(b) > detectRead {
+		t := bytes.Join(bytes.Fields(b[:64]), nil)
+		return bytes.HasPrefix(t, []byte(`[{"`)) || bytes.HasPrefix(t, []byte(`{"`))
+	}
+	return check(b)
+}
+
+// isRecordsFile: a JSON array holding at least one record.
+func isRecordsFile(b []byte) bool {
+	recs, err := ParseRecords(b)
+	return err == nil && len(recs) > 0
+}
+
+// isValuesFile: a JSON object holding at least one value, all strings.
+func isValuesFile(b []byte) bool {
+	var kv map[string]string
+	return json.Unmarshal(b, &kv) == nil && len(kv) > 0
+}
+
+// isDir reports whether the entry is a folder, following a symbolic link.
+func isDir(parent string, e fs.DirEntry) bool {
+	if e.IsDir() {
+		return true
+	}
+	if e.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(parent, e.Name()))
+	return err == nil && fi.IsDir()
+}
+
+// isFile reports whether the entry is a regular file, following a symbolic link.
+func isFile(parent string, e fs.DirEntry) bool {
+	if e.Type().IsRegular() {
+		return true
+	}
+	if e.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	fi, err := os.Stat(filepath.Join(parent, e.Name()))
+	return err == nil && fi.Mode().IsRegular()
 }
 
 func readDirLimit(dir string, n int) ([]fs.DirEntry, error) {
@@ -157,7 +223,7 @@ func ReadV1(dir string, sink Sink, skip ...string) (Report, error) {
 		if slices.Contains(skip, name) {
 			continue
 		}
-		if !c.IsDir() {
+		if !isDir(dir, c) {
 			rep.Skipped = append(rep.Skipped, filepath.Join(dir, name)+": not part of the old format")
 			continue
 		}
@@ -177,7 +243,7 @@ func readCollection(colDir, col string, sink Sink, rep *Report) error {
 	for _, e := range entries {
 		path := filepath.Join(colDir, e.Name())
 		switch {
-		case e.Name() == keyValueFile && e.Type().IsRegular():
+		case e.Name() == keyValueFile && isFile(colDir, e):
 			b, err := os.ReadFile(path)
 			if err != nil {
 				return err
@@ -193,7 +259,7 @@ func readCollection(colDir, col string, sink Sink, rep *Report) error {
 				}
 				rep.Values++
 			}
-		case e.IsDir():
+		case isDir(colDir, e):
 			if err := readDocument(path, col, e.Name(), sink, rep); err != nil {
 				return err
 			}
@@ -215,7 +281,7 @@ func readDocument(docDir, col, doc string, sink Sink, rep *Report) error {
 	}
 	var files []file
 	for _, e := range entries {
-		if ms, ok := flushTime(e.Name()); ok && e.Type().IsRegular() {
+		if ms, ok := flushTime(e.Name()); ok && isFile(docDir, e) {
 			files = append(files, file{ms, e.Name()})
 		} else {
 			rep.Skipped = append(rep.Skipped, filepath.Join(docDir, e.Name())+": not part of the old format")

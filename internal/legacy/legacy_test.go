@@ -109,16 +109,22 @@ func TestDetect(t *testing.T) {
 		path  string
 	}{
 		{"empty", nil, None, ""},
-		{"this server's own folder", map[string]string{"wal/00000000000000000001.wal": "x", "snapshots/x": "y", "LOCK": ""}, None, ""},
+		{"this server's own folder", map[string]string{"wal/00000000000000000001.wal": "x", "wal/LOCK": "", "snapshots/snapshot-00000000000000000004.snap": "y"}, None, ""},
 		{"lost+found and stray files", map[string]string{"lost+found/x": "", "notes.txt": "", "c/d/readme.md": ""}, None, ""},
-		{"v1 values", map[string]string{"c/key_value.json": "{}"}, V1, "c/key_value.json"},
-		{"v1 records", map[string]string{"c/d/1700000000000.json": "[]"}, V1, "c/d/1700000000000.json"},
+		{"v1 values", map[string]string{"c/key_value.json": `{"unit":"C"}`}, V1, "c/key_value.json"},
+		{"v1 records", map[string]string{"c/d/1700000000000.json": `[{"ts":1,"data":"x"}]`}, V1, "c/d/1700000000000.json"},
+		{"v1 records past empty files", map[string]string{"c/d/1.json": `[]`, "c/e/2.json": `[{"ts":1,"data":"x"}]`}, V1, "c/e/2.json"},
+		// Files of that shape whose content is not the old server's are not taken for it.
+		{"other JSON files", map[string]string{"exports/2024/1700000000000.json": `{"report":1}`, "node_modules/x/42.json": `[1,2]`,
+			"capcut-draft/key_value.json": `{"a":{"b":1}}`, "other/key_value.json": `{}`, "c/d/7.json": `[]`}, None, ""},
+		{"hidden folders", map[string]string{".cache/key_value.json": `{"a":"b"}`, "c/.git/1.json": `[{"ts":1}]`}, None, ""},
+		{"old collection named like ours", map[string]string{"wal/key_value.json": `{"a":"b"}`}, V1, "wal/key_value.json"},
 		{"sqlite", map[string]string{SQLiteFile: "SQLite format 3\x00"}, SQLite, SQLiteFile},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			write(t, dir, tc.files)
-			kind, path, err := Detect(dir, "wal", "snapshots", "lost+found")
+			kind, path, err := Detect(dir, "lost+found")
 			if err != nil {
 				t.Fatal(err)
 			}

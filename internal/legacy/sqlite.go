@@ -22,14 +22,33 @@ type sqliteDB struct {
 	pageSize int
 	usable   int // page size less the reserved bytes at the end of each page
 	pages    int
+	// used marks every page a read has met (b-tree or overflow): in a sound file no page
+	// belongs to two places, and a damaged one that reuses pages could otherwise make a
+	// small file yield gigabytes of rows.
+	used []bool
 }
 
-// A table is a rowid table's root page and its column names (lower case); rowidCol is the
-// index of its INTEGER PRIMARY KEY column, whose value is the rowid, or -1.
+// A table is a rowid table's root page and its columns; rowidCol is the index of its INTEGER
+// PRIMARY KEY column, whose value is the rowid, or -1. err says why it cannot be read (a
+// virtual table, SQL this reader does not understand).
 type sqliteTable struct {
 	root     int
-	cols     []string
+	cols     []sqlColumn
 	rowidCol int
+	err      error
+}
+
+// has reports whether the table has the column.
+func (t sqliteTable) has(name string) bool {
+	return slices.ContainsFunc(t.cols, func(c sqlColumn) bool { return c.name == name })
+}
+
+func (t sqliteTable) names() string {
+	var n []string
+	for _, c := range t.cols {
+		n = append(n, c.name)
+	}
+	return strings.Join(n, ", ")
 }
 
 func openSQLite(path string) (*sqliteDB, error) {
@@ -62,17 +81,23 @@ func parseSQLite(b []byte) (*sqliteDB, error) {
 		return nil, fmt.Errorf("text encoding %d: only UTF-8 databases can be read", enc)
 	}
 	db := &sqliteDB{b: b, pageSize: ps, usable: ps - reserved, pages: len(b) / ps}
+	db.used = make([]bool, db.pages+1)
 	if db.usable < 480 {
 		return nil, errors.New("not an SQLite 3 database (reserved space too large)")
 	}
 	return db, nil
 }
 
-// page returns page n (1-based) and the offset of its b-tree header (100 on page 1).
+// page returns page n (1-based) and the offset of its b-tree header (100 on page 1), and
+// marks it used: a page met twice is damage.
 func (db *sqliteDB) page(n int) ([]byte, int, error) {
 	if n < 1 || n > db.pages {
 		return nil, 0, fmt.Errorf("page %d is outside the file (%d pages)", n, db.pages)
 	}
+	if db.used[n] {
+		return nil, 0, fmt.Errorf("page %d is used twice (the b-tree loops or pages are shared)", n)
+	}
+	db.used[n] = true
 	p := db.b[(n-1)*db.pageSize : n*db.pageSize]
 	if n == 1 {
 		return p, 100, nil
@@ -83,13 +108,11 @@ func (db *sqliteDB) page(n int) ([]byte, int, error) {
 // walk calls fn with the rowid and payload of every row of the table b-tree rooted at root,
 // in rowid order. Damage (a page out of range, a loop, a cell out of its page) is an error.
 func (db *sqliteDB) walk(root int, fn func(rowid int64, payload []byte) error) error {
-	seen := map[int]bool{}
 	var visit func(n, depth int) error
 	visit = func(n, depth int) error {
-		if seen[n] || depth > 64 {
-			return fmt.Errorf("page %d: the b-tree loops", n)
+		if depth > 64 {
+			return fmt.Errorf("page %d: the b-tree is deeper than any SQLite writes", n)
 		}
-		seen[n] = true
 		p, h, err := db.page(n)
 		if err != nil {
 			return err
@@ -109,11 +132,11 @@ func (db *sqliteDB) walk(root int, fn func(rowid int64, payload []byte) error) e
 		if ptrs+2*ncells > db.usable {
 			return fmt.Errorf("page %d: %d cells do not fit", n, ncells)
 		}
+		if err := db.checkCells(p, ptrs, ncells, kind); err != nil {
+			return fmt.Errorf("page %d: %w", n, err)
+		}
 		for i := range ncells {
 			off := int(binary.BigEndian.Uint16(p[ptrs+2*i:]))
-			if off < ptrs+2*ncells || off >= db.usable {
-				return fmt.Errorf("page %d: cell %d at offset %d is outside the page", n, i, off)
-			}
 			if kind == 0x05 {
 				if off+4 > db.usable {
 					return fmt.Errorf("page %d: cell %d is cut short", n, i)
@@ -139,6 +162,71 @@ func (db *sqliteDB) walk(root int, fn func(rowid int64, payload []byte) error) e
 	return visit(root, 0)
 }
 
+// checkCells checks that a page's cells lie inside its content area and do not overlap, so
+// no cell is read twice.
+func (db *sqliteDB) checkCells(p []byte, ptrs, ncells int, kind byte) error {
+	type extent struct{ start, end int }
+	ext := make([]extent, 0, ncells)
+	for i := range ncells {
+		off := int(binary.BigEndian.Uint16(p[ptrs+2*i:]))
+		if off < ptrs+2*ncells || off >= db.usable {
+			return fmt.Errorf("cell %d at offset %d is outside the page", i, off)
+		}
+		cell := p[off:db.usable]
+		size := 0
+		if kind == 0x05 {
+			if len(cell) < 5 {
+				return fmt.Errorf("cell %d is cut short", i)
+			}
+			_, n := sqliteVarint(cell[4:])
+			if n == 0 {
+				return fmt.Errorf("cell %d: bad rowid", i)
+			}
+			size = 4 + n
+		} else {
+			total, n1 := sqliteVarint(cell)
+			if n1 == 0 || total > uint64(len(db.b)) {
+				return fmt.Errorf("cell %d: bad payload size", i)
+			}
+			_, n2 := sqliteVarint(cell[n1:])
+			if n2 == 0 {
+				return fmt.Errorf("cell %d: bad rowid", i)
+			}
+			local := db.localSize(int(total))
+			size = n1 + n2 + local
+			if local < int(total) {
+				size += 4
+			}
+		}
+		if off+size > db.usable {
+			return fmt.Errorf("cell %d at offset %d runs past the page", i, off)
+		}
+		ext = append(ext, extent{off, off + size})
+	}
+	slices.SortFunc(ext, func(a, b extent) int { return a.start - b.start })
+	for i := 1; i < len(ext); i++ {
+		if ext[i].start < ext[i-1].end {
+			return fmt.Errorf("cells at offsets %d and %d overlap", ext[i-1].start, ext[i].start)
+		}
+	}
+	return nil
+}
+
+// localSize is how much of a table leaf cell's payload of total bytes is on the page itself
+// (the rest is in overflow pages): the file format's formula.
+func (db *sqliteDB) localSize(total int) int {
+	u := db.usable
+	x := u - 35
+	if total <= x {
+		return total
+	}
+	m := (u-12)*32/255 - 23
+	if k := m + (total-m)%(u-4); k <= x {
+		return k
+	}
+	return m
+}
+
 // leafCell decodes a table leaf cell at p[off:]: rowid and the whole payload, overflow
 // pages followed.
 func (db *sqliteDB) leafCell(p []byte, off int) (int64, []byte, error) {
@@ -155,16 +243,7 @@ func (db *sqliteDB) leafCell(p []byte, off int) (int64, []byte, error) {
 	cell = cell[n:]
 	total := int(size)
 	u := db.usable
-	x := u - 35
-	local := total
-	if total > x {
-		m := (u-12)*32/255 - 23
-		k := m + (total-m)%(u-4)
-		local = m
-		if k <= x {
-			local = k
-		}
-	}
+	local := db.localSize(total)
 	if local > len(cell) {
 		return 0, nil, errors.New("payload runs past the page")
 	}
@@ -177,9 +256,9 @@ func (db *sqliteDB) leafCell(p []byte, off int) (int64, []byte, error) {
 	payload := make([]byte, 0, total)
 	payload = append(payload, cell[:local]...)
 	next := int(binary.BigEndian.Uint32(cell[local:]))
-	for hops := 0; len(payload) < total; hops++ {
-		if next == 0 || hops > db.pages {
-			return 0, nil, errors.New("overflow chain ends early or loops")
+	for len(payload) < total {
+		if next == 0 {
+			return 0, nil, errors.New("overflow chain ends early")
 		}
 		op, _, err := db.page(next)
 		if err != nil {
@@ -280,55 +359,15 @@ func (db *sqliteDB) tables() (map[string]sqliteTable, error) {
 		if len(v) < 5 || v[0].kind != 't' || string(v[0].b) != "table" || v[3].kind != 'i' || v[4].kind != 't' {
 			return nil
 		}
-		cols, rowidCol := columns(string(v[4].b))
-		out[strings.ToLower(string(v[1].b))] = sqliteTable{root: int(v[3].i), cols: cols, rowidCol: rowidCol}
+		t := sqliteTable{root: int(v[3].i)}
+		t.cols, t.rowidCol, t.err = parseCreateTable(string(v[4].b))
+		if t.err == nil && t.root < 1 {
+			t.err = errors.New("not an ordinary table (a virtual table?)")
+		}
+		out[strings.ToLower(string(v[1].b))] = t
 		return nil
 	})
 	return out, err
-}
-
-// columns reads the column names (lower case, unquoted) from a CREATE TABLE statement and
-// which one, if any, is an INTEGER PRIMARY KEY (the rowid's alias, stored as NULL).
-func columns(sql string) ([]string, int) {
-	open, end := strings.IndexByte(sql, '('), strings.LastIndexByte(sql, ')')
-	if open < 0 || end < open {
-		return nil, -1
-	}
-	var defs []string
-	depth, start := 0, open+1
-	for i := open + 1; i < end; i++ {
-		switch sql[i] {
-		case '(':
-			depth++
-		case ')':
-			depth--
-		case ',':
-			if depth == 0 {
-				defs = append(defs, sql[start:i])
-				start = i + 1
-			}
-		}
-	}
-	defs = append(defs, sql[start:end])
-	var cols []string
-	rowidCol := -1
-	for _, d := range defs {
-		f := strings.Fields(strings.TrimSpace(d))
-		if len(f) == 0 {
-			continue
-		}
-		switch strings.ToUpper(f[0]) {
-		case "PRIMARY", "UNIQUE", "CHECK", "FOREIGN", "CONSTRAINT":
-			continue // a table constraint, not a column
-		}
-		name := strings.ToLower(strings.Trim(f[0], "\"`[]'"))
-		rest := strings.ToUpper(strings.Join(f[1:], " "))
-		if strings.HasPrefix(rest, "INTEGER PRIMARY KEY") {
-			rowidCol = len(cols)
-		}
-		cols = append(cols, name)
-	}
-	return cols, rowidCol
 }
 
 // rows calls fn with each row of table t as a map from column name to value.
@@ -338,15 +377,18 @@ func (db *sqliteDB) rows(t sqliteTable, fn func(row map[string]sqlValue) error) 
 		if err != nil {
 			return fmt.Errorf("row %d: %w", rowid, err)
 		}
+		if len(vals) > len(t.cols) {
+			return fmt.Errorf("row %d has %d values for %d columns", rowid, len(vals), len(t.cols))
+		}
 		row := make(map[string]sqlValue, len(t.cols))
 		for i, c := range t.cols {
 			switch {
 			case i == t.rowidCol:
-				row[c] = sqlValue{kind: 'i', i: rowid}
+				row[c.name] = sqlValue{kind: 'i', i: rowid}
 			case i < len(vals):
-				row[c] = vals[i]
+				row[c.name] = vals[i]
 			default:
-				row[c] = sqlValue{kind: 'n'} // a column added later: its default, taken as NULL
+				row[c.name] = c.def // written before ALTER TABLE … ADD COLUMN: the column's DEFAULT
 			}
 		}
 		return fn(row)
@@ -362,9 +404,22 @@ func (v sqlValue) text() []byte {
 	case 'i':
 		return strconv.AppendInt(nil, v.i, 10)
 	case 'f':
-		return strconv.AppendFloat(nil, v.f, 'g', -1, 64)
+		return realText(v.f)
 	}
 	return []byte{}
+}
+
+// realText formats a REAL as SQLite does when it reads one as text ("%!.15g": 15 digits, and
+// always a decimal point: 3.0, 1.0e+20).
+func realText(f float64) []byte {
+	s := strconv.FormatFloat(f, 'g', 15, 64)
+	if math.IsInf(f, 0) || math.IsNaN(f) || strings.ContainsRune(s, '.') {
+		return []byte(s)
+	}
+	if i := strings.IndexByte(s, 'e'); i >= 0 {
+		return []byte(s[:i] + ".0" + s[i:])
+	}
+	return []byte(s + ".0")
 }
 
 // integer is a value as an int64: an integer, a real without a fraction, or decimal text.
@@ -396,7 +451,8 @@ type SQLiteSink interface {
 
 // ReadSQLite reads the later original server's fluxion.db: its records (each sent to
 // sink.Document on its own; rows come in table order, not grouped), its KV entries and its
-// deletable API keys (the master key was --secret-key, not a row to carry over).
+// API keys. That server never stored its master key (--secret-key); a row marked not
+// deletable comes from an older build, whose server still took it, so it comes over too.
 func ReadSQLite(path string, sink SQLiteSink) (Report, error) {
 	db, err := openSQLite(path)
 	if err != nil {
@@ -416,23 +472,31 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 		if !ok {
 			return t, false, nil
 		}
+		if t.err != nil {
+			return t, false, fmt.Errorf("%s: table %s: %w", path, table, t.err)
+		}
 		for _, c := range cols {
-			if !slices.Contains(t.cols, c) {
-				return t, false, fmt.Errorf("%s: table %s has no column %s (columns: %s)", path, table, c, strings.Join(t.cols, ", "))
+			if !t.has(c) {
+				return t, false, fmt.Errorf("%s: table %s has no column %s (columns: %s)", path, table, c, t.names())
 			}
 		}
 		return t, true, nil
 	}
 	cols := map[string]bool{}
 	docs := map[[2]string]bool{}
+	unnamed, unnamedKV := 0, 0
 	if t, ok, err := need("records", "collection", "doc", "ts", "data"); err != nil {
 		return rep, err
 	} else if ok {
 		err := db.rows(t, func(row map[string]sqlValue) error {
 			col, doc := string(row["collection"].text()), string(row["doc"].text())
 			ts, ok := row["ts"].integer()
-			if !ok || col == "" || doc == "" {
-				return fmt.Errorf("%s: records row (%q, %q, %q): a row needs a collection, a document and an integer ts", path, col, doc, row["ts"].text())
+			if !ok {
+				return fmt.Errorf("records row (%q, %q, %q): ts is not an integer", col, doc, row["ts"].text())
+			}
+			if col == "" || doc == "" {
+				unnamed++ // no request can name it here: listed, not imported
+				return nil
 			}
 			cols[col] = true
 			docs[[2]string{col, doc}] = true
@@ -448,8 +512,9 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 	} else if ok {
 		err := db.rows(t, func(row map[string]sqlValue) error {
 			col := string(row["collection"].text())
-			if col == "" {
-				return fmt.Errorf("%s: key_values row with an empty collection", path)
+			if col == "" || len(row["key"].text()) == 0 {
+				unnamedKV++
+				return nil
 			}
 			cols[col] = true
 			rep.Values++
@@ -463,9 +528,6 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 		return rep, err
 	} else if ok {
 		err := db.rows(t, func(row map[string]sqlValue) error {
-			if d, ok := row["deletable"].integer(); ok && d == 0 {
-				return nil // the master key of that server
-			}
 			rep.Keys++
 			return sink.Key(Key{Secret: string(row["api_key"].text()), Scope: string(row["scope"].text())})
 		})
@@ -474,5 +536,11 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 		}
 	}
 	rep.Collections, rep.Documents, rep.Files = len(cols), len(docs), 1
+	if unnamed > 0 {
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d records rows with an empty collection or document name (no request can name them here)", path, unnamed))
+	}
+	if unnamedKV > 0 {
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d key_values rows with an empty collection or key", path, unnamedKV))
+	}
 	return rep, nil
 }

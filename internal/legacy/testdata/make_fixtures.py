@@ -5,6 +5,7 @@ The content is a function of the row number, which the Go test computes again:
   records(collection, doc, ts, data): row i (0 <= i < n) is
     collection "c" + str(i % 3), doc "d" + str(i % 7), ts 1000 + i, data "v" + str(i) * (i % 5)
   plus one record whose data is 5000 bytes (overflow pages) and one with ts 2**62.
+  (fluxion-tiny.db, the fuzz seed, has 3 numbered records.)
   key_values: ("c0", "k" + str(j), "val" + str(j)) for j < 20.
   api_keys: the master (deletable 0) and two more.
 """
@@ -37,3 +38,4 @@ def make(path, page_size, n, rowid_alias):
 here = os.path.dirname(os.path.abspath(__file__))
 make(os.path.join(here, "fluxion-4k.db"), 4096, 1500, False)
 make(os.path.join(here, "fluxion-512-rowid.db"), 512, 800, True)
+make(os.path.join(here, "fluxion-tiny.db"), 512, 3, False)  # the fuzz seed: small, so mutations stay fast

@@ -24,4 +24,6 @@ export class FluxionDBClient<B extends boolean = false> extends BaseClient<B> {
 
 export default FluxionDBClient;
 export { BaseClient };
+/** LTDBClient is the name the first official SDK also gave the client class. */
+export { FluxionDBClient as LTDBClient };
 export * from "./exports.js";

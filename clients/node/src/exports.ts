@@ -18,3 +18,4 @@ export {
 export type { ConnectionState } from "./connection.js";
 export { Subscription } from "./subscription.js";
 export type * from "./types.js";
+export type * from "./compat.js";

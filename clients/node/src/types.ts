@@ -89,14 +89,18 @@ export type AddApiKeyParams = { key: string; scope: ApiKeyScope | (string & {}) 
 /** RemoveApiKeyParams names an API key to revoke. */
 export type RemoveApiKeyParams = { key: string };
 
-/** ManageApiKeyResponse is the reply to `addApiKey` / `removeApiKey`. */
-export type ManageApiKeyResponse = { status: string; scope?: string };
+/**
+ * ManageApiKeyResponse is the reply to `addApiKey` / `removeApiKey`. `id` and `error` are
+ * the official client's fields, kept for code that reads them: this client never sets
+ * `error` (a refused request rejects with a FluxionDBError).
+ */
+export type ManageApiKeyResponse = { status: string; scope?: string; id?: string; error?: string };
 
 /**
  * ApiKeyEntry is one key of `listApiKeys`; `key` is an identifier, never the secret. `id`, from
  * this server, is the key's stable non-reversible identifier (the official server sent none).
  */
-export type ApiKeyEntry = { key: string; id?: string; scope: string; deletable: boolean };
+export type ApiKeyEntry = { key: string; id?: string; scope: ApiKeyScope; deletable: boolean };
 
 /** StoredRecord is one record as the server returns it. */
 export type StoredRecord<B extends boolean = false> = { ts: TimestampOf<B>; data: string };

@@ -65,6 +65,9 @@ test("ESM import: default and named export", async () => {
   const m = await import("@volandoo/fluxiondb-client");
   assert.equal(typeof m.FluxionDBClient, "function");
   assert.equal(m.default, m.FluxionDBClient);
+  assert.equal(m.LTDBClient, m.FluxionDBClient, "the first official SDK's name for the class");
+  const web = await import(join(packageDir, "dist", "browser.js"));
+  assert.equal(web.LTDBClient, web.FluxionDBClient);
   assert.ok(new m.ClosedError() instanceof m.FluxionDBError);
   assert.equal(new m.ClosedError().name, "ClosedError");
   assert.ok(import.meta.resolve("@volandoo/fluxiondb-client").endsWith("/dist/index.js"));

@@ -367,17 +367,6 @@ func (r LTDBInsertMessageRequest) insertRecord() InsertRecord {
 	return InsertRecord{TS: r.TS, Doc: r.Key, Data: r.Data, Col: r.Collection}
 }
 
-// LatestArg is a qry parameter set: LatestQuery, FetchLatestRecordsParams
-// or LTDBFetchLatestRecordsParams.
-type LatestArg interface{ latestQuery() LatestQuery }
-
-func (q LatestQuery) latestQuery() LatestQuery { return q }
-func (p FetchLatestRecordsParams) latestQuery() LatestQuery {
-	return LatestQuery{Col: p.Col, TS: p.TS, Doc: p.Doc, From: deref(p.From), Where: p.Where, Filter: p.Filter}
-}
-func (p LTDBFetchLatestRecordsParams) latestQuery() LatestQuery {
-	return LatestQuery{Col: p.Collection, TS: p.TS, Doc: p.Key, From: deref(p.From)}
-}
 
 // HistoryArg is a qdoc parameter set: HistoryQuery, FetchRecordsParams or
 // LTDBFetchRecordsParams.
@@ -483,16 +472,17 @@ func (c *Client) GetConnections() ([]ConnectionInfo, error) {
 // FetchLatestRecords returns the newest record per document (v2 name).
 //
 // Deprecated: use Latest.
-func (c *Client) FetchLatestRecords(params LatestArg) (map[string]RecordResponse, error) {
-	return c.Latest(context.Background(), params.latestQuery())
+func (c *Client) FetchLatestRecords(params FetchLatestRecordsParams) (map[string]RecordResponse, error) {
+	return c.Latest(context.Background(), LatestQuery{Col: params.Col, TS: params.TS, Doc: params.Doc,
+		From: deref(params.From), Where: params.Where, Filter: params.Filter})
 }
 
 // FetchLatestDocumentRecords returns the newest record per document (v1
 // name).
 //
 // Deprecated: use Latest.
-func (c *Client) FetchLatestDocumentRecords(params LatestArg) (map[string]LTDBRecordResponse, error) {
-	return c.Latest(context.Background(), params.latestQuery())
+func (c *Client) FetchLatestDocumentRecords(params LTDBFetchLatestRecordsParams) (map[string]LTDBRecordResponse, error) {
+	return c.Latest(context.Background(), LatestQuery{Col: params.Collection, TS: params.TS, Doc: params.Key, From: deref(params.From)})
 }
 
 // DeleteCollection deletes a collection.

@@ -367,7 +367,6 @@ func (r LTDBInsertMessageRequest) insertRecord() InsertRecord {
 	return InsertRecord{TS: r.TS, Doc: r.Key, Data: r.Data, Col: r.Collection}
 }
 
-
 // HistoryArg is a qdoc parameter set: HistoryQuery, FetchRecordsParams or
 // LTDBFetchRecordsParams.
 type HistoryArg interface{ historyQuery() HistoryQuery }

@@ -53,9 +53,12 @@ const SQLiteFile = "fluxion.db"
 
 const keyValueFile = "key_value.json"
 
-// detectLimit bounds how many entries Detect looks at per folder level, so a start on a
-// folder with millions of files does not stall on the check.
+// detectLimit bounds how many entries Detect looks at per folder level, and detectBudget
+// how many folders and candidate files it opens in all, so a start on a folder with millions
+// of files does not stall on the check.
 const detectLimit = 256
+
+var detectBudget = 2048 // a variable for tests
 
 // Detect reports whether dir holds data of the original server, and the path that shows it:
 // fluxion.db, or a file of the v1 layout whose content is what the old server wrote (a
@@ -72,6 +75,7 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 		}
 		return None, "", err
 	}
+	budget := detectBudget
 	for _, c := range cols {
 		if !isDir(dir, c) || slices.Contains(skip, c.Name()) || strings.HasPrefix(c.Name(), ".") {
 			continue
@@ -88,12 +92,18 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 			if !isDir(colDir, d) || strings.HasPrefix(d.Name(), ".") {
 				continue
 			}
+			if budget--; budget < 0 {
+				return None, "", nil
+			}
 			files, err := readDirLimit(filepath.Join(colDir, d.Name()), detectLimit)
 			if err != nil {
 				continue
 			}
 			for _, f := range files {
 				if _, ok := flushTime(f.Name()); ok {
+					if budget--; budget < 0 {
+						return None, "", nil
+					}
 					if p := filepath.Join(colDir, d.Name(), f.Name()); looksLike(p, isRecordsFile) {
 						return V1, p, nil
 					}

@@ -203,3 +203,18 @@ func FuzzParseValues(f *testing.F) {
 		}
 	})
 }
+
+// TestDetectIsBounded: Detect gives up after a bounded number of folders and files (a start
+// must not walk a huge unrelated tree): with no budget left it does not reach evidence it
+// otherwise finds.
+func TestDetectIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	write(t, dir, map[string]string{"c/d/1.json": `[{"ts":1,"data":"x"}]`})
+	defer func(b int) { detectBudget = b }(detectBudget)
+	for budget, want := range map[int]Kind{0: None, 1: None, 2: V1} { // the doc folder, then its file
+		detectBudget = budget
+		if kind, _, err := Detect(dir); kind != want || err != nil {
+			t.Errorf("budget %d: Detect = %v, %v; want %v", budget, kind, err, want)
+		}
+	}
+}

@@ -40,7 +40,8 @@ func (c *Client) History(ctx context.Context, q HistoryQuery) ([]Record, error) 
 
 // Collections lists every collection (message cols), in no particular order:
 // those holding documents or KV entries, and those that record or KV deletes
-// emptied (only RemoveDocument of the last document and RemoveCollection remove one).
+// emptied (only RemoveDocument, when the collection then holds nothing, and
+// RemoveCollection remove one).
 func (c *Client) Collections(ctx context.Context) ([]string, error) {
 	var r CollectionsResponse
 	if err := c.do(ctx, typeCollections, nil, &r); err != nil {

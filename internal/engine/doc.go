@@ -6,8 +6,8 @@
 //
 // A Store holds collections by name. A collection holds documents and KV entries under one
 // sync.RWMutex; the Store's own lock only guards the collection map. A collection is
-// created by the first insert or KV set into it and removed by DeleteCollection, or by the
-// DeleteDoc that leaves it with no documents and no KV entries; record and KV deletes that
+// created by the first insert or KV set into it and removed by DeleteCollection, or by a
+// DeleteDoc after which it holds no documents and no KV entries; record and KV deletes that
 // empty it leave it in place (the contract: drec, dmrec, drrng and rval never remove one).
 //
 // A document is a time series: records (int64 ts, opaque payload bytes) in ascending ts

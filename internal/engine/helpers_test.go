@@ -216,8 +216,8 @@ func (r *refStore) DeleteDoc(col, doc string) (removed bool) {
 			if _, ok := c.docs[doc]; ok {
 				removed = true
 				delete(c.docs, doc)
-				r.gc(name)
 			}
+			r.gc(name)
 		}
 	}
 	return removed

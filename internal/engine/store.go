@@ -459,14 +459,16 @@ func (s *Store) Collections() []string {
 }
 
 // DeleteDoc removes a document. collection "" removes it from every collection. A collection
-// it leaves with no documents and no KV entries is removed; one that still holds KV entries
-// stays. It reports whether a document was removed.
+// that then holds no documents and no KV entries is removed (also one that record deletes
+// had emptied before, as the contract words it: "when the collection then holds no
+// documents"); one that still holds KV entries stays. It reports whether a document was
+// removed.
 func (s *Store) DeleteDoc(collection, doc string) bool {
 	if collection != "" {
 		removed, empty := false, false
 		if c := s.lockExisting(collection); c != nil {
 			removed = s.deleteDocLocked(c, doc)
-			empty = removed && len(c.docs) == 0 && len(c.kv) == 0
+			empty = len(c.docs) == 0 && len(c.kv) == 0
 			s.unlock(c)
 			if empty {
 				s.dropIfEmpty(c)

@@ -338,11 +338,15 @@ func TestDeleteSemantics(t *testing.T) {
 			[]string{"k"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
 		{"drec last record removes doc, keeps collection", []step{ins("c", "d", 1), func(s *Store) { s.DeleteRecord("c", "d", 1) }},
 			[]string{"c"}, Stats{Collections: 1}},
-		{"ddoc removes collection emptied by drec only with a document", []step{ins("c", "d", 1, 2), ins("c", "e", 1), func(s *Store) {
+		{"ddoc of a missing document keeps a collection that holds documents", []step{ins("c", "d", 1, 2), ins("c", "e", 1), func(s *Store) {
 			s.DeleteRecord("c", "d", 1)
 			s.DeleteRange("c", "d", 0, 5)
-			s.DeleteDoc("c", "x") // removes nothing: the emptied collection stays
+			s.DeleteDoc("c", "x")
 		}}, []string{"c"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
+		{"ddoc removes a collection drec emptied, even of a missing document", []step{ins("c", "d", 1), ins("k", "d", 1), func(s *Store) {
+			s.DeleteRecord("c", "d", 1)
+			s.DeleteDoc("c", "x")
+		}}, []string{"k"}, Stats{Collections: 1, Documents: 1, Records: 1, PayloadBytes: 2}},
 		{"ddoc of the last document removes the collection", []step{ins("c", "d", 1), ins("c", "e", 1), func(s *Store) {
 			s.DeleteRecord("c", "d", 1)
 			s.DeleteDoc("c", "e")

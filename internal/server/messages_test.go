@@ -164,8 +164,8 @@ func TestCollections(t *testing.T) {
 }
 
 // TestEmptiedCollectionsStayListed: drec, dmrec, drrng and rval never remove a collection
-// (PROTOCOL.md §3), so one they empty is still listed; ddoc removes a collection it leaves
-// with no documents and no KV entries, and dcol removes one whatever it holds.
+// (PROTOCOL.md §3), so one they empty is still listed; ddoc removes a collection that then
+// holds no documents and no KV entries, and dcol removes one whatever it holds.
 func TestEmptiedCollectionsStayListed(t *testing.T) {
 	forGens(t, func(t *testing.T, g gen, s *testServer, c *client) {
 		c.ok("ins", g.p(`[{"$col":"r","$doc":"d","ts":1,"data":"x"},{"$col":"m","$doc":"d","ts":1,"data":"x"},
@@ -179,12 +179,15 @@ func TestEmptiedCollectionsStayListed(t *testing.T) {
 		equalStrings(t, "cols after emptying deletes", sortedStrings(t, c.ok("cols", "{}").fields["collections"]), want)
 		c.expect("qry", g.p(`{"$col":"r","ts":10}`), `{"records":{}}`)
 		c.expect("gvals", g.p(`{"$col":"kv"}`), `{"values":{}}`)
-		// ddoc of a missing document removes nothing, not even the emptied collection; ddoc
-		// of the last document removes its collection.
+		// ddoc removes a collection that then holds nothing: after its last document, and an
+		// emptied one even when the document is missing ("when the collection then holds no
+		// documents"); ddoc leaves one with KV entries, dcol removes any.
 		c.ok("ddoc", g.p(`{"$col":"r","$doc":"nope"}`))
 		c.ok("ddoc", g.p(`{"$col":"dd","$doc":"d"}`))
 		c.ok("dcol", g.p(`{"$col":"g"}`))
-		equalStrings(t, "cols after ddoc and dcol", sortedStrings(t, c.ok("cols", "{}").fields["collections"]), []string{"kv", "m", "r"})
+		c.ok("sval", g.p(`{"$col":"kv","key":"k2","value":"v"}`))
+		c.ok("ddoc", g.p(`{"$col":"kv","$doc":"nope"}`))
+		equalStrings(t, "cols after ddoc and dcol", sortedStrings(t, c.ok("cols", "{}").fields["collections"]), []string{"kv", "m"})
 	})
 }
 

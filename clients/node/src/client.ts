@@ -246,8 +246,8 @@ export class BaseClient<B extends boolean = false> {
 
   /**
    * fetchCollections lists every collection: those holding documents or key-value entries,
-   * and those that record or key-value deletes emptied (only deleting the last document, or
-   * the collection, removes one).
+   * and those that record or key-value deletes emptied (only deleting a document, when the
+   * collection then holds nothing, or deleting the collection removes one).
    */
   async fetchCollections(timeout?: number): Promise<string[]> {
     const reply = await this.call(T.collections, {}, timeout);

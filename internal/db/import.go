@@ -45,9 +45,9 @@ type ImportReport struct {
 // legacy.ReadSQLite) and writes it as a data folder of this server in dest, which must not
 // exist or be empty, ending with a snapshot: a server started with --data dest has every
 // collection, record and KV entry the old server would have loaded, and (from the SQLite
-// file) its API keys, hashed. The old folder is only read. Until the import is complete dest holds an
-// IMPORT-INCOMPLETE file, which Open refuses; on failure, or when ctx ends, whatever Import
-// wrote is removed.
+// file) its API keys, hashed. The old folder is only read. Until the import is complete dest
+// holds an IMPORT-INCOMPLETE file, which Open refuses; on failure, or when ctx ends, whatever
+// Import wrote is removed.
 func Import(ctx context.Context, from, dest string, logger *slog.Logger) (ImportReport, error) {
 	start := time.Now()
 	var rep ImportReport

@@ -121,6 +121,7 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 		return fail(err)
 	}
 	rep.Skipped = append(rep.Skipped, sink.skipped...)
+	rep.Keys -= sink.skippedKeys // counted as rows by the reader, listed as skipped here
 	if err := d.Snapshot(ctx); err != nil {
 		return fail(err)
 	}
@@ -171,6 +172,8 @@ type importSink struct {
 	recs    []engine.Record
 	bytes   int
 	skipped []string
+	// skippedKeys counts the API keys listed in skipped.
+	skippedKeys int
 }
 
 // importBatch and importBatchBytes bound one logged insert during an import (a log frame
@@ -234,6 +237,7 @@ func (s *importSink) Key(k legacy.Key) error {
 	scope, ok := auth.ParseScope(k.Scope)
 	if k.Secret == "" || !ok {
 		s.skipped = append(s.skipped, fmt.Sprintf("API key %s: scope %q is not readonly, read_write or read_write_delete", auth.Hint(k.Secret), k.Scope))
+		s.skippedKeys++
 		return nil
 	}
 	if _, err := s.d.PutKey(auth.HashKey(k.Secret), auth.Hint(k.Secret), scope); err != nil {

@@ -259,3 +259,22 @@ func TestImportBatchesByBytes(t *testing.T) {
 		t.Fatalf("%d records in %d log frames, want 40 in at least 2", st.Records, frames)
 	}
 }
+
+// TestImportSkipsUnknownScopes: an old key with a scope this server does not know is listed
+// and not counted as imported.
+func TestImportSkipsUnknownScopes(t *testing.T) {
+	d := openT(t, t.TempDir())
+	defer closeT(t, d)
+	s := &importSink{ctx: context.Background(), d: d}
+	for _, k := range []legacy.Key{{Secret: "good-key-1", Scope: "Read-Only"}, {Secret: "odd-key-22", Scope: "admin"}} {
+		if err := s.Key(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := d.Keys.Lookup("good-key-1"); !ok || s.skippedKeys != 1 || len(s.skipped) != 1 || !strings.Contains(s.skipped[0], `scope "admin"`) {
+		t.Fatalf("imported good-key-1: %v; skipped %d %q", ok, s.skippedKeys, s.skipped)
+	}
+	if _, ok := d.Keys.Lookup("odd-key-22"); ok {
+		t.Fatal("a key with an unknown scope was imported")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -434,7 +435,9 @@ func (c *conn) writeLoop() {
 // writeFailed ends a connection whose reply could not be written: a client that does not
 // read (unless the connection was being closed anyway).
 func (c *conn) writeFailed(err error) {
-	if c.ctx.Err() != nil || c.closing.Load() {
+	// A write that ran into its deadline is a client that did not read, even when the read
+	// loop saw the socket end first and ended the connection: count and log it all the same.
+	if c.closing.Load() || (c.ctx.Err() != nil && !errors.Is(err, os.ErrDeadlineExceeded)) {
 		return
 	}
 	c.log.Info("closing a client that does not read its replies", "err", err)

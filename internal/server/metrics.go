@@ -112,7 +112,9 @@ func (m *metrics) registerDB(s *Server) {
 	stat("fluxiondb_payload_bytes", "Bytes of record payloads held.", func() float64 { return float64(e.Stats().PayloadBytes) })
 	h := s.db.Hub
 	stat("fluxiondb_subscription_history_bytes", "Bytes of change history kept for subscriptions.", func() float64 { return float64(h.Stats().HistoryBytes) })
-	stat("fluxiondb_subscription_history_evicted_events", "Events evicted from the subscription history since start.", func() float64 { return float64(h.Stats().Evicted) })
+	// Only ever grows: a counter, so rate() works on it.
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "fluxiondb_subscription_history_evicted_events",
+		Help: "Events evicted from the subscription history since start."}, func() float64 { return float64(h.Stats().Evicted) }))
 }
 
 // Register adds collectors (the database's gauges, the log's figures) to the registry.

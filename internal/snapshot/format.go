@@ -76,6 +76,18 @@ func (e *CorruptionError) Error() string {
 	return fmt.Sprintf("snapshot: %s is not a valid snapshot (offset %d): %s", e.File, e.Offset, e.Reason)
 }
 
+// VersionError says a snapshot is in a format version this build does not read (written by
+// a newer build): the start stops with it, and nothing is set aside.
+type VersionError struct {
+	File    string
+	Version uint16
+}
+
+func (e *VersionError) Error() string {
+	return fmt.Sprintf("snapshot: %s is in format version %d, which this build does not read (it reads %d): "+
+		"it was written by a newer FluxionDB; run that build, or a newer one", e.File, e.Version, Version)
+}
+
 // ErrNoSnapshot is returned by Latest when the folder holds no snapshot file.
 var ErrNoSnapshot = errors.New("snapshot: no snapshot")
 

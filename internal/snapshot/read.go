@@ -45,6 +45,10 @@ func readFile(path string, sink Sink) (Info, error) {
 	if errors.As(err, &ce) {
 		ce.File = path
 	}
+	var ve *VersionError
+	if errors.As(err, &ve) {
+		ve.File = path
+	}
 	return info, err
 }
 
@@ -87,7 +91,9 @@ func decode(r io.Reader, sink Sink) (Info, error) {
 		return bad(0, "not a FluxionDB snapshot (bad header)")
 	}
 	if v := binary.LittleEndian.Uint16(p[9:]); v != Version {
-		return bad(0, "unsupported format version %d (this build reads %d)", v, Version)
+		// Not damage: a build that knows the version must read it. Latest stops on this
+		// rather than setting the file aside and starting from an older snapshot.
+		return Info{}, &VersionError{Version: v}
 	}
 	info := Info{
 		Seq:     binary.LittleEndian.Uint64(p[13:]),

@@ -222,9 +222,6 @@ func TestCorruptSnapshots(t *testing.T) {
 		{"wrong magic", func(b []byte) []byte {
 			return rewriteHeader(b, func(h []byte) { h[1] = 'X' })
 		}, "not a FluxionDB snapshot"},
-		{"wrong version", func(b []byte) []byte {
-			return rewriteHeader(b, func(h []byte) { binary.LittleEndian.PutUint16(h[9:], 9) })
-		}, "unsupported format version 9"},
 		{"garbage after trailer", func(b []byte) []byte { return append(b, 1, 2, 3) }, "after the trailer"},
 		{"empty file", func([]byte) []byte { return nil }, "empty file"},
 	}
@@ -363,5 +360,26 @@ func TestBeforePublish(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		t.Fatalf("folder after an abandoned snapshot: %v, want only %s", names, FileName(7))
+	}
+}
+
+// TestNewerVersionStopsTheStart: a snapshot in a format version this build does not read is
+// not damage: Latest stops on it, names it, and neither sets it aside nor falls back to an
+// older snapshot (a build that reads it must).
+func TestNewerVersionStopsTheStart(t *testing.T) {
+	dir := t.TempDir()
+	writeT(t, dir, 5, sample())
+	res := writeT(t, dir, 7, sample())
+	b, _ := os.ReadFile(res.Path)
+	if err := os.WriteFile(res.Path, rewriteHeader(b, func(h []byte) { binary.LittleEndian.PutUint16(h[9:], 9) }), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Latest(dir, quiet)
+	var ve *VersionError
+	if !errors.As(err, &ve) || ve.Version != 9 || ve.File != res.Path || !strings.Contains(err.Error(), "newer FluxionDB") {
+		t.Fatalf("Latest: %v, want a VersionError for %s", err, res.Path)
+	}
+	if _, serr := os.Stat(res.Path); serr != nil {
+		t.Fatalf("the newer snapshot was moved: %v", serr)
 	}
 }

@@ -461,3 +461,23 @@ func TestUnmaskedFrameClosesWith1002(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricTypes: what only grows is a counter (rate() and counter resets need the type).
+func TestMetricTypes(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{MetricsOnMainPort: true})
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{
+		"# TYPE fluxiondb_subscription_history_evicted_events counter",
+		"# TYPE fluxiondb_slow_consumers_total counter",
+		"# TYPE fluxiondb_subscription_history_bytes gauge",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+}

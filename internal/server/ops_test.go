@@ -332,6 +332,14 @@ func TestPingTimeoutClosesADeadPeer(t *testing.T) {
 	s := startSubServer(t, db.Config{}, server.Config{PingInterval: 100 * time.Millisecond})
 	rawUpgrade(t, s.addr) // never answers the pings
 	deadline := time.Now().Add(5 * time.Second)
+	// The 101 reaches the client a moment before the server counts the connection: wait for
+	// it to be counted, then for it to go.
+	for s.srv.Len() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if s.srv.Len() == 0 {
+		t.Fatal("the upgraded connection was never counted")
+	}
 	for s.srv.Len() != 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

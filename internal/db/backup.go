@@ -249,7 +249,7 @@ func makeBackupDir(dest, text string) (created bool, err error) {
 		}
 		err = os.Chmod(tmp, 0o755)
 		if err == nil {
-			err = writeMarker(tmp, text)
+			err = writeMarker(tmp, backupIncomplete, text)
 		}
 		if err == nil {
 			err = os.Rename(tmp, dest)
@@ -263,15 +263,15 @@ func makeBackupDir(dest, text string) (created bool, err error) {
 	case len(entries) > 0:
 		return false, fmt.Errorf("backup folder %s is not empty: give a new or empty folder", dest)
 	}
-	if err := writeMarker(dest, text); err != nil {
+	if err := writeMarker(dest, backupIncomplete, text); err != nil {
 		return false, errors.Join(fmt.Errorf("backup folder: %w", err), removeBackup(dest, false))
 	}
 	return false, nil
 }
 
-// writeMarker writes the incomplete-backup marker into dir, durably.
-func writeMarker(dir, text string) error {
-	if err := os.WriteFile(filepath.Join(dir, backupIncomplete), []byte(text), 0o644); err != nil {
+// writeMarker writes a marker file (BACKUP-INCOMPLETE, IMPORT-INCOMPLETE) into dir, durably.
+func writeMarker(dir, name, text string) error {
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
 		return err
 	}
 	return wal.SyncDir(dir)

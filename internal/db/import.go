@@ -15,6 +15,7 @@ import (
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/legacy"
+	"github.com/volandoo/fluxiondb/internal/snapshot"
 	"github.com/volandoo/fluxiondb/internal/wal"
 )
 
@@ -29,9 +30,9 @@ func isOurs(dir string) bool {
 	if _, err := os.Stat(filepath.Join(dir, walSubdir, "LOCK")); err == nil {
 		return true
 	}
-	segs, _ := filepath.Glob(filepath.Join(dir, walSubdir, "*.wal"))
-	snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "snapshot-*.snap"))
-	return len(segs) > 0 || len(snaps) > 0
+	_, segs, _ := wal.FirstSeq(filepath.Join(dir, walSubdir))
+	snaps, _ := snapshot.Paths(filepath.Join(dir, snapshotSubdir))
+	return segs || len(snaps) > 0
 }
 
 // ImportReport says what Import brought over.
@@ -93,7 +94,7 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 	}
 	// The marker goes first, so a crash at any later point leaves a folder no start takes
 	// for a whole one.
-	if err := writeFileSynced(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
+	if err := writeMarker(dest, importIncomplete, "an import by `fluxiondb import` that did not finish: remove this folder and import again\n"); err != nil {
 		return rep, errors.Join(err, remove())
 	}
 	d, err := Open(Config{Dir: dest, Fsync: wal.SyncNever, Logger: logger, importing: true})
@@ -153,14 +154,6 @@ func newDataFolder(dest string) (created bool, err error) {
 		return false, fmt.Errorf("data folder %s is not empty: import into a new or empty folder", dest)
 	}
 	return false, nil
-}
-
-// writeFileSynced writes dir/name and makes it durable.
-func writeFileSynced(dir, name, text string) error {
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-		return err
-	}
-	return wal.SyncDir(dir)
 }
 
 // importSink inserts what legacy.ReadV1 or ReadSQLite reads, in batches of importBatch

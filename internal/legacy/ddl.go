@@ -204,18 +204,13 @@ func parseCreateTable(sql string) (cols []sqlColumn, rowidCol int, err error) {
 				names = append(names, strings.ToLower(t.text))
 			}
 		}
-		if i, ok := intPK[firstOr(names)]; ok && len(names) == 1 && !desc {
-			rowidCol = i
+		if len(names) == 1 && !desc {
+			if i, ok := intPK[names[0]]; ok {
+				rowidCol = i
+			}
 		}
 	}
 	return cols, rowidCol, nil
-}
-
-func firstOr(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	return s[0]
 }
 
 // isTypeWord reports whether a word belongs to a declared type (not a constraint keyword).

@@ -152,28 +152,33 @@ func isValuesFile(b []byte) bool {
 	return json.Unmarshal(b, &kv) == nil && len(kv) > 0
 }
 
-// isDir reports whether the entry is a folder, following a symbolic link.
-func isDir(parent string, e fs.DirEntry) bool {
-	if e.IsDir() {
-		return true
-	}
+// modeOf is the type of a folder entry, a symbolic link followed (0 when it leads nowhere).
+func modeOf(parent string, e fs.DirEntry) fs.FileMode {
 	if e.Type()&fs.ModeSymlink == 0 {
-		return false
+		return e.Type()
 	}
 	fi, err := os.Stat(filepath.Join(parent, e.Name()))
-	return err == nil && fi.IsDir()
+	if err != nil {
+		return fs.ModeIrregular
+	}
+	return fi.Mode().Type()
 }
 
-// isFile reports whether the entry is a regular file, following a symbolic link.
-func isFile(parent string, e fs.DirEntry) bool {
-	if e.Type().IsRegular() {
-		return true
+func isDir(parent string, e fs.DirEntry) bool  { return modeOf(parent, e).IsDir() }
+func isFile(parent string, e fs.DirEntry) bool { return modeOf(parent, e).IsRegular() }
+
+// parseFile reads path and decodes it with parse; an error names the file.
+func parseFile[T any](path string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return zero, err
 	}
-	if e.Type()&fs.ModeSymlink == 0 {
-		return false
+	v, err := parse(b)
+	if err != nil {
+		return zero, fmt.Errorf("%s: %w", path, err)
 	}
-	fi, err := os.Stat(filepath.Join(parent, e.Name()))
-	return err == nil && fi.Mode().IsRegular()
+	return v, nil
 }
 
 func readDirLimit(dir string, n int) ([]fs.DirEntry, error) {
@@ -254,13 +259,9 @@ func readCollection(colDir, col string, sink Sink, rep *Report) error {
 		path := filepath.Join(colDir, e.Name())
 		switch {
 		case e.Name() == keyValueFile && isFile(colDir, e):
-			b, err := os.ReadFile(path)
+			kv, err := parseFile(path, ParseValues)
 			if err != nil {
 				return err
-			}
-			kv, err := ParseValues(b)
-			if err != nil {
-				return fmt.Errorf("%s: %w", path, err)
 			}
 			rep.Files++
 			for _, k := range slices.Sorted(maps.Keys(kv)) {
@@ -306,14 +307,9 @@ func readDocument(docDir, col, doc string, sink Sink, rep *Report) error {
 	})
 	byTS := map[int64][]byte{}
 	for _, f := range files {
-		path := filepath.Join(docDir, f.name)
-		b, err := os.ReadFile(path)
+		recs, err := parseFile(filepath.Join(docDir, f.name), ParseRecords)
 		if err != nil {
 			return err
-		}
-		recs, err := ParseRecords(b)
-		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
 		}
 		rep.Files++
 		for _, r := range recs {

@@ -6,6 +6,7 @@
 #   make test                    everything CI checks (see .ci/test.sh)
 #   make lint                    gofmt, go vet and staticcheck on every Go module
 #   make bench                   the load benchmark (scripts/bench.sh)
+#   make bench-fsync             each --fsync policy's ingest rate against in-memory (scripts/fsync-ratio.sh)
 #   make fuzz                    every fuzz target for FUZZTIME each
 
 SHELL := /bin/bash
@@ -25,7 +26,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # own go.mod so their dependencies stay out of the server's.
 GO_MODULES := . clients/go deploy/check
 
-.PHONY: help build run binary test lint fmt vet staticcheck bench fuzz clean
+.PHONY: help build run binary test lint fmt vet staticcheck bench bench-fsync fuzz clean
 
 help:
 	@sed -n 's/^#   //p' $(MAKEFILE_LIST)
@@ -67,6 +68,9 @@ staticcheck:
 bench:
 	@if [ ! -x scripts/bench.sh ]; then echo "make bench: scripts/bench.sh is missing" >&2; exit 1; fi
 	./scripts/bench.sh
+
+bench-fsync:
+	./scripts/fsync-ratio.sh
 
 # Each fuzz target of the server and the Go SDK in turn (go test -fuzz takes
 # one target of one package at a time).

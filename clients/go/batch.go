@@ -10,8 +10,8 @@ import (
 
 // BatchWriter groups records into large ins requests for high-rate ingest.
 // Write queues records; a background goroutine sends a batch when it holds
-// BatchSize records or FlushInterval after its first record, whichever
-// comes first. Up to MaxInFlight batches are pipelined on the connection
+// BatchSize records or BatchBytes of names and data, or FlushInterval after
+// its first record, whichever comes first. Up to MaxInFlight batches are pipelined on the connection
 // while earlier ones await their replies; batches are written in the order
 // their records were queued, and the server applies them in that order.
 //
@@ -37,11 +37,12 @@ type BatchWriter struct {
 	inflight chan struct{}
 	waiters  sync.WaitGroup
 
-	// closeMu orders Write against Close: Writes hold it shared while they
-	// queue, so once Close holds it exclusively no record can slip into the
-	// queue after the final drain.
-	closeMu sync.RWMutex
-	closed  bool
+	// closeMu orders Write against Close (and against the Client's close):
+	// Writes hold it shared while they queue, so once closed is set under it
+	// no record can slip into the queue after the final drain.
+	closeMu     sync.RWMutex
+	closed      bool // Writes fail with ErrClosed
+	closeCalled bool // Close has run: later calls return nil
 
 	errMu   sync.Mutex
 	errs    []error
@@ -50,6 +51,7 @@ type BatchWriter struct {
 
 type batchOptions struct {
 	size        int
+	bytes       int
 	interval    time.Duration
 	buffer      int
 	maxInFlight int
@@ -64,6 +66,20 @@ func WithBatchSize(n int) BatchOption {
 	return func(o *batchOptions) {
 		if n > 0 {
 			o.size = n
+		}
+	}
+}
+
+// WithBatchBytes sets the most bytes of names and data (as given, before the
+// frame's escaping) a batch holds before it is sent, whatever its record count
+// (default 4 MiB). A server refuses a frame over its --max-message-size (16 MiB
+// by default) by closing the connection, which fails every request in flight on
+// it; escaping makes a frame up to a few times larger than its records' bytes.
+// A single record larger than this goes out in a batch of its own.
+func WithBatchBytes(n int) BatchOption {
+	return func(o *batchOptions) {
+		if n > 0 {
+			o.bytes = n
 		}
 	}
 }
@@ -109,7 +125,7 @@ const maxKeptErrors = 16
 
 // NewBatchWriter starts a BatchWriter that sends through c.
 func (c *Client) NewBatchWriter(opts ...BatchOption) *BatchWriter {
-	o := batchOptions{size: 1000, interval: 50 * time.Millisecond, maxInFlight: 4}
+	o := batchOptions{size: 1000, bytes: 4 << 20, interval: 50 * time.Millisecond, maxInFlight: 4}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -187,11 +203,11 @@ func (b *BatchWriter) Flush(ctx context.Context) error {
 // returns its error and the flush goes on in the background.
 func (b *BatchWriter) Close(ctx context.Context) error {
 	b.closeMu.Lock()
-	if b.closed {
+	if b.closeCalled {
 		b.closeMu.Unlock()
 		return nil
 	}
-	b.closed = true
+	b.closeCalled, b.closed = true, true
 	close(b.closing)
 	b.closeMu.Unlock()
 	select {
@@ -206,18 +222,27 @@ func (b *BatchWriter) run() {
 	defer b.c.wg.Done()
 	defer close(b.done)
 	batch := make([]InsertRecord, 0, b.o.size)
+	batchBytes := 0 // names and data in batch (WithBatchBytes)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
 
+	flush := func() {
+		b.send(batch)
+		batch, batchBytes = make([]InsertRecord, 0, b.o.size), 0
+	}
 	add := func(r InsertRecord) {
+		n := len(r.Col) + len(r.Doc) + len(r.Data)
+		if len(batch) > 0 && batchBytes+n > b.o.bytes {
+			flush()
+		}
 		if len(batch) == 0 {
 			timer.Reset(b.o.interval)
 		}
 		batch = append(batch, r)
-		if len(batch) >= b.o.size {
-			b.send(batch)
-			batch = make([]InsertRecord, 0, b.o.size)
+		batchBytes += n
+		if len(batch) >= b.o.size || batchBytes >= b.o.bytes {
+			flush()
 		}
 	}
 	// drain moves everything queued so far into batches and sends them.
@@ -232,8 +257,7 @@ func (b *BatchWriter) run() {
 			break
 		}
 		if len(batch) > 0 {
-			b.send(batch)
-			batch = make([]InsertRecord, 0, b.o.size)
+			flush()
 		}
 		b.waiters.Wait()
 	}
@@ -244,8 +268,7 @@ func (b *BatchWriter) run() {
 			add(r)
 		case <-timer.C:
 			if len(batch) > 0 {
-				b.send(batch)
-				batch = make([]InsertRecord, 0, b.o.size)
+				flush()
 			}
 		case reply := <-b.flushReq:
 			drain()
@@ -254,15 +277,27 @@ func (b *BatchWriter) run() {
 			drain()
 			return
 		case <-b.c.bgCtx.Done():
-			// The Client closed under us: what is queued can not be sent.
-			for {
+			// The Client closed under us: what is queued can not be sent. Stop Writes
+			// first, as Close does, so that none queues a record after the last look at
+			// the queue: a Write holds closeMu shared while it queues, and one blocked on
+			// a full queue gets room from the loop below while the lock is awaited.
+			stopped := make(chan struct{})
+			go func() {
+				b.closeMu.Lock()
+				b.closed = true
+				b.closeMu.Unlock()
+				close(stopped)
+			}()
+			for waiting := true; waiting; {
 				select {
 				case r := <-b.in:
 					batch = append(batch, r)
-					continue
-				default:
+				case <-stopped:
+					waiting = false
 				}
-				break
+			}
+			for len(b.in) > 0 {
+				batch = append(batch, <-b.in)
 			}
 			if len(batch) > 0 {
 				b.fail(fmt.Errorf("fluxiondb: batch of %d records not sent: %w", len(batch), ErrClosed), batch)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -172,6 +173,92 @@ func TestBatchWriterClientClosed(t *testing.T) {
 	bw2 := c.NewBatchWriter()
 	if err := bw2.Write(ctx, InsertRecord{Col: "x", Doc: "d", TS: 2, Data: "x"}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Write on a writer of a closed client = %v; want ErrClosed", err)
+	}
+}
+
+// TestBatchWriterSplitsByBytes: a batch that would hold more than
+// WithBatchBytes of data goes out early, so records whose count fits a batch
+// but whose size would make a frame over the server's --max-message-size
+// still arrive (an oversized frame closes the connection).
+func TestBatchWriterSplitsByBytes(t *testing.T) {
+	srv := startServer(t, "--max-message-size=64KiB")
+	c := newTestClient(t, srv)
+	ctx := testCtx(t)
+	bw := c.NewBatchWriter(WithBatchBytes(16<<10), WithFlushInterval(time.Hour))
+	data := strings.Repeat("x", 1000)
+	const n = 500 // 500 KB: one default-sized batch would be a 500 KB frame
+	for i := range n {
+		if err := bw.Write(ctx, InsertRecord{Col: "big", Doc: "d", TS: int64(i + 1), Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	expectCount(t, c, "big", "d", n)
+}
+
+// TestBatchWriterWritesRacingClientClose: records whose Write returned nil
+// while the Client was closing are stored or reported to the error handler,
+// never silently dropped (a Write could queue a record after the writer's last
+// look at its queue).
+func TestBatchWriterWritesRacingClientClose(t *testing.T) {
+	srv := startServer(t)
+	check := newTestClient(t, srv)
+	ctx := testCtx(t)
+	for run := range 3 {
+		col := fmt.Sprintf("race%d", run)
+		c := newTestClient(t, srv)
+		var mu sync.Mutex
+		accepted, reported := map[int64]bool{}, map[int64]bool{}
+		bw := c.NewBatchWriter(WithErrorHandler(func(_ error, recs []InsertRecord) {
+			mu.Lock()
+			for _, r := range recs {
+				reported[r.TS] = true
+			}
+			mu.Unlock()
+		}))
+		var next atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					ts := next.Add(1)
+					if err := bw.Write(ctx, InsertRecord{Col: col, Doc: "d", TS: ts, Data: "v"}); err != nil {
+						if !errors.Is(err, ErrClosed) {
+							t.Errorf("Write: %v; want nil or ErrClosed", err)
+						}
+						return
+					}
+					mu.Lock()
+					accepted[ts] = true
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(50 * time.Millisecond)
+		_ = c.Close()
+		wg.Wait()
+		_ = bw.Close(ctx)
+		h, err := check.History(ctx, HistoryQuery{Col: col, Doc: "d", To: math.MaxInt64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := map[int64]bool{}
+		for _, r := range h {
+			stored[r.TS] = true
+		}
+		lost := 0
+		for ts := range accepted {
+			if !stored[ts] && !reported[ts] {
+				lost++
+			}
+		}
+		if lost > 0 {
+			t.Fatalf("run %d: %d of %d accepted records neither stored nor reported", run, lost, len(accepted))
+		}
 	}
 }
 

@@ -42,7 +42,7 @@ type Client struct {
 	name    string        // connection label, read at each dial
 	sess    *session      // live session, nil while disconnected
 	waiting chan struct{} // non-nil while a connect attempt or reconnect loop runs; closed when it ends
-	lastErr error         // why the last attempt ended without a session
+	lastErr error         // why the last connect attempt failed (while a connect loop runs), or why the loop ended without a session
 	closed  bool
 
 	bgCtx    context.Context // cancelled by Close: aborts dials and backoff sleeps
@@ -179,7 +179,15 @@ func (c *Client) getSession(ctx context.Context) (*session, error) {
 	select {
 	case <-wait:
 	case <-ctx.Done():
-		return nil, ctxError(ctx, "connect", "")
+		err := ctxError(ctx, "connect", "")
+		c.mu.Lock()
+		last := c.lastErr
+		c.mu.Unlock()
+		if last != nil {
+			// Say why there is no connection: a server that is down is not a slow reply.
+			err = fmt.Errorf("%w; not connected, the last attempt: %w", err, last)
+		}
+		return nil, err
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -198,7 +206,7 @@ func (c *Client) getSession(ctx context.Context) (*session, error) {
 // loop after a loss. Callers hold c.mu.
 func (c *Client) startConnectLocked(reconnect bool) chan struct{} {
 	wait := make(chan struct{})
-	c.waiting = wait
+	c.waiting, c.lastErr = wait, nil
 	c.wg.Add(1)
 	go c.connectLoop(wait, reconnect)
 	return wait
@@ -243,6 +251,9 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 			return
 		}
 		c.log.Warn("fluxiondb: connect failed", "url", redactURL(c.url), "attempt", attempt, "err", err)
+		c.mu.Lock()
+		c.lastErr = err // for a caller whose wait for the connection ends meanwhile
+		c.mu.Unlock()
 		if !reconnect || errors.Is(err, ErrUnauthenticated) || c.bgCtx.Err() != nil {
 			break
 		}

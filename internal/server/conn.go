@@ -192,7 +192,17 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 		if err != nil {
 			return err
 		}
-		c.addPending(1)
+		c.addPending(1) // before the check below: Shutdown's waitIdle then sees it or it is skipped
+		if c.closing.Load() || c.srv.shutting.Load() {
+			// Closing, or shutting down: a reply could only follow the close frame, which is
+			// not allowed, so the request is not handled either — not applied — and its
+			// caller sees the close. Requests read before the shutdown began are answered.
+			c.addPending(-1)
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return err
+			}
+			continue
+		}
 		c.lastRequest.Store(time.Now().UnixNano())
 		var f *frame
 		select {

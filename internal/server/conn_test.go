@@ -467,6 +467,70 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestShutdownLeavesUnansweredRequestsUnapplied: a client that sends without pause always
+// has requests on the wire when the server closes its connection. A request the server reads
+// after its close frame went out can get no reply, so it must not be applied either: every
+// record stored afterwards was acknowledged (its caller saw the connection close, not "ok").
+func TestShutdownLeavesUnansweredRequestsUnapplied(t *testing.T) {
+	for round := range 3 {
+		s := startServer(t, server.Config{})
+		c := s.dial(t, masterKey)
+		stopSending := make(chan struct{})
+		sent := make(chan struct{})
+		go func() {
+			defer close(sent)
+			for ts := 1; ; ts++ {
+				select {
+				case <-stopSending:
+					return
+				default:
+				}
+				frame := envelope("s"+strconv.Itoa(ts), "ins", fmt.Sprintf(`[{"col":"u","doc":"d","ts":%d,"data":"x"}]`, ts))
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				err := c.ws.Write(ctx, websocket.MessageText, frame)
+				cancel()
+				if err != nil {
+					return
+				}
+			}
+		}()
+		acked := map[int64]bool{}
+		stopped := make(chan struct{})
+		for {
+			b, err := c.tryRead(10 * time.Second)
+			if err != nil {
+				if websocket.CloseStatus(err) != websocket.StatusGoingAway {
+					t.Fatalf("round %d: read ended with %v; want the 1001 close", round, err)
+				}
+				break
+			}
+			r := decodeReply(t, b)
+			id, _ := r.fields["id"].(string)
+			ts, perr := strconv.ParseInt(strings.TrimPrefix(id, "s"), 10, 64)
+			if r.isErr() || perr != nil {
+				t.Fatalf("round %d: unexpected reply %s", round, b)
+			}
+			acked[ts] = true
+			if len(acked) == 500 {
+				go func() { defer close(stopped); s.stop() }()
+			}
+		}
+		close(stopSending)
+		<-sent
+		<-stopped
+		var stored, unacked int
+		s.DB.Engine.Range("u", "d", engine.RangeQuery{From: 0, To: math.MaxInt64}, func(ts int64, _ []byte) {
+			stored++
+			if !acked[ts] {
+				unacked++
+			}
+		})
+		if unacked > 0 {
+			t.Fatalf("round %d: %d of %d stored records were never acknowledged (%d acknowledged)", round, unacked, stored, len(acked))
+		}
+	}
+}
+
 // A client that stops reading cannot stall anyone else: its connection is cut off, others
 // are served meanwhile.
 func TestSlowConsumer(t *testing.T) {

@@ -228,8 +228,9 @@ func (s *Server) revoke(e *auth.Entry) {
 	}
 }
 
-// Shutdown stops accepting connections, answers the requests in flight, closes every
-// connection with 1001 and waits for them, or until ctx ends.
+// Shutdown stops accepting connections, answers the requests in flight (those read before
+// it began: the read loops skip later ones unhandled, since no reply may follow the close
+// frame), closes every connection with 1001 and waits for them, or until ctx ends.
 func (s *Server) Shutdown(ctx context.Context) {
 	s.shutting.Store(true)
 	s.conns.close()

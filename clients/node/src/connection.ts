@@ -152,6 +152,7 @@ export class Connection {
       }
       this.waiters.add(w);
       this.ensureConnecting();
+      if (!w.timer) this.holdProcess();
     });
   }
 
@@ -179,6 +180,7 @@ export class Connection {
       } else {
         this.queue.push(p);
         this.ensureConnecting();
+        if (!p.timer) this.holdProcess();
       }
     });
   }
@@ -553,9 +555,22 @@ export class Connection {
       if (gen !== this.generation || this.st !== "connecting") return;
       void this.attempt();
     }, delay);
-    // The wait alone must not keep a Node process alive; a waiting request's own timer does,
-    // and so do live subscriptions (holdOpen), which would otherwise end with the process.
-    if (!this.holdOpen?.()) (this.backoffTimer as { unref?: () => void }).unref?.();
+    // The wait alone must not keep a Node process alive; a waiting request's own timer does.
+    if (!this.holdsProcess()) (this.backoffTimer as { unref?: () => void }).unref?.();
+  }
+
+  // holdsProcess says whether the reconnect wait must keep a Node process alive: for live
+  // subscriptions (holdOpen), and for calls with no time limit of their own (requestTimeout or
+  // connectTimeout 0), which would otherwise be left unsettled as the process ended.
+  private holdsProcess(): boolean {
+    if (this.holdOpen?.()) return true;
+    for (const w of this.waiters) if (!w.timer) return true;
+    return this.queue.some((p) => !p.timer && this.pending.has(p.id));
+  }
+
+  // holdProcess keeps the pending reconnect wait from letting the process end (holdsProcess).
+  private holdProcess(): void {
+    (this.backoffTimer as { ref?: () => void } | undefined)?.ref?.();
   }
 
   private giveUp(err: FluxionDBError): void {

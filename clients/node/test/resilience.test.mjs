@@ -4,6 +4,9 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
+import { spawn } from "node:child_process";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
 import FluxionDBClient, {
   AuthenticationError,
   ClosedError,
@@ -11,7 +14,9 @@ import FluxionDBClient, {
   FluxionDBError,
   TimeoutError,
 } from "@volandoo/fluxiondb-client";
-import { startServer, rejectsWith } from "./helpers/server.mjs";
+import { startServer, rejectsWith, packageDir } from "./helpers/server.mjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
 
 // Every console method is watched for the whole file: the client must print nothing.
 const printed = [];
@@ -223,6 +228,52 @@ describe("disconnects", () => {
       assert.deepEqual(await client.fetchDocument({ col: "restart", doc: "d", to: 10 }), [{ ts: 2, data: "after" }]);
     } finally {
       await client.close();
+      await first.kill();
+      await second?.stop();
+    }
+  });
+
+  test("a call with no time limit made while reconnecting keeps the process alive until it settles", async () => {
+    // requestTimeout 0 gives the call no timer of its own; the reconnect wait must hold the
+    // process, or it ends with the call unsettled (and the write lost).
+    const first = await startServer();
+    const child = spawn(process.execPath, [join(here, "fixtures", "untimed-call.mjs"), first.url, first.key], {
+      cwd: packageDir,
+      stdio: ["pipe", "pipe", "inherit"],
+    });
+    let out = "";
+    let gone = false;
+    const exited = new Promise((r) => child.on("exit", (code) => ((gone = true), r(code))));
+    child.stdout.setEncoding("utf8");
+    // output resolves once the child printed want, and fails if it exits without printing it.
+    const output = (want) =>
+      new Promise((resolveOut, reject) => {
+        const check = () => {
+          if (out.includes(want)) resolveOut();
+          else if (gone) reject(new Error(`the child exited before printing ${want}; output: ${JSON.stringify(out)}`));
+        };
+        child.stdout.on("data", (c) => ((out += c), check()));
+        exited.then(check);
+        check();
+      });
+    let second;
+    try {
+      await output("connected");
+      await first.kill();
+      await new Promise((r) => setTimeout(r, 200)); // the client has seen the loss and waits to retry
+      child.stdin.write("go\n");
+      await new Promise((r) => setTimeout(r, 500));
+      second = await startServer({ key: first.key, port: first.port });
+      await output("inserted");
+      assert.equal(await exited, 0);
+      const check = new FluxionDBClient({ url: second.url, apiKey: second.key });
+      try {
+        assert.deepEqual(await check.fetchDocument({ col: "untimed", doc: "d", to: 10 }), [{ ts: 1, data: "untimed" }]);
+      } finally {
+        await check.close();
+      }
+    } finally {
+      child.kill("SIGKILL");
       await first.kill();
       await second?.stop();
     }

@@ -44,6 +44,7 @@ var (
 	ErrUnknownAction    = &Error{CodeBadRequest, "unknown action"}
 	ErrAuthMessage      = &Error{CodeBadRequest, "auth messages are not supported; use the api-key query parameter"}
 	ErrBinaryFrame      = &Error{CodeBadRequest, "binary frames are not supported; send each request as a JSON text frame"}
+	ErrInvalidUTF8      = &Error{CodeBadRequest, "the frame is not valid UTF-8: a text frame must be UTF-8 (RFC 6455), names and data included"}
 )
 
 // Handshake rejection texts (HTTP 401 body), PROTOCOL.md §1.

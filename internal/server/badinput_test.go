@@ -57,6 +57,12 @@ var badCases = []badCase{
 		text: "binary frames are not supported; send each request as a JSON text frame"},
 	{name: "binary frame, not a request", frame: "\x00\x01not json", id: noID, binary: true},
 	{name: "binary frame, bad data", frame: `{"id":"t19","type":"ins","data":7}`, id: "t19", binary: true},
+	// Invalid UTF-8 (raw bytes: json.Marshal would replace them). Stored, it would be shown as
+	// U+FFFD, a name no request could reach again.
+	{name: "invalid UTF-8 in a doc name", frame: "{\"id\":\"u1\",\"type\":\"ins\",\"data\":\"[{\\\"col\\\":\\\"c\\\",\\\"doc\\\":\\\"d\xff\\\",\\\"ts\\\":9,\\\"data\\\":\\\"x\\\"}]\"}", id: "u1",
+		text: "the frame is not valid UTF-8: a text frame must be UTF-8 (RFC 6455), names and data included"},
+	{name: "invalid UTF-8 in a payload", frame: "{\"id\":\"u2\",\"type\":\"ins\",\"data\":\"[{\\\"col\\\":\\\"c\\\",\\\"doc\\\":\\\"d\\\",\\\"ts\\\":9,\\\"data\\\":\\\"p\xff\xfeq\\\"}]\"}", id: "u2"},
+	{name: "invalid UTF-8 in a KV key", frame: "{\"id\":\"u3\",\"type\":\"sval\",\"data\":\"{\\\"col\\\":\\\"c\\\",\\\"key\\\":\\\"k\xc3\\\",\\\"value\\\":\\\"v\\\"}\"}", id: "u3"},
 
 	// Wrong field types.
 	{name: "ins col number", frame: frame("f1", "ins", `[{"col":5,"doc":"d","ts":9,"data":"x"}]`), id: "f1"},

@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -237,6 +241,57 @@ func TestRevocation(t *testing.T) {
 	// Re-adding the same secret makes it valid again (a new grant).
 	addKey(t, master, "doomed", "readonly")
 	s.dial(t, "doomed").ok("cols", "{}")
+}
+
+// TestRevocationRacingUpgrades: a connection whose upgrade passed the key check while the
+// key was being removed is closed too (the removal walked the open connections before this
+// one was registered): every connection that got its ready frame ends with 1008.
+func TestRevocationRacingUpgrades(t *testing.T) {
+	s := startServer(t, server.Config{})
+	master := s.dial(t, masterKey)
+	const rounds, dials = 10, 20
+	for round := range rounds {
+		key := fmt.Sprintf("racing-%d", round)
+		addKey(t, master, key, "read_write")
+		u := s.url("api-key=" + key)
+		var wg sync.WaitGroup
+		results := make(chan string, dials)
+		for range dials {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				ws, _, err := websocket.Dial(ctx, u, nil)
+				if err != nil {
+					results <- "" // refused: the key was already gone
+					return
+				}
+				defer ws.CloseNow()
+				for { // read until the connection ends; a live one is a failure
+					rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
+					_, _, err := ws.Read(rctx)
+					rcancel()
+					if err != nil {
+						if websocket.CloseStatus(err) == websocket.StatusPolicyViolation {
+							results <- ""
+						} else {
+							results <- fmt.Sprintf("connection not closed with 1008: %v", err)
+						}
+						return
+					}
+				}
+			}()
+		}
+		master.expect("keys", fmt.Sprintf(`{"action":"remove","key":%q}`, key), `{"status":"ok"}`)
+		wg.Wait()
+		close(results)
+		for r := range results {
+			if r != "" {
+				t.Fatalf("round %d: %s", round, r)
+			}
+		}
+	}
 }
 
 func TestHandshakeAuth(t *testing.T) {

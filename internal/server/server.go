@@ -209,6 +209,11 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
+	if key.Revoked() {
+		// The key was removed after the lookup above, and the removal's walk over the open
+		// connections (revoke) came before this one was added: close it as that walk would.
+		c.closeWith(websocket.StatusPolicyViolation, "API key revoked")
+	}
 	s.metrics.connOpened()
 	c.log.Info("connection opened", "scope", key.Scope().String())
 	defer s.metrics.connClosed()

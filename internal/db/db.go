@@ -156,8 +156,35 @@ func (d *DB) Insert(recs []engine.Record) (Commit, error) {
 			for i, r := range recs {
 				ev[i] = pubsub.Event{Op: pubsub.OpInsert, Collection: r.Collection, Doc: r.Doc, TS: r.TS, Data: r.Data}
 			}
-			return ev
+			return dropReplaced(ev)
 		})
+}
+
+// dropReplaced removes the insert events of records a later entry of the same batch replaced
+// (the same collection, document and ts: the later one is stored), so that subscribers see
+// only what was stored — a `where` subscription must not be told of a value that never was.
+func dropReplaced(ev []pubsub.Event) []pubsub.Event {
+	if len(ev) < 2 {
+		return ev
+	}
+	type key struct {
+		col, doc string
+		ts       int64
+	}
+	last := make(map[key]int, len(ev))
+	for i := range ev {
+		last[key{ev[i].Collection, ev[i].Doc, ev[i].TS}] = i
+	}
+	if len(last) == len(ev) {
+		return ev
+	}
+	out := ev[:0]
+	for i := range ev {
+		if last[key{ev[i].Collection, ev[i].Doc, ev[i].TS}] == i {
+			out = append(out, ev[i])
+		}
+	}
+	return out
 }
 
 // Deletes are logged whether or not they find anything (every op is a blind set or delete),

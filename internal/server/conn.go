@@ -290,20 +290,19 @@ func (c *conn) serve1(f *frame, direct bool) bool {
 	} else {
 		rep = c.request(f)
 	}
-	written := false
+	written, ok := false, true
 	if direct && (rep.commit == 0 || c.srv.db.QuickWait()) {
-		var ok bool
-		if written, ok = c.writeDirect(rep); written && !ok {
-			return false
-		}
+		written, ok = c.writeDirect(rep)
 	}
-	if !written && !c.enqueue(rep) {
-		return false
+	if !written {
+		ok = c.enqueue(rep)
 	}
 	if rep.start != nil {
+		// Also when the reply could not be sent (the connection is ending): what the request
+		// started owns what it took (a subscription's pump releases it), and stops at once.
 		rep.start()
 	}
-	return true
+	return ok
 }
 
 // request handles one parsed text frame.

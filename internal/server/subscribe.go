@@ -7,6 +7,7 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/volandoo/fluxiondb/internal/engine"
@@ -32,13 +33,21 @@ var epoch = func() string {
 
 func formatCursor(seq uint64) string { return epoch + "-" + strconv.FormatUint(seq, 10) }
 
-func parseCursor(s string) (uint64, bool) {
+// parseCursor reads a cursor. ok is false for text that is not a cursor at all (a typo: a
+// bad request), mine false for a cursor of another server process (expired).
+func parseCursor(s string) (seq uint64, mine, ok bool) {
 	e, n, ok := strings.Cut(s, "-")
-	if !ok || e != epoch {
-		return 0, false
+	if !ok || len(e) != len(epoch) {
+		return 0, false, false
+	}
+	if _, err := hex.DecodeString(e); err != nil {
+		return 0, false, false
 	}
 	seq, err := strconv.ParseUint(n, 10, 64)
-	return seq, err == nil
+	if err != nil {
+		return 0, false, false
+	}
+	return seq, e == epoch, true
 }
 
 type subscription struct {
@@ -51,6 +60,9 @@ type subscription struct {
 	cursor   uint64
 	ctx      context.Context
 	cancel   context.CancelFunc
+	// pushMu is held while a frame is queued (push), so that unsub, after cancelling, can
+	// wait for a push under way: its reply then follows every event of the subscription.
+	pushMu sync.Mutex
 }
 
 const (
@@ -82,10 +94,18 @@ func (c *conn) subscribe(r *protocol.Request, b []byte) ([]byte, func(), *protoc
 	}
 	var resume uint64
 	if q.Cursor != "" {
-		var ok bool
-		if resume, ok = parseCursor(q.Cursor); !ok {
+		seq, mine, ok := parseCursor(q.Cursor)
+		if !ok {
+			shown := q.Cursor
+			if len(shown) > 64 {
+				shown = shown[:64] + "…"
+			}
+			return b, nil, protocol.Errorf("cursor %s is not a cursor: pass the \"cursor\" of a sub reply or an event frame as it came", strconv.Quote(shown))
+		}
+		if !mine {
 			return b, nil, errCursorExpired
 		}
+		resume = seq
 	}
 	d := c.srv.db
 	var err error
@@ -164,6 +184,8 @@ func (c *conn) unsubscribe(r *protocol.Request, b []byte) ([]byte, *protocol.Err
 		return b, &protocol.Error{Code: protocol.CodeNotFound, Text: "subscription " + strconv.Quote(id) + " not found on this connection"}
 	}
 	s.cancel()
+	s.pushMu.Lock() // a frame being queued goes ahead of this reply; later ones see the cancel
+	s.pushMu.Unlock()
 	return append(protocol.AppendReplyStart(b, r.ID), `,"status":"ok"}`...), nil
 }
 
@@ -419,9 +441,14 @@ func (s *subscription) overflow() {
 }
 
 // push queues a frame like a reply (conn.queue); a subscriber that does not read its
-// events in time is closed as a slow consumer.
+// events in time is closed as a slow consumer. Nothing is queued once the subscription or
+// its connection is ending, nor after its API key was removed: the 1008 close that follows
+// a removal is written by another goroutine, and changes made after the removal must not
+// reach the key's connection meanwhile.
 func (s *subscription) push(p *[]byte) bool {
-	if s.ctx.Err() != nil {
+	s.pushMu.Lock()
+	defer s.pushMu.Unlock()
+	if s.ctx.Err() != nil || s.c.closing.Load() || s.c.key.Revoked() {
 		putBuf(p)
 		return false
 	}

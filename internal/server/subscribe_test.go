@@ -485,6 +485,10 @@ func TestSubscribeValidation(t *testing.T) {
 		map[string]any{"col": "c", "interval": -1},
 		map[string]any{"col": "c", "snapshot": "yes"},
 		map[string]any{"col": "c", "snapshot": true, "cursor": "x-1"},
+		// Not cursors at all (a typo is not an expired cursor: no snapshot would help).
+		map[string]any{"col": "c", "cursor": "garbage"},
+		map[string]any{"col": "c", "cursor": "deadbeef--1"},
+		map[string]any{"col": "c", "cursor": "zzzzzzzz-1"},
 	} {
 		if m := c.call("sub", data); m["error"] == nil || m["code"] != "bad_request" {
 			t.Errorf("sub %v: %v", data, m)
@@ -595,4 +599,142 @@ func TestRequestsBesideLiveEvents(t *testing.T) {
 		}
 	}
 	c.quiet(50 * time.Millisecond)
+}
+
+// TestSubscriptionReleasedWhenItsReplyCannotBeSent: a sub whose reply could not be queued (a
+// client that never reads is cut off) is released: the hub does not keep it — and with it
+// every change, up to --sub-history, for the life of the process.
+func TestSubscriptionReleasedWhenItsReplyCannotBeSent(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{OutboundQueue: 2, WriteTimeout: 300 * time.Millisecond, MetricsOnMainPort: true})
+	m := dialSub(t, s.addr, subKey)
+	big := strings.Repeat("x", 10000)
+	var recs []any
+	for i := range 200 {
+		recs = append(recs, rec(fmt.Sprintf("d%d", i), 1, big))
+	}
+	m.ok("ins", recs)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/?api-key="+subKey, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	for i := range 60 { // 60 snapshots of 2 MB each, never read
+		frame := fmt.Sprintf(`{"id":"s%d","type":"sub","data":"{\"col\":\"c\",\"snapshot\":true}"}`, i)
+		if err := ws.Write(ctx, websocket.MessageText, []byte(frame)); err != nil {
+			break // cut off already
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for scrape(t, s.addr, "fluxiondb_connections") != 1 { // until only m is left
+		if time.Now().After(deadline) {
+			t.Fatal("the client that does not read was not cut off")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for s.db.Hub.Stats().Subscriptions != 0 || scrape(t, s.addr, "fluxiondb_subscriptions") != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d subscriptions still held after the client was cut off", s.db.Hub.Stats().Subscriptions)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRevokedKeyGetsNoLaterEvents: once its API key is removed, a connection gets no event
+// for changes made after the removal, though its 1008 close is written a moment later.
+func TestRevokedKeyGetsNoLaterEvents(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	m := dialSub(t, s.addr, subKey)
+	for round := range 60 {
+		key, col := fmt.Sprintf("revoked-key-%04d", round), fmt.Sprintf("r%d", round)
+		m.ok("keys", map[string]any{"action": "add", "key": key, "scope": "readonly"})
+		r := dialSub(t, s.addr, key)
+		r.ok("sub", map[string]any{"col": col})
+		// Pipelined on one connection, so the inserts are applied after the removal.
+		frames := []string{fmt.Sprintf(`{"id":"x%d-0","type":"keys","data":"{\"action\":\"remove\",\"key\":\"%s\"}"}`, round, key)}
+		for i := 1; i <= 3; i++ {
+			frames = append(frames, fmt.Sprintf(`{"id":"x%d-%d","type":"ins","data":"[{\"col\":\"%s\",\"doc\":\"d\",\"ts\":%d,\"data\":\"after\"}]"}`, round, i, col, i))
+		}
+		for _, f := range frames {
+			if err := m.ws.Write(context.Background(), websocket.MessageText, []byte(f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		select {
+		case err := <-r.closed:
+			if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+				t.Fatalf("round %d: revoked connection ended with %v", round, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d: revoked connection not closed", round)
+		}
+		for len(r.pushed) > 0 {
+			if f := <-r.pushed; f["type"] == "event" {
+				t.Fatalf("round %d: the revoked connection got %v", round, f)
+			}
+		}
+	}
+}
+
+// TestNoEventsAfterUnsubReply: the unsub reply follows every event of the subscription.
+func TestNoEventsAfterUnsubReply(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // a writer that never pauses
+		defer close(done)
+		for i := 1; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			f := fmt.Sprintf(`{"id":"w%d","type":"ins","data":"[{\"col\":\"c\",\"doc\":\"d%d\",\"ts\":%d,\"data\":\"x\"}]"}`, i, i%7, i)
+			if w.ws.Write(context.Background(), websocket.MessageText, []byte(f)) != nil {
+				return
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	c := dialSub(t, s.addr, subKey)
+	ended := map[string]bool{}
+	for range 300 {
+		id, _ := c.ok("sub", map[string]any{"col": "c"})["sub"].(string)
+		c.ok("unsub", map[string]any{"sub": id})
+		ended[id] = true
+		for len(c.pushed) > 0 { // frames read before the reply are in the channel already
+			f := <-c.pushed
+			if sub, _ := f["sub"].(string); sub != id && ended[sub] {
+				t.Fatalf("an event of %s came after its unsub reply: %v", sub, f)
+			}
+		}
+	}
+}
+
+// TestSubscribeEventsShowWhatWasStored: within one batch the later entry for a (document, ts)
+// wins; events report only it, so a `where` subscription is not told of a value that was
+// never stored, and a plain one does not see the record twice.
+func TestSubscribeEventsShowWhatWasStored(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	hot := r.ok("sub", map[string]any{"col": "c", "where": "hot"})["sub"]
+	all := r.ok("sub", map[string]any{"col": "c"})["sub"]
+	w.ok("ins", []any{rec("d", 7, "hot"), rec("e", 1, "x"), rec("d", 7, "cold")})
+	w.ok("ins", []any{rec("d", 8, "cold"), rec("d", 8, "hot")})
+	got := map[any][]ev{}
+	for len(got[all]) < 3 || len(got[hot]) < 1 {
+		f := r.next(5 * time.Second)
+		got[f["sub"]] = append(got[f["sub"]], events(t, f)...)
+	}
+	if want := []ev{{"ins", "c", "d", "hot", 8}}; fmt.Sprint(got[hot]) != fmt.Sprint(want) {
+		t.Errorf("where hot: got %v, want %v", got[hot], want)
+	}
+	if want := []ev{{"ins", "c", "e", "x", 1}, {"ins", "c", "d", "cold", 7}, {"ins", "c", "d", "hot", 8}}; fmt.Sprint(got[all]) != fmt.Sprint(want) {
+		t.Errorf("all: got %v, want %v", got[all], want)
+	}
+	r.quiet(200 * time.Millisecond)
 }

@@ -23,8 +23,8 @@ const (
 	OpDeleteRecord EventOp = "drec"
 	// OpDeleteRange: the records in [FromTS, ToTS] were removed.
 	OpDeleteRange EventOp = "drrng"
-	// OpDeleteDocument: the document was removed, from every collection
-	// when Col is "".
+	// OpDeleteDocument: the document was removed from Col (a delete from
+	// every collection sends one per collection that held it).
 	OpDeleteDocument EventOp = "ddoc"
 	// OpDeleteCollection: the collection was removed; Doc is "".
 	OpDeleteCollection EventOp = "dcol"

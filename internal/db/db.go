@@ -192,14 +192,23 @@ func dropReplaced(ev []pubsub.Event) []pubsub.Event {
 
 // DeleteDoc removes a document; collection "" means every collection.
 func (d *DB) DeleteDoc(collection, doc string) (Commit, error) {
-	var removed bool
+	var from []string // the collections the document was removed from
 	return d.change(func(b []byte) []byte {
 		return appendString(appendString(append(b, opDeleteDoc), collection), doc)
-	}, func() { removed = d.Engine.DeleteDoc(collection, doc) }, func() []pubsub.Event {
-		if !removed {
-			return nil
+	}, func() {
+		if collection == "" {
+			from = d.Engine.DeleteDocEverywhere(doc)
+		} else if d.Engine.DeleteDoc(collection, doc) {
+			from = []string{collection}
 		}
-		return []pubsub.Event{{Op: pubsub.OpDeleteDoc, Collection: collection, Doc: doc}}
+	}, func() []pubsub.Event {
+		// One event per collection that held the document: subscribers of the others hear
+		// nothing, as of any delete that removed nothing of theirs.
+		ev := make([]pubsub.Event, len(from))
+		for i, col := range from {
+			ev[i] = pubsub.Event{Op: pubsub.OpDeleteDoc, Collection: col, Doc: doc}
+		}
+		return ev
 	})
 }
 

@@ -476,17 +476,25 @@ func (s *Store) DeleteDoc(collection, doc string) bool {
 		}
 		return removed
 	}
+	return len(s.DeleteDocEverywhere(doc)) > 0
+}
+
+// DeleteDocEverywhere removes doc from every collection and returns the collections it was
+// removed from (for events that name them).
+func (s *Store) DeleteDocEverywhere(doc string) []string {
 	s.mu.RLock()
 	names := make([]string, 0, len(s.cols))
 	for name := range s.cols {
 		names = append(names, name)
 	}
 	s.mu.RUnlock()
-	removed := false
+	var from []string
 	for _, name := range names {
-		removed = s.DeleteDoc(name, doc) || removed
+		if s.DeleteDoc(name, doc) {
+			from = append(from, name)
+		}
 	}
-	return removed
+	return from
 }
 
 func (s *Store) deleteDocLocked(c *collection, doc string) bool {

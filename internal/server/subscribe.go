@@ -266,8 +266,8 @@ func (s *subscription) pump() {
 
 // coalesce adds ev, an event the subscription selected, to pending, which holds the latest
 // event per document in the order their documents first appeared, and index, which maps a
-// document to its slot. Every selected event is of the subscription's collection (a ddoc
-// with an empty col removes the document from it too), so the document name is the key. A
+// document to its slot. Every selected event is of the subscription's collection, so the
+// document name is the key. A
 // dcol supersedes every pending event and opens a new window after it: events of a
 // document never come out in another order than their changes were applied.
 func coalesce(pending []pubsub.Event, index map[string]int, ev *pubsub.Event) []pubsub.Event {
@@ -285,17 +285,13 @@ func coalesce(pending []pubsub.Event, index map[string]int, ev *pubsub.Event) []
 
 // selects reports whether the subscription wants ev.
 func (s *subscription) selects(ev *pubsub.Event) bool {
-	switch ev.Op {
-	case pubsub.OpDeleteCollection:
-		return ev.Collection == s.col
-	case pubsub.OpDeleteDoc:
-		if ev.Collection != "" && ev.Collection != s.col {
-			return false
-		}
-	default:
-		if ev.Collection != s.col {
-			return false
-		}
+	// Every event names its collection (a ddoc from every collection is published once per
+	// collection that held the document: db.DeleteDoc).
+	if ev.Collection != s.col {
+		return false
+	}
+	if ev.Op == pubsub.OpDeleteCollection {
+		return true
 	}
 	if !s.doc.Empty() && !s.doc.MatchName(ev.Doc) {
 		return false

@@ -738,3 +738,23 @@ func TestSubscribeEventsShowWhatWasStored(t *testing.T) {
 	}
 	r.quiet(200 * time.Millisecond)
 }
+
+// TestSubscribeDeleteDocEverywhere: a ddoc without col sends one event per collection that
+// held the document, naming it; subscribers of the other collections hear nothing.
+func TestSubscribeDeleteDocEverywhere(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	w := dialSub(t, s.addr, subKey)
+	r := dialSub(t, s.addr, subKey)
+	held := r.ok("sub", map[string]any{"col": "held"})["sub"]
+	r.ok("sub", map[string]any{"col": "other"})
+	w.ok("ins", []any{map[string]any{"col": "held", "doc": "d", "ts": 1, "data": "x"}, map[string]any{"col": "other", "doc": "e", "ts": 1, "data": "y"}})
+	for range 2 { // the two inserts
+		r.next(5 * time.Second)
+	}
+	w.ok("ddoc", map[string]any{"doc": "d"})
+	f := r.next(5 * time.Second)
+	if f["sub"] != held || fmt.Sprint(events(t, f)) != fmt.Sprint([]ev{{"ddoc", "held", "d", "", 0}}) {
+		t.Fatalf("ddoc without col: got %v, want one ddoc of collection held on %v", f, held)
+	}
+	r.quiet(200 * time.Millisecond) // nothing for the subscriber of other
+}

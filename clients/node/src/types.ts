@@ -242,7 +242,7 @@ export interface SubscriptionHandlers<B extends boolean = false> {
 
 /** EventBase is what every subscription event carries. */
 interface EventBase {
-  /** col is the collection ("" in a `ddoc` that removed the document from every collection). */
+  /** col is the collection the change was made in. */
   col: string;
   /**
    * cursor covers this event and every event delivered with it in one frame: save it once
@@ -274,7 +274,7 @@ export interface DeleteRangeEvent<B extends boolean = false> extends EventBase {
   toTs: TimestampOf<B>;
 }
 
-/** DeleteDocumentEvent: the document was removed (from every collection when `col` is ""). */
+/** DeleteDocumentEvent: the document was removed from `col` (a delete from every collection sends one per collection that held it). */
 export interface DeleteDocumentEvent extends EventBase {
   op: "ddoc";
   doc: string;

@@ -451,6 +451,13 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	}, nil
 }
 
+// hasSubscriptions reports whether any subscription is live. Callers hold c.mu.
+func (c *Client) hasSubscriptions() bool {
+	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
+	return len(c.subs) > 0
+}
+
 // lost handles the end of session s: fail its pending requests, forget it,
 // and start reconnecting. It may run more than once for one session.
 func (c *Client) lost(s *session, cause error) {
@@ -475,6 +482,11 @@ func (c *Client) lost(s *session, cause error) {
 		case c.opts.reconnect.Disabled:
 			c.lastErr = fmt.Errorf("%w: %w", ErrConnectionLost, cause)
 			endSubs = c.lastErr
+		case websocket.CloseStatus(cause) == websocket.StatusNormalClosure && !c.hasSubscriptions():
+			// The server closed an idle connection (--idle-timeout). Reconnecting at once would
+			// be closed again a period later, forever, which is what the operator set the
+			// timeout to avoid: the next call connects.
+			c.lastErr = nil
 		default:
 			c.startConnectLocked(true)
 		}

@@ -5,7 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -336,4 +340,46 @@ func frozenAfterConnect(t *testing.T, opts ...Option) (*Client, *testServer) {
 	srv.freeze(t)
 	t.Cleanup(func() { srv.signal(syscall.SIGCONT) })
 	return c, srv
+}
+
+// TestIdleCloseReconnectsLazily: after the server closes an idle connection (--idle-timeout),
+// the client does not reconnect in the background — it would be closed again every period,
+// for as long as it stays idle — and the next call connects.
+func TestIdleCloseReconnectsLazily(t *testing.T) {
+	srv := startServer(t, "--idle-timeout=200ms", "--ping-interval=50ms")
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // several idle periods
+	if n := connectionsOpened(t, srv); n != 1 {
+		t.Fatalf("%v connections opened while the client was idle; want 1 (no reconnect loop)", n)
+	}
+	if _, err := c.Collections(ctx); err != nil {
+		t.Fatalf("call after the idle close: %v", err)
+	}
+	if n := connectionsOpened(t, srv); n != 2 {
+		t.Fatalf("%v connections opened; want 2 (the call reconnected)", n)
+	}
+}
+
+// connectionsOpened reads fluxiondb_connections_total from the server's /metrics.
+func connectionsOpened(t *testing.T, s *testServer) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^fluxiondb_connections_total (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		t.Fatalf("no fluxiondb_connections_total in /metrics")
+	}
+	n, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

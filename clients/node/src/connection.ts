@@ -520,6 +520,15 @@ export class Connection {
       if (p.sent) this.settle(p, withRequestId(err, p.id));
     }
     this.lastError = err;
+    const waiting = this.waiters.size > 0 || this.queue.some((p) => this.pending.has(p.id));
+    if (code === 1000 && !waiting && !this.holdOpen?.()) {
+      // The server closed an idle connection (--idle-timeout): reconnecting at once would be
+      // closed again a period later, forever, which is what the operator set the timeout to
+      // avoid. The next call connects.
+      this.st = "idle";
+      this.notify(() => this.onDown?.(err, false));
+      return;
+    }
     this.st = "connecting";
     this.scheduleRetry();
     this.notify(() => this.onDown?.(err, false));

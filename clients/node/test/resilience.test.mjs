@@ -279,6 +279,25 @@ describe("disconnects", () => {
     }
   });
 
+  test("an idle close (--idle-timeout) is not followed by a reconnect loop; the next call connects", async () => {
+    const s = await startServer({ args: ["--idle-timeout=200ms", "--ping-interval=50ms"] });
+    const opened = async () => {
+      const text = await (await fetch(`http://${s.addr}/metrics`)).text();
+      return Number(/^fluxiondb_connections_total (\S+)$/m.exec(text)?.[1]);
+    };
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, reconnectInterval: 20, maxReconnectInterval: 100 });
+    try {
+      await client.fetchCollections();
+      await new Promise((r) => setTimeout(r, 1500)); // several idle periods
+      assert.equal(await opened(), 1, "connections opened while the client was idle");
+      assert.deepEqual(await client.fetchCollections(), []);
+      assert.equal(await opened(), 2, "the call reconnected");
+    } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+
   test("graceful server shutdown rejects in-flight calls with ConnectionError", async () => {
     const s = await startServer();
     const client = new FluxionDBClient({ url: s.url, apiKey: s.key, maxReconnectAttempts: 1, reconnectInterval: 10 });

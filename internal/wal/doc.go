@@ -75,8 +75,13 @@
 // Frames whose Sync returned an error may still become durable by that rewrite; they were
 // applied in memory by the caller, so disk and memory converge.
 //
-// Under SyncInterval and SyncNever a frame is acknowledged once written to the OS; while the
-// log is in trouble such frames may exist only in memory until the rewrite succeeds.
+// A failed write (a full disk) is gentler: no fsync failed, so the frames written before it
+// are in the OS — acknowledged under SyncInterval and SyncNever — and stay in the file where a
+// crash finds them. Recovery fsyncs the segment, cuts only the failed chunk's partial bytes
+// and writes the chunks not yet written into a new segment (recoverKept).
+//
+// Under SyncInterval and SyncNever a frame is acknowledged once written to the OS; after a
+// failed fsync such frames may exist only in memory until the rewrite succeeds.
 //
 // # Concurrency
 //

@@ -23,7 +23,7 @@ type faultFS struct {
 	dirErr    error // returned by SyncDir while set
 	syncDelay time.Duration
 	writes    int
-	misuse    int // writes or fsyncs on a descriptor whose fsync or write already failed
+	misuse    int // writes on a descriptor whose write failed, anything on one whose fsync failed
 }
 
 func (f *faultFS) set(fn func(*faultFS)) {
@@ -52,20 +52,21 @@ func (f *faultFS) SyncDir(name string) error {
 
 type faultFile struct {
 	*os.File
-	fs       *faultFS
-	poisoned bool
+	fs          *faultFS
+	poisoned    bool // an fsync failed: the file is not to be trusted any more
+	writeFailed bool // a write failed: the log may fsync what it wrote before, not write on
 }
 
 func (f *faultFile) Write(b []byte) (int, error) {
 	f.fs.mu.Lock()
 	err := f.fs.writeErr
 	f.fs.writes++
-	if f.poisoned {
+	if f.poisoned || f.writeFailed {
 		f.fs.misuse++
 	}
 	f.fs.mu.Unlock()
 	if err != nil {
-		f.poisoned = true
+		f.writeFailed = true
 		n, _ := f.File.Write(b[:len(b)/2]) // a partial write, like a disk filling up mid-way
 		return n, err
 	}
@@ -321,6 +322,83 @@ func TestCallerRoundTroubleRecovers(t *testing.T) {
 			// "during" was never acknowledged, but its copy is rewritten on recovery.
 			if _, got := replayAll(t, l, 1); !slices.Equal(got, []string{"before", "during", "after"}) {
 				t.Fatalf("replayed %q", got)
+			}
+		})
+	}
+}
+
+// TestWriteFailureKeepsAcknowledgedFrames: under SyncInterval and SyncNever a frame is
+// acknowledged once written to the OS. A later write that fails (a full disk) must not take
+// it off the disk again while recovery waits for space: a crash then finds every acknowledged
+// frame. (Recovery used to cut the segment back to its last fsync and rewrite from memory; a
+// crash before the rewrite lost what had been acknowledged.)
+func TestWriteFailureKeepsAcknowledgedFrames(t *testing.T) {
+	for _, policy := range []Policy{SyncInterval, SyncNever} {
+		t.Run(policy.String(), func(t *testing.T) {
+			dir := t.TempDir()
+			ffs := &faultFS{}
+			l := openT(t, dir, Options{Policy: policy, fs: ffs, RetryInterval: 5 * time.Millisecond,
+				SegmentSize: 4 * (FrameHeaderSize + 10), Interval: time.Hour})
+			var want []string
+			for i := range 10 { // segments 1 and 5 full, two frames in segment 9
+				p := fmt.Sprintf("ack-%06d", i)
+				appendSync(t, l, p)
+				want = append(want, p)
+			}
+			ffs.set(func(f *faultFS) { f.writeErr = syscall.ENOSPC })
+			seq, err := l.Append([]byte("nak-000001"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Sync(context.Background(), seq); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Sync of a frame whose write failed: %v, want ENOSPC", err)
+			}
+			time.Sleep(30 * time.Millisecond) // recovery tries, and fails, a few times
+
+			// A crash now: the files are all a restart has.
+			crashed := t.TempDir()
+			entries, err := os.ReadDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, e := range entries {
+				if e.Name() == "LOCK" {
+					continue
+				}
+				b, err := os.ReadFile(dir + "/" + e.Name())
+				if errors.Is(err, os.ErrNotExist) {
+					continue // a segment recovery created for its retry and removed again
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(crashed+"/"+e.Name(), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cl := openT(t, crashed, Options{})
+			_, got := replayAll(t, cl, 1)
+			cl.Close()
+			if len(got) < len(want) || !slices.Equal(got[:len(want)], want) {
+				t.Fatalf("after a crash during the disk trouble the log holds %q, want the acknowledged %q first", got, want)
+			}
+
+			// The disk recovers: the failed frame is written after the kept ones.
+			ffs.set(func(f *faultFS) { f.writeErr = nil })
+			waitFor(t, "the log to recover", func() bool { return l.Stats().Err == nil })
+			appendSync(t, l, "ack-after1")
+			if err := l.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if ffs.misuse != 0 {
+				t.Fatalf("%d writes/fsyncs on a descriptor after it failed", ffs.misuse)
+			}
+			l = openT(t, dir, Options{})
+			defer l.Close()
+			seqs, got := replayAll(t, l, 1)
+			want = append(want, "nak-000001", "ack-after1")
+			if !slices.Equal(got, want) || seqs[0] != 1 || seqs[len(seqs)-1] != uint64(len(want)) {
+				t.Fatalf("after recovery: seqs %v, frames %q; want %q", seqs, got, want)
 			}
 		})
 	}

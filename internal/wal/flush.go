@@ -53,6 +53,10 @@ type flusherState struct {
 
 	trouble error // last write/fsync error; nil when healthy
 	lastTry time.Time
+	// kept: the trouble is a failed write (writeFailure) and the current segment's descriptor
+	// and written chunks were kept: recovery makes them durable and cuts the failed chunk's
+	// partial bytes, instead of cutting back to the last fsync (keep).
+	kept bool
 
 	fsyncRequested atomic.Bool // set by Flush: fsync even if the policy would not
 
@@ -178,6 +182,10 @@ func (l *Log) round(final, ticked, caller bool) {
 			return
 		}
 		f.lastTry = time.Now()
+		if err := l.recoverKept(); err != nil {
+			l.fail(err)
+			return
+		}
 		if err := l.trim(); err != nil {
 			l.fail(err)
 			return
@@ -223,13 +231,15 @@ func (l *Log) writeQueue() error {
 			cur = f.cur()
 		}
 		n, err := cur.f.Write(c.buf)
-		cur.off += int64(n)
 		if err == nil && n < len(c.buf) {
 			err = fmt.Errorf("short write (%d of %d bytes)", n, len(c.buf))
 		}
 		if err != nil {
-			return fmt.Errorf("wal: write %s: %w", cur.path, err)
+			// cur.off stays at the end of the last whole chunk: recovery cuts what part of
+			// this one reached the file.
+			return &writeFailure{fmt.Errorf("wal: write %s: %w", cur.path, err)}
 		}
+		cur.off += int64(n)
 		f.nWritten++
 		f.unsynced += cap(c.buf)
 		f.lastWritten = c.last()
@@ -377,7 +387,8 @@ func (l *Log) synced(n int, lastSeq uint64, d time.Duration) {
 	}
 }
 
-// fail puts the log in trouble after a write or fsync error.
+// fail puts the log in trouble after a write or fsync error. A failed write alone keeps what
+// was written (see keep and recoverKept); the rest of this comment is about the other cases.
 //
 // After a failed fsync the kernel may already have dropped the dirty pages and marked them
 // clean, so a later fsync on the same file can succeed without the data being on disk
@@ -391,9 +402,28 @@ func (l *Log) fail(err error) {
 	f := &l.f
 	// Let a background fsync finish before closing its descriptor. If it succeeded, its
 	// frames really are durable.
-	if aerr := l.waitAsync(); aerr != nil {
+	aerr := l.waitAsync()
+	if aerr != nil {
 		l.logger.Error("wal: background fsync failed too", "err", aerr)
 	}
+	if keep(err, aerr) && f.cur() != nil {
+		// A write failed (a full disk), no fsync did: the frames written before it are in
+		// the OS, acknowledged under SyncInterval and SyncNever, and must stay where a crash
+		// finds them. Recovery (recoverKept) fsyncs and cuts the segment at its last whole
+		// chunk; only the chunks not yet written are written again.
+		f.kept = true
+		f.trouble = err
+		l.logger.Error("wal: write failed; refusing appends until the disk recovers", "err", err,
+			"chunks_to_write", len(f.queue)-f.nWritten)
+		l.mu.Lock()
+		l.err = err
+		l.stats.WriteErrors++
+		close(l.done)
+		l.done = make(chan struct{})
+		l.mu.Unlock()
+		return
+	}
+	f.kept = false
 	for _, s := range f.dirty {
 		if s.f != nil {
 			s.f.Close()
@@ -413,6 +443,43 @@ func (l *Log) fail(err error) {
 	close(l.done)
 	l.done = make(chan struct{})
 	l.mu.Unlock()
+}
+
+// writeFailure is a failed segment write, as opposed to a failed fsync (see fail).
+type writeFailure struct{ err error }
+
+func (e *writeFailure) Error() string { return e.err.Error() }
+func (e *writeFailure) Unwrap() error { return e.err }
+
+// keep reports whether fail may keep what was written: the error is a failed write and no
+// fsync failed with it.
+func keep(err, asyncErr error) bool {
+	var wf *writeFailure
+	return asyncErr == nil && errors.As(err, &wf)
+}
+
+// recoverKept is recovery's first step after a failed write (fail, kept): it fsyncs the
+// current segment — everything written to it, the failed chunk's partial bytes included — and
+// marks it durable up to its last whole chunk, so that trim then cuts only those partial
+// bytes and the rewrite starts at the first chunk not written. A failed fsync here is a disk
+// error like any other: the segment is not trusted past its last good fsync (fail).
+func (l *Log) recoverKept() error {
+	f := &l.f
+	if !f.kept {
+		return nil
+	}
+	f.kept = false
+	cur := f.cur()
+	start := time.Now()
+	err := cur.f.Sync()
+	cur.f.Close()
+	cur.f = nil
+	if err != nil {
+		return fmt.Errorf("wal: fsync %s: %w", cur.path, err)
+	}
+	cur.durOff = cur.off
+	l.synced(f.nWritten, f.lastWritten, time.Since(start))
+	return nil
 }
 
 // trim cuts the segments that may hold non-durable bytes back to their last fsynced offset

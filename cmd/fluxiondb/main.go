@@ -142,11 +142,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// "listening" is logged once requests are served (tools wait for that line); until
 	// then the port answers /healthz 200 and everything else 503.
 	log.Info("starting", "addr", ln.Addr().String(), "data", cfg.Data)
+	if cfg.Data == "" && cfg.Fsync != "always" {
+		// Accepted (command lines written for a persistent server keep working), but it
+		// changes nothing: say so rather than let it look like a durability setting.
+		log.Warn("--fsync has no effect without --data: nothing is written to disk", "fsync", cfg.Fsync)
+	}
 
 	d, err := openDB(cfg, getenv, log)
 	if err != nil {
 		log.Error("cannot open the database", "err", err)
 		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
+		if strings.Contains(err.Error(), wal.RepairCommand) {
+			// The message names the command generically; give the one to paste.
+			fmt.Fprintf(stderr, "fluxiondb: for this folder (server stopped): fluxiondb repair --data %s\n", shellQuote(cfg.Data))
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			fmt.Fprintf(stderr, "fluxiondb: the --data folder must be writable by the server's user (uid %d here; the Docker image runs as 65532: chown the mounted folder or run the container with --user)\n", os.Getuid())
 		}
@@ -493,4 +502,19 @@ func repair(args []string, getenv func(string) string, stdout, stderr io.Writer)
 	}
 	fmt.Fprintln(stdout, "repair done: start the server again")
 	return 0
+}
+
+// shellQuote quotes s for a POSIX shell when it holds anything but plain path characters.
+func shellQuote(s string) string {
+	plain := s != ""
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@,", r)) {
+			plain = false
+			break
+		}
+	}
+	if plain {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

@@ -160,7 +160,8 @@ func TestPersistCorruptionCases(t *testing.T) {
 			if code := p.cmd.ProcessState.ExitCode(); code != 1 {
 				t.Errorf("exit code %d, want 1", code)
 			}
-			for _, want := range []string{file, "offset", "fluxiondb repair --data"} {
+			// The generic command, and the one for this folder to paste.
+			for _, want := range []string{file, "offset", "fluxiondb repair --data", "fluxiondb repair --data " + shellQuote(dir)} {
 				if !strings.Contains(log, want) {
 					t.Errorf("start error does not mention %q:\n%s", want, log)
 				}

@@ -454,3 +454,17 @@ func checkAcked(t *testing.T, c *client, cycle int, present map[recKey]string, d
 		t.Fatalf("cycle %d: %d acknowledged records lost, %d acknowledged deletes undone", cycle, lost, back)
 	}
 }
+
+// TestFsyncWithoutDataWarns: --fsync without --data is accepted (old command lines) but said
+// to do nothing, so it is not mistaken for a durability setting.
+func TestFsyncWithoutDataWarns(t *testing.T) {
+	bin := buildBinary(t)
+	p := startServer(t, bin, "", nil, "--fsync=interval")
+	if p.addr == "" {
+		t.Fatalf("did not start:\n%s", p.log.String())
+	}
+	if !strings.Contains(p.log.String(), "--fsync has no effect without --data") {
+		t.Fatalf("no warning for --fsync without --data:\n%s", p.log.String())
+	}
+	p.stop(t)
+}

@@ -278,3 +278,29 @@ func TestImportSkipsUnknownScopes(t *testing.T) {
 		t.Fatal("a key with an unknown scope was imported")
 	}
 }
+
+// TestRepairRefusesWhatAStartRefuses: repair of a folder no start would take (an unfinished
+// backup or import, the original server's data, nothing of ours) says why, instead of
+// "repair done: start the server again".
+func TestRepairRefusesWhatAStartRefuses(t *testing.T) {
+	backup := t.TempDir()
+	if err := os.WriteFile(filepath.Join(backup, backupIncomplete), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	unfinished := t.TempDir()
+	if err := os.WriteFile(filepath.Join(unfinished, importIncomplete), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ name, dir, want string }{
+		{"unfinished backup", backup, "backup that did not finish"},
+		{"unfinished import", unfinished, "import that did not finish"},
+		{"original server's data", oldFolder(t), "fluxiondb import --from"},
+		{"empty folder", t.TempDir(), "nothing to repair"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Repair(tc.dir, quiet); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Repair = %v, want an error saying %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -102,15 +102,7 @@ func (d *DB) openPersist(cfg Config) error {
 	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("data folder %s is not usable: not a folder", dir)
 	}
-	if _, err := os.Stat(filepath.Join(dir, backupIncomplete)); err == nil {
-		return fmt.Errorf("data folder %s is a backup that did not finish (%s is there): it may hold only part "+
-			"of the data; remove it and make the backup again", dir, backupIncomplete)
-	}
-	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil && !cfg.importing {
-		return fmt.Errorf("data folder %s is an import that did not finish (%s is there): remove the folder "+
-			"and run `fluxiondb import` again", dir, importIncomplete)
-	}
-	if err := refuseOldData(dir); err != nil {
+	if err := refuseFolder(dir, cfg.importing); err != nil {
 		return err
 	}
 	p := &persist{
@@ -173,6 +165,21 @@ func (d *DB) openPersist(cfg Config) error {
 		"log_frames", r.Frames, "log_records", r.Records, "took", r.Duration.Round(time.Millisecond))
 	go d.snapshotLoop()
 	return nil
+}
+
+// refuseFolder stops a start (and a repair) on a folder no start should trust: an unfinished
+// backup or import (importing: Import's own open of the folder it fills), or the original
+// server's data.
+func refuseFolder(dir string, importing bool) error {
+	if _, err := os.Stat(filepath.Join(dir, backupIncomplete)); err == nil {
+		return fmt.Errorf("data folder %s is a backup that did not finish (%s is there): it may hold only part "+
+			"of the data; remove it and make the backup again", dir, backupIncomplete)
+	}
+	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil && !importing {
+		return fmt.Errorf("data folder %s is an import that did not finish (%s is there): remove the folder "+
+			"and run `fluxiondb import` again", dir, importIncomplete)
+	}
+	return refuseOldData(dir)
 }
 
 // refuseOldData stops a start on a folder that holds the original server's data and none of

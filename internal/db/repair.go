@@ -41,8 +41,15 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("data folder %s is not a folder", dir)
 	}
+	// What a start refuses, repair cannot mend: say so rather than "repair done".
+	if err := refuseFolder(dir, false); err != nil {
+		return nil, err
+	}
 	walDir := filepath.Join(dir, walSubdir)
 	snapDir := filepath.Join(dir, snapshotSubdir)
+	if !isOurs(dir) {
+		return nil, fmt.Errorf("data folder %s holds no log segment or snapshot of this server: nothing to repair", dir)
+	}
 	// The snapshots first: they decide the position start-up replays the log from, and only
 	// the log from there must be sound. Damage before it is left alone: cutting the log there
 	// would throw away every frame after it, the newest included.

@@ -460,9 +460,16 @@ func TestChartIngressDefaults(t *testing.T) {
 	}
 }
 
-// TestChartExistingClaim mounts an operator's claim instead of a template.
+// TestChartExistingClaim mounts an operator's claim instead of a template, with or without
+// persistence.enabled (naming a claim asks for it: an emptyDir there would lose the data).
 func TestChartExistingClaim(t *testing.T) {
-	rel := mustRender(t, setValues(t, "secret.secretKey="+testKey, "persistence.enabled=true", "persistence.existingClaim=fluxiondb-data"))
+	for _, enabled := range []string{"true", "false"} {
+		t.Run("enabled="+enabled, func(t *testing.T) { checkExistingClaim(t, enabled) })
+	}
+}
+
+func checkExistingClaim(t *testing.T, enabled string) {
+	rel := mustRender(t, setValues(t, "secret.secretKey="+testKey, "persistence.enabled="+enabled, "persistence.existingClaim=fluxiondb-data"))
 	sts := one[appsv1.StatefulSet](t, rel)
 	if len(sts.Spec.VolumeClaimTemplates) != 0 {
 		t.Errorf("existingClaim set but %d claim templates rendered", len(sts.Spec.VolumeClaimTemplates))

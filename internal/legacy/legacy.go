@@ -81,7 +81,7 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 			continue
 		}
 		colDir := filepath.Join(dir, c.Name())
-		if kv := filepath.Join(colDir, keyValueFile); looksLike(kv, isValuesFile) {
+		if kv := filepath.Join(colDir, keyValueFile); looksLike(kv, isValuesFile, `{"`) {
 			return V1, kv, nil
 		}
 		docs, err := readDirLimit(colDir, detectLimit)
@@ -104,7 +104,7 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 					if budget--; budget < 0 {
 						return None, "", nil
 					}
-					if p := filepath.Join(colDir, d.Name(), f.Name()); looksLike(p, isRecordsFile) {
+					if p := filepath.Join(colDir, d.Name(), f.Name()); looksLike(p, isRecordsFile, `[{"`) {
 						return V1, p, nil
 					}
 				}
@@ -117,9 +117,12 @@ func Detect(dir string, skip ...string) (Kind, string, error) {
 // detectRead bounds how much of a candidate file Detect reads.
 const detectRead = 1 << 20
 
-// looksLike reports whether path is a regular file whose content passes check; a larger
-// file than detectRead is judged by its first bytes alone (`[{` or `{"`).
-func looksLike(path string, check func([]byte) bool) bool {
+// looksLike reports whether path is a regular file whose content passes check, or one that
+// starts as such a file does (damaged: it begins with start but is not JSON at all, as a file
+// cut short by a crash or a full disk — the import then names it and what is wrong; JSON of
+// another shape is somebody else's file). A larger file than detectRead is judged by its
+// first bytes alone (`[{` or `{"`).
+func looksLike(path string, check func([]byte) bool, start string) bool {
 	fi, err := os.Stat(path)
 	if err != nil || !fi.Mode().IsRegular() {
 		return false
@@ -133,11 +136,11 @@ func looksLike(path string, check func([]byte) bool) bool {
 	if err != nil {
 		return false
 	}
+	t := bytes.Join(bytes.Fields(b[:min(len(b), 64)]), nil)
 	if len(b) > detectRead {
-		t := bytes.Join(bytes.Fields(b[:64]), nil)
 		return bytes.HasPrefix(t, []byte(`[{"`)) || bytes.HasPrefix(t, []byte(`{"`))
 	}
-	return check(b)
+	return check(b) || bytes.HasPrefix(t, []byte(start)) && !json.Valid(b)
 }
 
 // isRecordsFile: a JSON array holding at least one record.

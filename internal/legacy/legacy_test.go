@@ -117,6 +117,10 @@ func TestDetect(t *testing.T) {
 		// Files of that shape whose content is not the old server's are not taken for it.
 		{"other JSON files", map[string]string{"exports/2024/1700000000000.json": `{"report":1}`, "node_modules/x/42.json": `[1,2]`,
 			"capcut-draft/key_value.json": `{"a":{"b":1}}`, "other/key_value.json": `{}`, "c/d/7.json": `[]`}, None, ""},
+		// A file of the old layout cut short (a crash, a full disk) is the old server's still:
+		// the import names it and says what is wrong, and a start does not go on beside it.
+		{"v1 records cut short", map[string]string{"c/d/1700000000000.json": `[{"ts":1,"data":"a"`}, V1, "c/d/1700000000000.json"},
+		{"v1 values cut short", map[string]string{"c/key_value.json": `{"unit":"C`}, V1, "c/key_value.json"},
 		{"hidden folders", map[string]string{".cache/key_value.json": `{"a":"b"}`, "c/.git/1.json": `[{"ts":1}]`}, None, ""},
 		{"old collection named like ours", map[string]string{"wal/key_value.json": `{"a":"b"}`}, V1, "wal/key_value.json"},
 		{"sqlite", map[string]string{SQLiteFile: "SQLite format 3\x00"}, SQLite, SQLiteFile},

@@ -60,9 +60,10 @@ type subscription struct {
 	cursor   uint64
 	ctx      context.Context
 	cancel   context.CancelFunc
-	// pushMu is held while a frame is queued (push), so that unsub, after cancelling, can
-	// wait for a push under way: its reply then follows every event of the subscription.
+	// pushMu is held while a frame is queued (push), so that unsub can wait for a push under
+	// way before it replies: the reply then follows every event of the subscription.
 	pushMu sync.Mutex
+	ended  bool // set by unsub under pushMu: no push after it
 }
 
 const (
@@ -184,7 +185,8 @@ func (c *conn) unsubscribe(r *protocol.Request, b []byte) ([]byte, *protocol.Err
 		return b, &protocol.Error{Code: protocol.CodeNotFound, Text: "subscription " + strconv.Quote(id) + " not found on this connection"}
 	}
 	s.cancel()
-	s.pushMu.Lock() // a frame being queued goes ahead of this reply; later ones see the cancel
+	s.pushMu.Lock() // waits for a frame being queued: it goes ahead of this reply
+	s.ended = true
 	s.pushMu.Unlock()
 	return append(protocol.AppendReplyStart(b, r.ID), `,"status":"ok"}`...), nil
 }
@@ -444,7 +446,7 @@ func (s *subscription) overflow() {
 func (s *subscription) push(p *[]byte) bool {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
-	if s.ctx.Err() != nil || s.c.closing.Load() || s.c.key.Revoked() {
+	if s.ended || s.ctx.Err() != nil || s.c.closing.Load() || s.c.key.Revoked() {
 		putBuf(p)
 		return false
 	}

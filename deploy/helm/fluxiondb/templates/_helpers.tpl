@@ -113,12 +113,13 @@ for a renderer that skips the schema.
 
 {{/*
 fluxiondb.dataVolume is the pod volume "data" mounted at /app/data: the
-existingClaim, or an emptyDir when persistence is off. With persistence on and
+existingClaim (whether or not persistence.enabled is set: naming a claim is
+asking for it), or an emptyDir when persistence is off. With persistence on and
 no existingClaim it renders nothing, because the StatefulSet's
 volumeClaimTemplates then provide "data" (one claim per pod, kept on delete).
 */}}
 {{- define "fluxiondb.dataVolume" -}}
-{{- if and .Values.persistence.enabled .Values.persistence.existingClaim }}
+{{- if .Values.persistence.existingClaim }}
 - name: data
   persistentVolumeClaim:
     claimName: {{ .Values.persistence.existingClaim }}

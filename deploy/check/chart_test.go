@@ -483,6 +483,23 @@ func checkExistingClaim(t *testing.T, enabled string) {
 	}
 }
 
+// TestChartLongNames: the longest fullname (63 characters) still gives valid Service names;
+// the headless one is cut to make room for its suffix, and the StatefulSet points at it.
+func TestChartLongNames(t *testing.T) {
+	long := strings.Repeat("a", 63)
+	rel := mustRender(t, setValues(t, "secret.secretKey="+testKey, "fullnameOverride="+long))
+	names := map[string]bool{}
+	for _, s := range all[corev1.Service](rel) {
+		if len(s.Name) > 63 {
+			t.Errorf("Service name %q is %d characters, over 63", s.Name, len(s.Name))
+		}
+		names[s.Name] = true
+	}
+	if sts := one[appsv1.StatefulSet](t, rel); !names[sts.Spec.ServiceName] {
+		t.Errorf("StatefulSet serviceName %q is none of the Services %v", sts.Spec.ServiceName, names)
+	}
+}
+
 // TestChartOptions covers the smaller switches.
 func TestChartOptions(t *testing.T) {
 	t.Run("digest", func(t *testing.T) {

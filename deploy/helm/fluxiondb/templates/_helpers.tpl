@@ -23,6 +23,14 @@ characters because some Kubernetes name fields are limited to that (DNS-1123).
 {{- end }}
 
 {{/*
+fluxiondb.headless is the headless Service's name: the fullname cut so that with its
+"-headless" suffix it stays a valid Service name (63 characters at most).
+*/}}
+{{- define "fluxiondb.headless" -}}
+{{- printf "%s-headless" (include "fluxiondb.fullname" . | trunc 54 | trimSuffix "-") }}
+{{- end }}
+
+{{/*
 fluxiondb.chart is the chart name and version, for the helm.sh/chart label.
 */}}
 {{- define "fluxiondb.chart" -}}

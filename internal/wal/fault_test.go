@@ -175,14 +175,8 @@ func TestDiskTrouble(t *testing.T) {
 				appendSync(t, l, p)
 				want = append(want, p)
 			}
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if ffs.misuse != 0 {
-				t.Fatalf("%d writes/fsyncs on a descriptor after it failed", ffs.misuse)
-			}
 			// Restart: everything acknowledged is there, numbering has no gaps, no corruption.
-			l = openT(t, dir, Options{})
+			l = closeCheckReopen(t, l, ffs, dir)
 			defer l.Close()
 			if l.TailReport() != nil {
 				t.Fatalf("tail report after recovery: %+v", l.TailReport())
@@ -327,6 +321,19 @@ func TestCallerRoundTroubleRecovers(t *testing.T) {
 	}
 }
 
+// closeCheckReopen closes l, requires that no descriptor was used after it failed, and opens
+// dir again as a restart would.
+func closeCheckReopen(t *testing.T, l *Log, ffs *faultFS, dir string) *Log {
+	t.Helper()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ffs.misuse != 0 {
+		t.Fatalf("%d writes/fsyncs on a descriptor after it failed", ffs.misuse)
+	}
+	return openT(t, dir, Options{})
+}
+
 // TestWriteFailureKeepsAcknowledgedFrames: under SyncInterval and SyncNever a frame is
 // acknowledged once written to the OS. A later write that fails (a full disk) must not take
 // it off the disk again while recovery waits for space: a crash then finds every acknowledged
@@ -387,13 +394,7 @@ func TestWriteFailureKeepsAcknowledgedFrames(t *testing.T) {
 			ffs.set(func(f *faultFS) { f.writeErr = nil })
 			waitFor(t, "the log to recover", func() bool { return l.Stats().Err == nil })
 			appendSync(t, l, "ack-after1")
-			if err := l.Close(); err != nil {
-				t.Fatal(err)
-			}
-			if ffs.misuse != 0 {
-				t.Fatalf("%d writes/fsyncs on a descriptor after it failed", ffs.misuse)
-			}
-			l = openT(t, dir, Options{})
+			l = closeCheckReopen(t, l, ffs, dir)
 			defer l.Close()
 			seqs, got := replayAll(t, l, 1)
 			want = append(want, "nak-000001", "ack-after1")

@@ -84,8 +84,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if user, err := dropRoot(getenv, cfg.Data); err != nil {
 		log.Error("cannot switch from root to the server's user", "err", err)
 		return 1
-	} else if user != "" {
+	} else if user != "" && cfg.Data != "" {
 		log.Info("started as root: gave the data folder to the server's user and switched to it", "uid:gid", user, "data", cfg.Data)
+	} else if user != "" {
+		log.Info("started as root: switched to the server's user", "uid:gid", user)
 	}
 	// Listen before recovering the data folder, so that orchestrators see the process alive
 	// (/healthz 200) but not ready (/readyz 503) while a large log replays.

@@ -489,3 +489,18 @@ func TestMetricTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestMetricsElsewhere: with /metrics on its own address (--metrics-addr), the main port
+// answers a scrape with 404 and says where to look, not with the WebSocket hint (426).
+func TestMetricsElsewhere(t *testing.T) {
+	s := startSubServer(t, db.Config{}, server.Config{})
+	resp, err := http.Get("http://" + s.addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--metrics-addr") {
+		t.Fatalf("GET /metrics = %d %q, want 404 naming --metrics-addr", resp.StatusCode, body)
+	}
+}

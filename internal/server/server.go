@@ -101,6 +101,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.metrics.handler().ServeHTTP(w, r)
 				return
 			}
+			// Served on --metrics-addr instead: a scraper pointed here should hear "not here",
+			// not the WebSocket hint.
+			http.Error(w, "/metrics is served on the --metrics-addr address, not on this port", http.StatusNotFound)
+			return
 		case "/readyz":
 			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 			if !s.ready.Load() || s.shutting.Load() {

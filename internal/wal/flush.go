@@ -406,38 +406,30 @@ func (l *Log) fail(err error) {
 	if aerr != nil {
 		l.logger.Error("wal: background fsync failed too", "err", aerr)
 	}
-	if keep(err, aerr) && f.cur() != nil {
-		// A write failed (a full disk), no fsync did: the frames written before it are in
-		// the OS, acknowledged under SyncInterval and SyncNever, and must stay where a crash
-		// finds them. Recovery (recoverKept) fsyncs and cuts the segment at its last whole
-		// chunk; only the chunks not yet written are written again.
-		f.kept = true
-		f.trouble = err
-		l.logger.Error("wal: write failed; refusing appends until the disk recovers", "err", err,
-			"chunks_to_write", len(f.queue)-f.nWritten)
-		l.mu.Lock()
-		l.err = err
-		l.stats.WriteErrors++
-		close(l.done)
-		l.done = make(chan struct{})
-		l.mu.Unlock()
-		return
-	}
-	f.kept = false
-	for _, s := range f.dirty {
-		if s.f != nil {
-			s.f.Close()
-			s.f = nil
+	// A write that failed (a full disk) while no fsync did leaves the frames written before it
+	// in the OS — acknowledged under SyncInterval and SyncNever — and they must stay where a
+	// crash finds them: recovery (recoverKept) fsyncs and cuts the segment at its last whole
+	// chunk, and only the chunks not yet written are written again. Otherwise the segments are
+	// not trusted past their last good fsync (above).
+	f.kept = keep(err, aerr) && f.cur() != nil
+	if !f.kept {
+		for _, s := range f.dirty {
+			if s.f != nil {
+				s.f.Close()
+				s.f = nil
+			}
 		}
+		f.nWritten, f.unsynced = 0, 0
 	}
-	f.nWritten, f.unsynced = 0, 0
 	f.trouble = err
 	l.logger.Error("wal: write failed; refusing appends until the disk recovers", "err", err,
-		"chunks_to_rewrite", len(f.queue))
+		"chunks_to_write", len(f.queue)-f.nWritten)
 	l.mu.Lock()
-	// Frames written in this failed round were never acknowledged; forget them so only the
-	// rewrite can acknowledge them.
-	f.lastWritten = l.written
+	if !f.kept {
+		// Frames written in this failed round were never acknowledged; forget them so only the
+		// rewrite can acknowledge them.
+		f.lastWritten = l.written
+	}
 	l.err = err
 	l.stats.WriteErrors++
 	close(l.done)

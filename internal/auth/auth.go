@@ -177,6 +177,11 @@ func (k *Keys) Has(h Hash) bool {
 	return ok
 }
 
+// Shadowed reports whether a scoped key has the master key's secret (it was added before
+// that secret became --secret-key): the master authenticates in its place, and it can be
+// neither removed nor re-scoped until the master key changes.
+func (k *Keys) Shadowed() bool { return k.Has(k.master.Hash) }
+
 // Listed is one row of `keys list`.
 type Listed struct {
 	ID        string // short hash identifier
@@ -191,7 +196,8 @@ func (k *Keys) List() []Listed {
 	k.mu.RLock()
 	rows := make([]Listed, 0, len(k.scoped))
 	for _, e := range k.scoped {
-		rows = append(rows, Listed{ID: e.Hash.ID(), Hint: e.Hint, Scope: e.Scope(), Deletable: true})
+		// A key shadowed by the master (Shadowed) cannot be removed while it is the master.
+		rows = append(rows, Listed{ID: e.Hash.ID(), Hint: e.Hint, Scope: e.Scope(), Deletable: e.Hash != k.master.Hash})
 	}
 	k.mu.RUnlock()
 	sort.Slice(rows, func(i, j int) bool { return rows[i].ID < rows[j].ID })

@@ -134,3 +134,26 @@ func TestHashAndHintDoNotRevealSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowedByMaster: a scoped key with the master's secret (added before that secret became
+// --secret-key) is reported, and listed as not deletable, since removing the master's secret
+// is refused.
+func TestShadowedByMaster(t *testing.T) {
+	k := auth.New("same-secret")
+	if k.Shadowed() {
+		t.Fatal("no scoped key yet, but Shadowed")
+	}
+	k.Put(auth.HashKey("other-secret"), "ot", auth.ScopeReadOnly)
+	k.Put(auth.HashKey("same-secret"), "sa", auth.ScopeReadOnly)
+	if !k.Shadowed() {
+		t.Fatal("a scoped key with the master's secret is not reported")
+	}
+	for _, row := range k.List()[1:] {
+		if want := row.Hint != "sa"; row.Deletable != want {
+			t.Errorf("row %+v: deletable %v, want %v", row, row.Deletable, want)
+		}
+	}
+	if e, _ := k.Lookup("same-secret"); !e.Master {
+		t.Fatal("the master key does not stand in for its shadowed entry")
+	}
+}

@@ -163,6 +163,11 @@ func (d *DB) openPersist(cfg Config) error {
 	p.logger.Info("recovered the data folder", "dir", dir,
 		"snapshot_seq", r.SnapshotSeq, "snapshot_records", r.SnapshotRecords,
 		"log_frames", r.Frames, "log_records", r.Records, "took", r.Duration.Round(time.Millisecond))
+	if d.Keys.Shadowed() {
+		p.logger.Warn("a stored API key has the same secret as --secret-key: the master key stands in " +
+			"for it, and it can be neither removed nor re-scoped; after moving --secret-key to another " +
+			"secret its old scope applies again, so remove it then (keys remove) if it should not")
+	}
 	go d.snapshotLoop()
 	return nil
 }

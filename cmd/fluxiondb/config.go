@@ -150,6 +150,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 
 	// Environment first, so that flags given on the command line override it.
 	var envErr error
+	var fromEnv []string // long names set from the environment
 	fs.VisitAll(func(f *flag.Flag) {
 		// --version is a command, not a setting: FLUXIONDB_VERSION (often set by deployment
 		// tooling to the release being run) must not turn it on.
@@ -160,6 +161,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 			if err := fs.Set(f.Name, v); err != nil {
 				envErr = fmt.Errorf("invalid value %q for %s: %v", v, envName(f.Name), err)
 			}
+			fromEnv = append(fromEnv, f.Name)
 		}
 	})
 	if envErr != nil {
@@ -177,7 +179,62 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	if c.Version {
 		return c, nil
 	}
-	return c, c.validate()
+	if err := c.validate(); err != nil {
+		return nil, nameEnv(err, fromEnv, commandLineNames(fs, args))
+	}
+	return c, nil
+}
+
+// nameEnv adds to a validation error the environment variables behind the flags it names,
+// when they were not given on the command line: `--fsync must be …` alone sends the reader
+// looking for a flag that is not there.
+func nameEnv(err error, fromEnv []string, onCommandLine map[string]bool) error {
+	msg := err.Error()
+	var vars []string
+	for _, n := range fromEnv {
+		if !onCommandLine[n] && mentions(msg, "--"+n) {
+			vars = append(vars, envName(n))
+		}
+	}
+	if len(vars) == 0 {
+		return err
+	}
+	return fmt.Errorf("%w (set in the environment: %s)", err, strings.Join(vars, ", "))
+}
+
+// commandLineNames returns the long names of the flags args sets (shorthands resolved).
+func commandLineNames(fs *flag.FlagSet, args []string) map[string]bool {
+	names := map[string]bool{}
+	for _, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f := fs.Lookup(name)
+		if f == nil {
+			continue
+		}
+		if long, ok := strings.CutPrefix(f.Usage, "shorthand for --"); ok && len(name) == 1 {
+			name = long
+		}
+		names[name] = true
+	}
+	return names
+}
+
+// mentions reports whether msg names the flag (not a longer one it is the start of).
+func mentions(msg, flagName string) bool {
+	for i := 0; ; {
+		j := strings.Index(msg[i:], flagName)
+		if j < 0 {
+			return false
+		}
+		end := i + j + len(flagName)
+		if end == len(msg) || !(msg[end] == '-' || msg[end] >= 'a' && msg[end] <= 'z') {
+			return true
+		}
+		i = end
+	}
 }
 
 // printUsage writes the help text, flags GNU style: "-s, --secret-key string".

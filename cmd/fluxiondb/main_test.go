@@ -44,6 +44,39 @@ func runArgs(t *testing.T, getenv func(string) string, args ...string) (int, str
 	return code, stdout.String(), stderr.String()
 }
 
+// TestConfigErrorNamesTheEnvironment: a bad value that came from the environment is reported
+// with the variable's name beside the flag's, and only then.
+func TestConfigErrorNamesTheEnvironment(t *testing.T) {
+	env := func(kv ...string) func(string) string {
+		return func(k string) string {
+			for i := 0; i < len(kv); i += 2 {
+				if kv[i] == k {
+					return kv[i+1]
+				}
+			}
+			return ""
+		}
+	}
+	for _, tc := range []struct {
+		args   []string
+		env    []string
+		naming bool
+	}{
+		{[]string{"-s", "k"}, []string{"FLUXIONDB_FSYNC", "sometimes"}, true},
+		{[]string{"-s", "k", "--fsync=bad"}, []string{"FLUXIONDB_FSYNC", "sometimes"}, false},
+		{[]string{"-s", "k", "-f", "0"}, []string{"FLUXIONDB_FLUSH_INTERVAL", "3"}, false},
+		{[]string{"-s", "k"}, []string{"FLUXIONDB_FLUSH_INTERVAL", "-3"}, true},
+	} {
+		_, err := parseConfig(tc.args, env(tc.env...), io.Discard)
+		if err == nil {
+			t.Fatalf("%v %v: no error", tc.args, tc.env)
+		}
+		if got := strings.Contains(err.Error(), "set in the environment: "+tc.env[0]); got != tc.naming {
+			t.Errorf("%v %v: %v; naming %s: %v, want %v", tc.args, tc.env, err, tc.env[0], got, tc.naming)
+		}
+	}
+}
+
 func TestConfigFlagsAndEnv(t *testing.T) {
 	cases := []struct {
 		name  string

@@ -3,7 +3,7 @@
 #   make build                   docker image volandoo/fluxiondb:latest
 #   SECRET_KEY=... make run      run it with ./tmp_data mounted at /app/data
 #   make binary                  static server binary at bin/fluxiondb
-#   make test                    everything CI checks (see .ci/test.sh)
+#   make test                    everything CI checks (see .ci/test.sh; staticcheck included)
 #   make lint                    gofmt, go vet and staticcheck on every Go module
 #   make bench                   the load benchmark (scripts/bench.sh)
 #   make bench-fsync             each --fsync policy's ingest rate against in-memory (scripts/fsync-ratio.sh;

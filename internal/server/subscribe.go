@@ -60,10 +60,9 @@ type subscription struct {
 	cursor   uint64
 	ctx      context.Context
 	cancel   context.CancelFunc
-	// pushMu is held while a frame is queued (push), so that unsub can wait for a push under
-	// way before it replies: the reply then follows every event of the subscription.
+	// pushMu is held while a frame is queued (push), so that unsub, having cancelled, can wait
+	// for a push under way before it replies: the reply then follows every event.
 	pushMu sync.Mutex
-	ended  bool // set by unsub under pushMu: no push after it
 }
 
 const (
@@ -184,9 +183,10 @@ func (c *conn) unsubscribe(r *protocol.Request, b []byte) ([]byte, *protocol.Err
 	if s == nil {
 		return b, &protocol.Error{Code: protocol.CodeNotFound, Text: "subscription " + strconv.Quote(id) + " not found on this connection"}
 	}
-	s.cancel()
-	s.pushMu.Lock() // waits for a frame being queued: it goes ahead of this reply
-	s.ended = true
+	s.cancel() // first: a push waiting for room in the queue gives up on it
+	// Wait for a push under way: its frame goes ahead of this reply; later ones see the cancel.
+	s.pushMu.Lock()
+	//lint:ignore SA2001 the empty critical section is the wait
 	s.pushMu.Unlock()
 	return append(protocol.AppendReplyStart(b, r.ID), `,"status":"ok"}`...), nil
 }
@@ -269,9 +269,9 @@ func (s *subscription) pump() {
 // coalesce adds ev, an event the subscription selected, to pending, which holds the latest
 // event per document in the order their documents first appeared, and index, which maps a
 // document to its slot. Every selected event is of the subscription's collection, so the
-// document name is the key. A
-// dcol supersedes every pending event and opens a new window after it: events of a
-// document never come out in another order than their changes were applied.
+// document name is the key. A dcol supersedes every pending event and opens a new window
+// after it: events of a document never come out in another order than their changes were
+// applied.
 func coalesce(pending []pubsub.Event, index map[string]int, ev *pubsub.Event) []pubsub.Event {
 	if ev.Op == pubsub.OpDeleteCollection {
 		clear(index)
@@ -446,7 +446,7 @@ func (s *subscription) overflow() {
 func (s *subscription) push(p *[]byte) bool {
 	s.pushMu.Lock()
 	defer s.pushMu.Unlock()
-	if s.ended || s.ctx.Err() != nil || s.c.closing.Load() || s.c.key.Revoked() {
+	if s.ctx.Err() != nil || s.c.closing.Load() || s.c.key.Revoked() {
 		putBuf(p)
 		return false
 	}

@@ -282,11 +282,16 @@ export class Connection {
     void this.attempt();
   }
 
+  // someoneWaits: a connect() or a call not yet sent waits for the connection.
+  private someoneWaits(): boolean {
+    return this.waiters.size > 0 || this.queue.some((p) => this.pending.has(p.id));
+  }
+
   // maybeGoIdle stops retrying a connection that nobody waits for and that never worked:
   // reconnecting in the background is for clients that had a session.
   private maybeGoIdle(): void {
     if (this.st !== "connecting" || this.everOpened || this.attemptSock) return;
-    if (this.waiters.size > 0 || this.queue.some((p) => this.pending.has(p.id))) return;
+    if (this.someoneWaits()) return;
     this.generation++;
     clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
@@ -520,8 +525,7 @@ export class Connection {
       if (p.sent) this.settle(p, withRequestId(err, p.id));
     }
     this.lastError = err;
-    const waiting = this.waiters.size > 0 || this.queue.some((p) => this.pending.has(p.id));
-    if (code === 1000 && !waiting && !this.holdOpen?.()) {
+    if (code === 1000 && !this.someoneWaits() && !this.holdOpen?.()) {
       // The server closed an idle connection (--idle-timeout): reconnecting at once would be
       // closed again a period later, forever, which is what the operator set the timeout to
       // avoid. The next call connects.

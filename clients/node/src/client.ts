@@ -129,16 +129,16 @@ export class BaseClient<B extends boolean = false> {
     }
     const logger: Logger | undefined = options.logger ?? (options.showLogs ? console : undefined);
     const custom = options.WebSocket;
-    this.requestTimeout = nonNegative(options.requestTimeout, DEFAULTS.requestTimeout);
+    this.requestTimeout = limit(options.requestTimeout, DEFAULTS.requestTimeout);
     this.conn = new Connection({
       url: options.url,
       apiKey: options.apiKey,
       connectionName: options.connectionName,
-      connectTimeout: nonNegative(options.connectTimeout, DEFAULTS.connectTimeout),
-      reconnectInterval: Math.max(1, nonNegative(options.reconnectInterval, DEFAULTS.reconnectInterval)),
-      maxReconnectInterval: Math.max(1, nonNegative(options.maxReconnectInterval, DEFAULTS.maxReconnectInterval)),
+      connectTimeout: limit(options.connectTimeout, DEFAULTS.connectTimeout),
+      reconnectInterval: delay(options.reconnectInterval, DEFAULTS.reconnectInterval),
+      maxReconnectInterval: delay(options.maxReconnectInterval, DEFAULTS.maxReconnectInterval),
       maxReconnectAttempts: Math.max(1, nonNegative(options.maxReconnectAttempts, DEFAULTS.maxReconnectAttempts)),
-      heartbeatInterval: nonNegative(options.heartbeatInterval, DEFAULTS.heartbeatInterval),
+      heartbeatInterval: limit(options.heartbeatInterval, DEFAULTS.heartbeatInterval),
       maxMessageSize: Math.max(1, nonNegative(options.maxMessageSize, DEFAULTS.maxMessageSize)),
       logger,
       parse: options.bigint ? (text) => parseExact(text, TIMESTAMP_KEYS) : JSON.parse,
@@ -384,7 +384,7 @@ export class BaseClient<B extends boolean = false> {
     const wire: SubWire = { col: col(p), doc: d || undefined, where: p.where, filter: p.filter, interval: p.interval };
     const st: SubState = {
       wire,
-      timeout: p.timeout === undefined ? this.requestTimeout : nonNegative(p.timeout, this.requestTimeout),
+      timeout: p.timeout === undefined ? this.requestTimeout : limit(p.timeout, this.requestTimeout),
       resubscribeWithSnapshot: p.resubscribeWithSnapshot === true,
     };
 
@@ -599,9 +599,19 @@ export class BaseClient<B extends boolean = false> {
     );
   }
 
-  private call(type: string, payload: unknown, timeout: number | undefined): Promise<Reply> {
-    const ms = timeout === undefined ? this.requestTimeout : nonNegative(timeout, this.requestTimeout);
-    return this.conn.request(type, stringify(payload), ms);
+  private async call(type: string, payload: unknown, timeout: number | undefined): Promise<Reply> {
+    const ms = timeout === undefined ? this.requestTimeout : limit(timeout, this.requestTimeout);
+    try {
+      return await this.conn.request(type, stringify(payload), ms);
+    } catch (err) {
+      // The error was made in a socket or timer callback, whose stack names none of the
+      // caller's code. Taken again here, after the await, V8 adds the awaiting callers
+      // (`at async main (app.js:12)`), which is what a reader of the stack looks for.
+      if (err instanceof FluxionDBError && typeof Error.captureStackTrace === "function") {
+        Error.captureStackTrace(err);
+      }
+      throw err;
+    }
   }
 }
 
@@ -615,6 +625,21 @@ function doc(p: { doc?: string; key?: string }): string {
 
 function nonNegative(v: number | undefined, dflt: number): number {
   return typeof v === "number" && !Number.isNaN(v) && v >= 0 ? v : dflt;
+}
+
+// Timers take at most 2^31-1 ms (~24.8 days); a longer one fires at once (Node warns).
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+// limit reads a time limit or period where 0 means none: longer than a timer can wait
+// (Infinity among them) is none too.
+function limit(v: number | undefined, dflt: number): number {
+  const ms = nonNegative(v, dflt);
+  return ms > MAX_TIMER_MS ? 0 : ms;
+}
+
+// delay reads a wait between attempts: at least 1 ms, at most what a timer can wait.
+function delay(v: number | undefined, dflt: number): number {
+  return Math.min(MAX_TIMER_MS, Math.max(1, nonNegative(v, dflt)));
 }
 
 function arrayField(reply: Reply, name: string): unknown[] {

@@ -248,6 +248,15 @@ export class Connection {
     if (this.pending.get(p.id) !== p) return;
     this.pending.delete(p.id);
     clearTimeout(p.timer);
+    if (!p.sent) {
+      // Still queued for a connection (it timed out, or the wait was given up): its frame
+      // goes now, and the queue is pruned once mostly settled, so a long outage under steady
+      // calls holds nothing of the calls already rejected.
+      p.frame = "";
+      if (this.queue.length > 64 && this.queue.length > 2 * this.pending.size) {
+        this.queue = this.queue.filter((q) => this.pending.get(q.id) === q);
+      }
+    }
     if (result instanceof FluxionDBError) {
       p.reject(result);
       return;
@@ -316,8 +325,10 @@ export class Connection {
       const Ctor = WS as unknown as new (url: string, protocols?: undefined, options?: { maxPayload: number }) => WebSocketLike;
       sock = new Ctor(this.connectUrl(), undefined, { maxPayload: this.cfg.maxMessageSize });
     } catch (err) {
-      // A malformed URL: retrying cannot help.
-      this.giveUp(new ConnectionError(`cannot connect to ${this.cfg.url}`, { cause: err }));
+      // A malformed URL: retrying cannot help. The constructor's message quotes the URL it
+      // was given, key and all: the cause keeps it without the key, so logging the error
+      // does not leak it.
+      this.giveUp(new ConnectionError(`cannot connect to ${this.cfg.url}`, { cause: withoutSecret(err, this.cfg.apiKey) }));
       return;
     }
     this.attemptSock = sock;
@@ -689,4 +700,18 @@ function closeSocket(sock: WebSocketLike): Promise<void> {
       resolve();
     }
   });
+}
+
+// withoutSecret returns err, or a copy of it whose message no longer holds secret (as given or
+// as a query parameter encodes it).
+function withoutSecret(err: unknown, secret: string): unknown {
+  if (!secret || !(err instanceof Error)) return err;
+  let message = err.message;
+  for (const form of new Set([secret, encodeURIComponent(secret), new URLSearchParams({ k: secret }).toString().slice(2)])) {
+    message = message.split(form).join("[redacted]");
+  }
+  if (message === err.message) return err;
+  const copy = new Error(message);
+  copy.name = err.name;
+  return copy;
 }

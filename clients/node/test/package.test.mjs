@@ -4,7 +4,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { packageDir } from "./helpers/server.mjs";
@@ -32,6 +33,25 @@ test("npm pack ships dist, README, CHANGELOG, LICENSE and package.json only", ()
   }
   for (const f of files) {
     assert.ok(/^(package\.json|README\.md|CHANGELOG\.md|LICENSE|dist\/)/.test(f), `unexpected file in the package: ${f}`);
+  }
+});
+
+test("npm pack from a checkout without dist builds it first (prepack)", () => {
+  // dist/ is not in git: a pack or publish from a fresh clone, or an install from git, shipped
+  // package.json and the docs only, and require() failed.
+  const dir = mkdtempSync(join(tmpdir(), "fluxiondb-pack-"));
+  try {
+    for (const f of ["package.json", "tsconfig.json", "tsup.config.ts", "src"]) {
+      cpSync(join(packageDir, f), join(dir, f), { recursive: true });
+    }
+    symlinkSync(join(packageDir, "node_modules"), join(dir, "node_modules"), "dir");
+    const out = execFileSync(npm, ["pack", "--dry-run", "--json"], { cwd: dir, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+    const files = JSON.parse(out.slice(out.search(/^\[/m)))[0].files.map((f) => f.path);
+    for (const want of ["dist/index.js", "dist/index.cjs", "dist/index.d.ts", "dist/browser.js"]) {
+      assert.ok(files.includes(want), `${want} missing from ${files}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 

@@ -4,6 +4,7 @@
 import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
+import { inspect } from "node:util";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -119,6 +120,49 @@ describe("authentication", () => {
 });
 
 describe("timeouts", () => {
+  test("Infinity (or anything a timer cannot wait) means no limit, not an immediate timeout", async () => {
+    const warnings = [];
+    const onWarning = (w) => warnings.push(w);
+    process.on("warning", onWarning);
+    const logged = [];
+    const logger = { debug() {}, info() {}, warn: (m) => logged.push(m), error: (m) => logged.push(m) };
+    const client = new FluxionDBClient(
+      opts({ requestTimeout: Infinity, connectTimeout: Infinity, heartbeatInterval: Infinity, reconnectInterval: 2 ** 40, logger }),
+    );
+    try {
+      // The first call waits for the connection: a 1 ms timer (what Node makes of Infinity)
+      // rejected it with "not connected within Infinityms".
+      await client.insertSingleRecord({ ts: 1, doc: "d", data: "x", col: "inf" }, Infinity);
+      assert.deepEqual(await client.getKeys({ col: "inf" }, 2 ** 31), []);
+      await new Promise((r) => setTimeout(r, 300)); // an Infinity heartbeat pinged every ms, and dropped the socket
+      assert.equal((await client.fetchDocument({ col: "inf", doc: "d", to: Infinity }, 2 ** 40)).length, 1);
+      assert.deepEqual(logged, []);
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(warnings.map((w) => w.name), []);
+    } finally {
+      process.off("warning", onWarning);
+      await client.close();
+    }
+  });
+
+  test("calls that gave up waiting for a connection release their requests", async () => {
+    const client = new FluxionDBClient({ url: `ws://127.0.0.1:${await freePort()}`, apiKey: "k", reconnectInterval: 50 });
+    const big = "x".repeat(100_000);
+    try {
+      const calls = Array.from({ length: 200 }, (_, i) =>
+        client.insertSingleRecord({ ts: i + 1, doc: "d", data: big, col: "c" }, 30).catch((e) => e),
+      );
+      for (const e of await Promise.all(calls)) assert.ok(e instanceof FluxionDBError, String(e));
+      // White box: what still waits for a connection holds no request text (it held every
+      // 100 KB frame until the server came back or close()).
+      const queue = client["conn"]["queue"];
+      assert.ok(queue.length <= 64, `queue holds ${queue.length} settled calls`);
+      assert.ok(queue.every((p) => p.frame === ""), "a rejected call kept its frame");
+    } finally {
+      await client.close();
+    }
+  });
+
   test("requestTimeout and per-call timeout: TimeoutError when the server does not answer", async () => {
     const frozen = await startServer();
     const client = new FluxionDBClient({ url: frozen.url, apiKey: frozen.key, requestTimeout: 300 });
@@ -442,5 +486,38 @@ describe("logging", () => {
     await client.fetchCollections();
     await client.close();
     assert.ok(lines.some(([l, m]) => l === "info" && m === "connected"), JSON.stringify(lines));
+  });
+});
+
+describe("error details", () => {
+  test("a malformed URL's error does not carry the API key", async () => {
+    const apiKey = "sup3r s3cret/key";
+    for (const url of ["ws//localhost:1", "127.0.0.1:1", "ws://"]) {
+      const client = new FluxionDBClient({ url, apiKey });
+      try {
+        const err = await rejectsWith(client.connect(), ConnectionError);
+        const shown = inspect(err, { depth: 5 });
+        for (const form of [apiKey, encodeURIComponent(apiKey), new URLSearchParams({ k: apiKey }).toString().slice(2)]) {
+          assert.ok(!shown.includes(form), `${url}: the key shows in ${shown}`);
+        }
+        assert.ok(err.cause instanceof Error, "the cause is kept");
+      } finally {
+        await client.close();
+      }
+    }
+  });
+
+  test("a rejected call's stack names the caller", async () => {
+    const client = new FluxionDBClient(opts());
+    try {
+      async function callerNamedInTheStack() {
+        await client.deleteRecord({ col: "", doc: "d", ts: 1 }); // refused: col is required
+      }
+      const err = await rejectsWith(callerNamedInTheStack(), FluxionDBError);
+      assert.match(err.stack, /callerNamedInTheStack/);
+      assert.match(err.stack, new RegExp(`^${err.name}: `));
+    } finally {
+      await client.close();
+    }
   });
 });

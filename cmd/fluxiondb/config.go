@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -130,7 +131,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	// --max-message-size bounds a batch anyway (16 MiB: a few hundred thousand records).
 	integer(&c.MaxBatchRecords, "max-batch-records", "", 0, "largest number of records in one insert (0 = no limit but --max-message-size)")
 	integer(&c.OutboundQueue, "outbound-queue", "", 1024, "replies queued per connection before a non-reading client is cut off")
-	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a reply that cannot be written to a client in this time closes its connection")
+	fs.DurationVar(&c.WriteTimeout, "write-timeout", 10*time.Second, "a write to a client that makes no progress for this long (or a reply that cannot be queued) closes its connection")
 	fs.DurationVar(&c.SlowRequest, "slow-request", time.Second, "log requests slower than this (0 = never)")
 	integer(&c.MaxConnections, "max-connections", "", 10000, "open connections at most (0 = no limit)")
 	fs.Float64Var(&c.RateLimit, "rate-limit", 0, "requests per second allowed per API key, shared by its connections (0 = no limit)")
@@ -314,6 +315,19 @@ func (c *config) validate() error {
 	if c.MaxConnections < 0 || c.RateLimit < 0 || c.PingInterval < 0 || c.IdleTimeout < 0 || c.HandshakeTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("--max-connections, --rate-limit, --ping-interval and --idle-timeout must not be negative; --handshake-timeout must be positive"))
 	}
+	if math.IsNaN(c.RateLimit) || math.IsInf(c.RateLimit, 0) {
+		errs = append(errs, fmt.Errorf("--rate-limit must be a number of requests per second (0 = no limit), got %v", c.RateLimit))
+	}
+	// Shorter periods would wake every connection's keepalive hundreds of times a second and
+	// drop clients for a scheduling hiccup.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"--ping-interval", c.PingInterval}, {"--idle-timeout", c.IdleTimeout}} {
+		if d.v > 0 && d.v < minKeepalivePeriod {
+			errs = append(errs, fmt.Errorf("%s must be 0 (off) or at least %v, got %v", d.name, minKeepalivePeriod, d.v))
+		}
+	}
 	if c.SubRetention <= 0 {
 		errs = append(errs, fmt.Errorf("--sub-retention must be positive"))
 	}
@@ -322,6 +336,9 @@ func (c *config) validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// minKeepalivePeriod is the shortest --ping-interval and --idle-timeout accepted.
+const minKeepalivePeriod = 10 * time.Millisecond
 
 func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level

@@ -75,10 +75,10 @@ type conn struct {
 	closeCause string
 	subs       map[string]*subscription // under mu
 
-	spare       atomic.Pointer[[]byte] // a large reply buffer kept for the next reply
-	nextSub     uint64                 // handling state (see recs)
-	lastRequest atomic.Int64           // unix nanoseconds of the last request frame
-	closing     atomic.Bool            // closeWith or drop has been called
+	spare      atomic.Pointer[[]byte] // a large reply buffer kept for the next reply
+	nextSub    uint64                 // handling state (see recs)
+	lastActive atomic.Int64           // unix nanoseconds of the last request read, or of the last reply written with none left
+	closing    atomic.Bool            // closeWith or drop has been called
 }
 
 // keepalive pings the peer and enforces the idle timeout. A peer that does not answer a ping
@@ -96,23 +96,33 @@ func (c *conn) keepalive() {
 			return
 		case <-t.C:
 		}
-		if idle := c.srv.cfg.IdleTimeout; idle > 0 && time.Since(time.Unix(0, c.lastRequest.Load())) >= idle {
+		if idle := c.srv.cfg.IdleTimeout; idle > 0 && time.Since(time.Unix(0, c.lastActive.Load())) >= idle {
 			c.mu.Lock()
-			subs := len(c.subs)
+			// A subscriber waits for events, and a client whose reply is still being made or
+			// sent waits for it: neither is idle.
+			waiting := len(c.subs) > 0 || c.pending > 0
 			c.mu.Unlock()
-			if subs == 0 { // a subscriber waits for events, it is not idle
+			if !waiting {
 				c.closeWith(websocket.StatusNormalClosure, "idle timeout: no request for "+idle.String())
 				return
 			}
 		}
 		if c.srv.cfg.PingInterval > 0 {
+			from := c.cork.progress.Load()
 			ctx, cancel := context.WithTimeout(c.ctx, c.srv.cfg.PingInterval)
 			err := c.ws.Ping(ctx)
 			cancel()
 			if err != nil {
-				if c.ctx.Err() == nil {
-					c.drop(websocket.StatusGoingAway, "ping timeout: the client did not answer")
+				if c.ctx.Err() != nil {
+					return
 				}
+				if c.cork.busySince(from) {
+					// The ping waited behind a reply or event still going out, which the
+					// client is reading: it is there. A client that stops reading is cut by
+					// the write deadline instead.
+					continue
+				}
+				c.drop(websocket.StatusGoingAway, "ping timeout: the client did not answer")
 				return
 			}
 		}
@@ -203,7 +213,7 @@ func (c *conn) readLoop(work chan<- *frame, free chan *frame, handled <-chan str
 			}
 			continue
 		}
-		c.lastRequest.Store(time.Now().UnixNano())
+		c.lastActive.Store(time.Now().UnixNano())
 		var f *frame
 		select {
 		case f = <-free:
@@ -283,10 +293,14 @@ func (c *conn) serve1(f *frame, direct bool) bool {
 		// Refused, but answered with its id when that can be read (a Node client that sent
 		// a Buffer): its caller gets the error instead of waiting for a reply.
 		_ = protocol.ParseEnvelope(f.buf, &f.req)
-		b := getBuf()
-		*b = protocol.AppendError((*b)[:0], f.req.ID, protocol.ErrBinaryFrame)
-		c.srv.metrics.requestError(protocol.TypeUnknown, protocol.ErrBinaryFrame.Code)
-		rep = reply{buf: b}
+		if !c.allow() {
+			rep = c.rateLimited(&f.req)
+		} else {
+			b := getBuf()
+			*b = protocol.AppendError((*b)[:0], f.req.ID, protocol.ErrBinaryFrame)
+			c.srv.metrics.requestError(protocol.TypeUnknown, protocol.ErrBinaryFrame.Code)
+			rep = reply{buf: b}
+		}
 	} else {
 		rep = c.request(f)
 	}
@@ -308,6 +322,10 @@ func (c *conn) serve1(f *frame, direct bool) bool {
 // request handles one parsed text frame.
 func (c *conn) request(f *frame) reply {
 	r := &f.req
+	// Every frame counts against the key's rate, malformed ones too: each costs a reply.
+	if !c.allow() {
+		return c.rateLimited(r)
+	}
 	if e := f.perr; e != nil {
 		b := getBuf()
 		*b = protocol.AppendError((*b)[:0], r.ID, e)
@@ -320,13 +338,6 @@ func (c *conn) request(f *frame) reply {
 		*b = protocol.AppendError((*b)[:0], r.ID, protocol.ErrPermissionDenied)
 		return reply{buf: b}
 	}
-	if !c.allow() {
-		b := getBuf()
-		e := &protocol.Error{Code: protocol.CodeRateLimited, Text: "rate limit exceeded for this API key (--rate-limit); slow down and retry"}
-		*b = protocol.AppendError((*b)[:0], r.ID, e)
-		c.srv.metrics.requestError(r.Type, e.Code)
-		return reply{buf: b, failed: true}
-	}
 	rep := c.handle(r)
 	d := time.Since(f.start)
 	c.srv.metrics.request(r.Type, d, !rep.failed)
@@ -334,6 +345,15 @@ func (c *conn) request(f *frame) reply {
 		c.log.Warn("slow request", "type", r.Type.String(), "duration", d, "reply_bytes", len(*rep.buf))
 	}
 	return rep
+}
+
+// rateLimited is the reply to a frame over its key's --rate-limit.
+func (c *conn) rateLimited(r *protocol.Request) reply {
+	b := getBuf()
+	e := &protocol.Error{Code: protocol.CodeRateLimited, Text: "rate limit exceeded for this API key (--rate-limit); slow down and retry"}
+	*b = protocol.AppendError((*b)[:0], r.ID, e)
+	c.srv.metrics.requestError(r.Type, e.Code)
+	return reply{buf: b, failed: true}
 }
 
 // enqueue hands a reply to the write loop, waiting at most WriteTimeout for room.
@@ -468,6 +488,9 @@ func (c *conn) addPending(n int) {
 	c.pending += n
 	if c.pending == 0 {
 		c.idle.Broadcast()
+		// The idle clock starts when the last reply has gone out: a client that waited long
+		// for a large one is not idle the moment it has it.
+		c.lastActive.Store(time.Now().UnixNano())
 	}
 	c.mu.Unlock()
 }

@@ -5,8 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -565,4 +568,79 @@ func TestSlowConsumer(t *testing.T) {
 	}
 	other.ok("cols", "{}")
 	_ = stuck.ws.CloseNow()
+}
+
+// A client that reads a large reply at its own steady pace keeps its connection: the write
+// deadline bounds a stall, not the whole transfer; a ping that cannot get past the reply is
+// not a missing pong; and a client waiting for its reply is not idle. Each of the three cut
+// the connection mid-frame.
+func TestSlowReaderOfALargeReplyKeepsItsConnection(t *testing.T) {
+	s := startServer(t, server.Config{
+		WriteTimeout: 250 * time.Millisecond,
+		PingInterval: 200 * time.Millisecond,
+		IdleTimeout:  600 * time.Millisecond,
+	})
+	writer := s.dial(t, masterKey)
+	const records, size = 16, 1 << 20
+	for i := 1; i <= records; i++ {
+		writer.ok("ins", fmt.Sprintf(`[{"col":"big","doc":"d","ts":%d,"data":"%s"}]`, i, strings.Repeat("z", size)))
+	}
+
+	// A small receive buffer, so the reply cannot sit in the kernel while nobody reads.
+	dialer := &net.Dialer{}
+	transport := &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, network, addr)
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetReadBuffer(32 << 10)
+		}
+		return conn, err
+	}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, s.url("api-key="+masterKey), &websocket.DialOptions{HTTPClient: &http.Client{Transport: transport}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	ws.SetReadLimit(64 << 20)
+	if _, _, err := ws.Read(ctx); err != nil { // the ready frame
+		t.Fatal(err)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, envelope("q", "qdoc", `{"col":"big","doc":"d","to":100}`)); err != nil {
+		t.Fatal(err)
+	}
+	_, r, err := ws.Reader(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first 10 MiB at ~8 MB/s (over a second: several times each of the three periods),
+	// the rest at once, so that what the kernel still holds when the server is done is read
+	// well within the idle timeout.
+	start := time.Now()
+	var got int64
+	for {
+		n, err := io.CopyN(io.Discard, r, 64<<10)
+		got += n
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("after %d bytes in %v: %v", got, time.Since(start).Round(time.Millisecond), err)
+		}
+		if got < 10<<20 {
+			time.Sleep(8 * time.Millisecond)
+		}
+	}
+	if got < records*size {
+		t.Fatalf("reply of %d bytes, want over %d", got, records*size)
+	}
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Fatalf("the reply took %v: the test did not read slowly enough to check anything", d)
+	}
+	if err := ws.Write(ctx, websocket.MessageText, envelope("c", "cols", "{}")); err != nil {
+		t.Fatalf("the connection did not survive the reply: %v", err)
+	}
+	if _, b, err := ws.Read(ctx); err != nil || !strings.Contains(string(b), `"big"`) {
+		t.Fatalf("next reply: %s, %v", b, err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +52,10 @@ const corkLimit = 256 << 10
 // per reply (its timer, and the library's AfterFunc on it) cost ~6% of the server's CPU
 // under small pipelined reads (profile of fluxbench qdoc, 2 conns × 4 in flight).
 //
+// The deadline bounds a stall, not a reply's whole transfer: a large reply goes out in pieces
+// of writeChunk, each given the full timeout, so a client that reads a 100 MB reply at its own
+// pace keeps its connection, and one that stops reading loses it after the timeout.
+//
 // A write that fails (a timeout, say) may have sent part of a frame, so the stream can carry
 // nothing more: every later write fails with the same error, and the connection is closed
 // without a closing handshake (a close frame after half a frame would be garbage).
@@ -61,7 +66,16 @@ type corkConn struct {
 	corked  bool
 	held    []byte
 	err     error // the first write error; the stream is unusable after it
+
+	// progress counts bytes handed to the socket; writing is set while a write is under way.
+	// keepalive reads them: a connection whose replies are going out is alive even when its
+	// ping cannot get past a large reply.
+	progress atomic.Int64
+	writing  atomic.Bool
 }
+
+// writeChunk is the most one write to the socket is given --write-timeout for.
+const writeChunk = 256 << 10
 
 func (c *corkConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
@@ -76,12 +90,35 @@ func (c *corkConn) Write(p []byte) (int, error) {
 	if err := c.flushLocked(); err != nil {
 		return 0, err
 	}
-	c.arm()
-	n, err := c.Conn.Write(p)
-	if err != nil {
-		c.broken(err)
+	return c.writeLocked(p)
+}
+
+// writeLocked writes p to the socket in pieces of at most writeChunk, each under a fresh
+// deadline. Caller holds mu.
+func (c *corkConn) writeLocked(p []byte) (int, error) {
+	c.writing.Store(true)
+	defer c.writing.Store(false)
+	n := 0
+	for n < len(p) {
+		c.arm()
+		m, err := c.Conn.Write(p[n:min(len(p), n+writeChunk)])
+		n += m
+		c.progress.Add(int64(m))
+		if err != nil {
+			c.broken(err)
+			return n, err
+		}
 	}
-	return n, err
+	return n, nil
+}
+
+// maxControlFrame is the most a control frame (a ping) takes on the wire.
+const maxControlFrame = 2 + 125
+
+// busySince reports whether a write is under way, or more went out since progress was from
+// than the ping frame keepalive sent meanwhile.
+func (c *corkConn) busySince(from int64) bool {
+	return c.writing.Load() || c.progress.Load()-from > maxControlFrame
 }
 
 // broken records the first write error and closes the socket. Caller holds mu.
@@ -107,14 +144,10 @@ func (c *corkConn) flushLocked() error {
 	if len(c.held) == 0 {
 		return nil
 	}
-	c.arm()
-	_, err := c.Conn.Write(c.held)
+	_, err := c.writeLocked(c.held)
 	c.held = c.held[:0]
 	if cap(c.held) > corkLimit {
 		c.held = nil
-	}
-	if err != nil {
-		c.broken(err)
 	}
 	return err
 }

@@ -504,3 +504,34 @@ func TestMetricsElsewhere(t *testing.T) {
 		t.Fatalf("GET /metrics = %d %q, want 404 naming --metrics-addr", resp.StatusCode, body)
 	}
 }
+
+// Every frame counts against its key's rate, not only well-formed requests: unknown types,
+// broken JSON and binary frames each cost a reply, and a key could flood the server with them.
+func TestRateLimitCountsEveryFrame(t *testing.T) {
+	for _, f := range []struct {
+		name string
+		typ  websocket.MessageType
+		body string
+	}{
+		{"unknown type", websocket.MessageText, `{"id":"u","type":"nosuch","data":"{}"}`},
+		{"broken JSON", websocket.MessageText, `{"id":"m","type":"cols","data":`},
+		{"binary frame", websocket.MessageBinary, `{"id":"b","type":"cols","data":"{}"}`},
+	} {
+		t.Run(f.name, func(t *testing.T) {
+			s := startServer(t, server.Config{RateLimit: 5})
+			c := s.dial(t, masterKey)
+			limited := 0
+			for range 20 {
+				if err := c.ws.Write(context.Background(), f.typ, []byte(f.body)); err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(string(c.readFrame()), `"rate_limited"`) {
+					limited++
+				}
+			}
+			if limited < 10 {
+				t.Fatalf("only %d of 20 immediate frames were rate limited at 5/s", limited)
+			}
+		})
+	}
+}

@@ -202,7 +202,7 @@ func (s *Server) upgrade(w http.ResponseWriter, r *http.Request) {
 		handshake: make(chan struct{}),
 	}
 	c.idle = sync.NewCond(&c.mu)
-	c.lastRequest.Store(c.since.UnixNano())
+	c.lastActive.Store(c.since.UnixNano())
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	keyID := "master"
 	if !key.Master {

@@ -75,6 +75,10 @@ func Backup(ctx context.Context, dir, dest string, logger *slog.Logger) (BackupR
 		return rep, fmt.Errorf("%s is a backup that did not finish (%s is there): it may hold only part of the "+
 			"data, so it is not copied", dir, backupIncomplete)
 	}
+	if _, err := os.Stat(filepath.Join(dir, importIncomplete)); err == nil {
+		return rep, fmt.Errorf("%s is an import that did not finish (%s is there): it may hold only part of the "+
+			"data, so it is not copied; remove the folder and run `fluxiondb import` again", dir, importIncomplete)
+	}
 	created, err := makeBackupDir(dest, "fluxiondb backup of "+dir+" started at "+start.UTC().Format(time.RFC3339)+
 		" has not finished: this folder may hold only part of the data. Remove it and make the backup again.\n")
 	if err != nil {
@@ -237,6 +241,7 @@ func logDamage(err error) error {
 // inside, and renamed into place, so that no moment leaves an empty dest a server would
 // start from as an empty database. An existing dest must be an empty folder.
 func makeBackupDir(dest, text string) (created bool, err error) {
+	dest = filepath.Clean(dest) // "bk/": its parent is ".", not "bk"
 	entries, err := os.ReadDir(dest)
 	switch {
 	case errors.Is(err, os.ErrNotExist):

@@ -448,4 +448,32 @@ func TestBackupDestination(t *testing.T) {
 	if _, err := Backup(context.Background(), filepath.Join(dir, "nope"), filepath.Join(t.TempDir(), "b"), quiet); err == nil {
 		t.Errorf("Backup of a missing folder succeeded")
 	}
+
+	// A new destination given with a trailing slash ("bk/"): its parent is the folder above.
+	slash := filepath.Join(t.TempDir(), "bk") + string(filepath.Separator)
+	if _, err := Backup(context.Background(), dir, slash, quiet); err != nil {
+		t.Fatalf("Backup into a new folder given with a trailing slash: %v", err)
+	}
+	r2 := openT(t, slash)
+	defer closeT(t, r2)
+	if got := dump(r2); got != want {
+		t.Errorf("restored state (trailing slash) differs from the source")
+	}
+}
+
+// TestBackupRefusesAnUnfinishedImport: a start refuses a folder an import did not finish, and
+// so does a backup; the copy, without the marker, started as if it were whole.
+func TestBackupRefusesAnUnfinishedImport(t *testing.T) {
+	dir, _ := stoppedFolder(t, 1, 50, false)
+	if err := os.WriteFile(filepath.Join(dir, importIncomplete), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "bk")
+	_, err := Backup(context.Background(), dir, dest, quiet)
+	if err == nil || !strings.Contains(err.Error(), "import that did not finish") {
+		t.Fatalf("Backup of an unfinished import: %v; want a refusal", err)
+	}
+	if _, err := os.Stat(dest); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a refused backup left %s behind (%v)", dest, err)
+	}
 }

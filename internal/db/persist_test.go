@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -924,4 +925,48 @@ func TestSnapshotWaitsForLoggedChanges(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("after a restart from the snapshot the change is %v; want [1]", got)
 	}
+}
+
+// TestRepairOfAFolderInUseChangesNothing: a repair run by mistake while a server has the folder
+// open refuses before it touches anything. It used to set the damaged newest snapshot aside and
+// write a salvaged one in its place, then find the log in use: the next start went on
+// quietly with the changes before that snapshot gone.
+func TestRepairOfAFolderInUseChangesNothing(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir, func(c *Config) { c.SegmentSize = 4 << 10; c.SnapshotBytes, c.SnapshotAge = 1<<40, time.Hour })
+	changesWithSnapshots(t, d, rand.New(rand.NewPCG(9, 9)), 200, 1)
+	snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*"))
+	if len(snaps) == 0 {
+		t.Fatal("setup: no snapshot")
+	}
+	newest := snaps[len(snaps)-1]
+	b, err := os.ReadFile(newest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b[len(b)/2] ^= 0xff // damage the snapshot the server already loaded
+	if err := os.WriteFile(newest, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	listing := func() string {
+		var names []string
+		_ = filepath.WalkDir(dir, func(p string, e fs.DirEntry, err error) error {
+			if err == nil {
+				names = append(names, p)
+			}
+			return nil
+		})
+		return strings.Join(names, "\n")
+	}
+	before := listing()
+	if _, err := Repair(dir, quiet); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("Repair of a folder in use: %v, want an error saying it is in use", err)
+	}
+	if after := listing(); after != before {
+		t.Fatalf("a refused repair changed the folder:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if got, _ := os.ReadFile(newest); !bytes.Equal(got, b) {
+		t.Fatal("a refused repair rewrote the snapshot")
+	}
+	closeT(t, d)
 }

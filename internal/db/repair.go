@@ -50,6 +50,16 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	if !isOurs(dir) {
 		return nil, fmt.Errorf("data folder %s holds no log segment or snapshot of this server: nothing to repair", dir)
 	}
+	// Nothing is touched before the folder's lock is held: a repair run by mistake against a
+	// folder a server uses must change nothing (it set damaged snapshots aside and wrote a
+	// salvaged one, then found the log in use).
+	if _, err := os.Stat(walDir); err == nil {
+		lock, err := wal.Lock(walDir)
+		if err != nil {
+			return nil, fmt.Errorf("repair: %w; stop the server first", err)
+		}
+		defer lock.Close()
+	}
 	// The snapshots first: they decide the position start-up replays the log from, and only
 	// the log from there must be sound. Damage before it is left alone: cutting the log there
 	// would throw away every frame after it, the newest included.

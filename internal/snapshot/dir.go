@@ -120,6 +120,10 @@ func Copy(ctx context.Context, src *os.File, destDir string) (Info, error) {
 			if errors.As(err, &ce) {
 				ce.File = name
 			}
+			var ve *VersionError
+			if errors.As(err, &ve) {
+				ve.File = name
+			}
 			return err
 		}
 		if want, _ := ParseFileName(filepath.Base(name)); info.Seq != want {

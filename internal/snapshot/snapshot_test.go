@@ -2,6 +2,7 @@ package snapshot
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -381,5 +382,15 @@ func TestNewerVersionStopsTheStart(t *testing.T) {
 	}
 	if _, serr := os.Stat(res.Path); serr != nil {
 		t.Fatalf("the newer snapshot was moved: %v", serr)
+	}
+	// A backup's copy names it too (it said "snapshot:  is in format version 9").
+	src, err := os.Open(res.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	_, err = Copy(context.Background(), src, t.TempDir())
+	if !errors.As(err, &ve) || ve.File != res.Path {
+		t.Fatalf("Copy: %v, want a VersionError that names %s", err, res.Path)
 	}
 }

@@ -2,6 +2,7 @@ package wal
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -34,9 +35,15 @@ func Repair(dir string) (RepairReport, error) {
 // RepairFrom is Repair for a log that start-up replays from fromSeq (the snapshot's
 // position): segments whose frames all come before it are not needed to start, so damage or
 // gaps among them are left alone — cutting there would throw away every frame after them.
+// The caller holds the folder's lock (Lock): it takes it before it touches anything else of
+// the data folder, so that a repair run against a folder in use changes nothing.
 func RepairFrom(dir string, fromSeq uint64) (RepairReport, error) {
-	return repair(osFS{}, dir, time.Now(), fromSeq)
+	return repairLocked(osFS{}, dir, time.Now(), fromSeq)
 }
+
+// Lock takes the log folder's exclusive lock, the one an open Log holds: it fails while a
+// server uses the folder. Close releases it.
+func Lock(dir string) (io.Closer, error) { return lockDir(dir) }
 
 func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairReport, error) {
 	lock, err := lockDir(dir)
@@ -44,6 +51,10 @@ func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairRep
 		return RepairReport{}, err
 	}
 	defer lock.Close()
+	return repairLocked(fs, dir, now, fromSeq)
+}
+
+func repairLocked(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairReport, error) {
 	segs, err := listSegments(fs, dir)
 	if err != nil {
 		return RepairReport{}, err

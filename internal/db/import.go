@@ -1,6 +1,7 @@
 package db
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
@@ -122,7 +124,12 @@ func Import(ctx context.Context, from, dest string, logger *slog.Logger) (Import
 		return fail(err)
 	}
 	rep.Skipped = append(rep.Skipped, sink.skipped...)
-	rep.Keys -= sink.skippedKeys // counted as rows by the reader, listed as skipped here
+	// Counted by the reader, listed as skipped here.
+	rep.Keys -= sink.skippedKeys
+	rep.Documents -= sink.skippedDocs
+	rep.Records -= sink.skippedRecords
+	rep.Values -= sink.skippedValues
+	rep.Collections -= len(sink.skippedCols)
 	if err := d.Snapshot(ctx); err != nil {
 		return fail(err)
 	}
@@ -165,8 +172,23 @@ type importSink struct {
 	recs    []engine.Record
 	bytes   int
 	skipped []string
-	// skippedKeys counts the API keys listed in skipped.
-	skippedKeys int
+	// skippedKeys counts the API keys listed in skipped; the others, what skipped entries of
+	// unreachable names held (the reader counted them as read).
+	skippedKeys, skippedDocs, skippedRecords, skippedValues int
+	skippedCols                                             map[string]bool
+}
+
+// unreachable says why no request could name an entry called name (empty, or not UTF-8: a
+// request's names are UTF-8 text, so such a name would be shown as U+FFFD and never match),
+// or "" when one can.
+func unreachable(name string) string {
+	switch {
+	case name == "":
+		return "an empty name"
+	case !utf8.ValidString(name):
+		return "a name that is not UTF-8"
+	}
+	return ""
 }
 
 // importBatch and importBatchBytes bound one logged insert during an import (a log frame
@@ -177,6 +199,25 @@ const (
 )
 
 func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
+	why, what := unreachable(col), "collection"
+	if why == "" {
+		why, what = unreachable(doc), "document"
+	}
+	if why != "" {
+		// Stored, it could be neither read nor deleted but by dropping its collection; the
+		// SQLite reader leaves empty names out too.
+		s.skipped = append(s.skipped, fmt.Sprintf("document %q of collection %q: %d records not imported (the %s has %s, which no request can name)",
+			doc, col, len(recs), what, why))
+		s.skippedDocs++
+		s.skippedRecords += len(recs)
+		if what == "collection" {
+			if s.skippedCols == nil {
+				s.skippedCols = map[string]bool{}
+			}
+			s.skippedCols[col] = true
+		}
+		return nil
+	}
 	for _, r := range recs {
 		size := len(col) + len(doc) + len(r.Data) + 3*binary.MaxVarintLen64
 		if size > wal.MaxPayload-64 {
@@ -217,6 +258,11 @@ func (s *importSink) flush() error {
 func (s *importSink) Value(col, key, value string) error {
 	if err := s.ctx.Err(); err != nil {
 		return err
+	}
+	if why := cmp.Or(unreachable(col), unreachable(key)); why != "" {
+		s.skipped = append(s.skipped, fmt.Sprintf("value %q of collection %q: not imported (%s, which no request can name)", key, col, why))
+		s.skippedValues++
+		return nil
 	}
 	if _, err := s.d.SetValue(col, key, value); err != nil {
 		return fmt.Errorf("import %s value %q: %w", col, key, err)

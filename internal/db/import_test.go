@@ -279,6 +279,45 @@ func TestImportSkipsUnknownScopes(t *testing.T) {
 	}
 }
 
+// TestImportSkipsUnreachableNames: an old folder's entry no request could name here (an empty
+// key, a name that is not UTF-8) is not imported but reported; stored, it showed in listings
+// (as U+FFFD) and could be neither read nor deleted.
+func TestImportSkipsUnreachableNames(t *testing.T) {
+	old := oldFolder(t)
+	for p, content := range map[string]string{
+		"sensors/caf\xe9/1700000015000.json": `[{"ts":1,"data":"a"},{"ts":2,"data":"b"}]`,
+		"m\xfcll/device-1/1700000015000.json": `[{"ts":1,"data":"a"}]`,
+		"settings/key_value.json":             `{"mode":"auto","n":"","":"x"}`,
+	} {
+		full := filepath.Join(old, filepath.FromSlash(p))
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	rep, err := Import(context.Background(), old, dest, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openT(t, dest)
+	defer closeT(t, d)
+	if got := dump(d); got != oldFolderState {
+		t.Fatalf("imported state:\n%s\nwant\n%s", got, oldFolderState)
+	}
+	if rep.Collections != 2 || rep.Documents != 2 || rep.Records != 4 || rep.Values != 3 {
+		t.Errorf("report counts what was not imported: %+v", rep)
+	}
+	skipped := strings.Join(rep.Skipped, "\n")
+	for _, want := range []string{`document "caf\xe9" of collection "sensors": 2 records`, `collection "m\xfcll"`, `value "" of collection "settings"`} {
+		if !strings.Contains(skipped, want) {
+			t.Errorf("skipped does not report %s:\n%s", want, skipped)
+		}
+	}
+}
+
 // TestRepairRefusesWhatAStartRefuses: repair of a folder no start would take (an unfinished
 // backup or import, the original server's data, nothing of ours) says why, instead of
 // "repair done: start the server again".

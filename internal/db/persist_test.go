@@ -12,6 +12,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -596,6 +597,19 @@ func TestCorruptSnapshot(t *testing.T) {
 			t.Errorf("damaged snapshot not set aside: %v", err)
 		}
 	})
+	t.Run("repair names the damaged newest snapshot it set aside", func(t *testing.T) {
+		dir := t.TempDir()
+		d := openT(t, dir)
+		changesWithSnapshots(t, d, rand.New(rand.NewPCG(5, 5)), 300, 2)
+		closeT(t, d)
+		snaps, _ := filepath.Glob(filepath.Join(dir, snapshotSubdir, "*.snap"))
+		if len(snaps) != 2 {
+			t.Fatalf("snapshots %v", snaps)
+		}
+		flipByte(t, snaps[1], 40)
+		// It said "a valid snapshot is in place (or none is needed)".
+		repairT(t, dir, "the newest did not verify and was moved aside ("+snaps[1]+".corrupt); start-up loads the older "+snaps[0])
+	})
 	t.Run("none verifies, the log was trimmed", func(t *testing.T) {
 		dir := t.TempDir()
 		d := openT(t, dir)
@@ -790,10 +804,13 @@ func TestRepairMissingFirstSegments(t *testing.T) {
 		}
 	}
 	first, _, _ := wal.FirstSeq(walDir)
-	if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil || !strings.Contains(err.Error(), wal.RepairCommand) {
-		t.Fatalf("Open without the first segments: %v", err)
+	if _, err := Open(Config{Dir: dir, Logger: quiet}); err == nil || !strings.Contains(err.Error(), wal.RepairCommand) ||
+		!strings.Contains(err.Error(), "every change the log still holds") {
+		t.Fatalf("Open without the first segments: %v; want the repair command and what it keeps", err)
 	}
-	repairT(t, dir, "are missing")
+	if lines := repairT(t, dir, "are missing"); slices.Contains(lines, logClean) {
+		t.Errorf("repair says both that the log has no damage and that frames are missing: %q", lines)
+	}
 	d = openT(t, dir)
 	var got []int64
 	d.Engine.Range("c", "d", engine.RangeQuery{From: math.MinInt64, To: math.MaxInt64}, func(ts int64, _ []byte) { got = append(got, ts) })

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
@@ -74,7 +75,7 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 			return out, fmt.Errorf("repair the log: %w", err)
 		}
 		if rep.Clean {
-			out = append(out, "log: no damage found")
+			out = append(out, logClean)
 		} else {
 			cut := fmt.Sprintf("cut %s at offset %d", rep.File, rep.Offset)
 			switch {
@@ -93,10 +94,16 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 		return out, err
 	}
 	if line != "" {
+		// Frames were missing, which the log's own check (damage within what it holds) does
+		// not see: its "no damage found" would contradict the line that says so.
+		out = slices.DeleteFunc(out, func(l string) bool { return l == logClean })
 		out = append(out, line)
 	}
 	return out, nil
 }
+
+// logClean is repair's report of a log with no damaged frame.
+const logClean = "log: no damage found"
 
 // startBase is what start-up will load after repair: the snapshot file (path "" for none)
 // and the position it replays the log from.
@@ -108,9 +115,23 @@ type startBase struct {
 // repairSnapshots makes a snapshot loadable, or unneeded, and returns what it did and what
 // start-up will then start from.
 func repairSnapshots(walDir, snapDir string, logger *slog.Logger) (string, startBase, error) {
+	before, _ := snapshot.Paths(snapDir)
 	info, err := snapshot.Latest(snapDir, logger)
 	var ce *snapshot.CorruptionError
 	switch {
+	case err == nil && info.Path != "" && len(before) > 0 && before[0] != info.Path: // Paths: newest first
+		// Latest set damaged newer snapshots aside for this older one: say so, since the
+		// changes they held now come from the log alone (and where the log is damaged
+		// after this snapshot, from nowhere).
+		var aside []string
+		for _, p := range before {
+			if p > info.Path {
+				aside = append(aside, p+".corrupt")
+			}
+		}
+		return fmt.Sprintf("snapshots: the newest did not verify and was moved aside (%s); start-up loads the "+
+				"older %s and replays the log from its position %d", strings.Join(aside, ", "), info.Path, info.Seq),
+			startBase{info.Path, max(info.Seq, 1)}, nil
 	case err == nil || errors.Is(err, snapshot.ErrNoSnapshot):
 		return "snapshots: a valid snapshot is in place (or none is needed)", startBase{info.Path, max(info.Seq, 1)}, nil
 	case errors.As(err, &ce):

@@ -19,9 +19,18 @@ type CorruptionError struct {
 	File   string // full path of the damaged (or first affected) segment
 	Offset int64  // byte offset of the first bad frame in File
 	Reason string
+	// missingStart: the log starts after the position replay needs it from. Repair then
+	// keeps everything the log holds (it writes a snapshot at the log's start) instead of
+	// cutting it, and the message says so.
+	missingStart bool
 }
 
 func (e *CorruptionError) Error() string {
+	if e.missingStart {
+		return fmt.Sprintf("wal: corrupt log at %s: %s; to start with every change the log still holds run `%s` "+
+			"(it writes a snapshot at the log's first position; the changes in the missing frames are lost)",
+			e.File, e.Reason, RepairCommand)
+	}
 	return fmt.Sprintf("wal: corrupt log file %s at offset %d: %s; "+
 		"to keep the data before this point and move the rest aside run `%s` "+
 		"(it truncates the log at the first bad frame and saves the dropped bytes in a corrupt-<time> folder)",

@@ -21,7 +21,7 @@ func (l *Log) Replay(fromSeq uint64, fn func(seq uint64, payload []byte) error) 
 		if len(segs) > 0 {
 			file = segmentPath(l.dir, segs[0])
 		}
-		return &CorruptionError{File: file, Offset: 0, Reason: fmt.Sprintf(
+		return &CorruptionError{File: file, Offset: 0, missingStart: true, Reason: fmt.Sprintf(
 			"the log starts at sequence %d but replay needs it from %d: segments are missing "+
 				"(was the snapshot that covered them lost?)", first, fromSeq)}
 	}

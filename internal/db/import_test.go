@@ -285,7 +285,7 @@ func TestImportSkipsUnknownScopes(t *testing.T) {
 func TestImportSkipsUnreachableNames(t *testing.T) {
 	old := oldFolder(t)
 	for p, content := range map[string]string{
-		"sensors/caf\xe9/1700000015000.json": `[{"ts":1,"data":"a"},{"ts":2,"data":"b"}]`,
+		"sensors/caf\xe9/1700000015000.json":  `[{"ts":1,"data":"a"},{"ts":2,"data":"b"}]`,
 		"m\xfcll/device-1/1700000015000.json": `[{"ts":1,"data":"a"}]`,
 		"settings/key_value.json":             `{"mode":"auto","n":"","":"x"}`,
 	} {

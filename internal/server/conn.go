@@ -116,10 +116,15 @@ func (c *conn) keepalive() {
 				if c.ctx.Err() != nil {
 					return
 				}
-				if c.cork.busySince(from) {
+				c.mu.Lock()
+				waiting := c.pending > 0
+				c.mu.Unlock()
+				if waiting || c.cork.busySince(from) {
 					// The ping waited behind a reply or event still going out, which the
-					// client is reading: it is there. A client that stops reading is cut by
-					// the write deadline instead.
+					// client is reading, or its pong waits behind a request this
+					// connection is still answering (the read loop answers small ones
+					// itself, and reads nothing meanwhile): the client is there. One that
+					// stops reading is cut by the write deadline instead.
 					continue
 				}
 				c.drop(websocket.StatusGoingAway, "ping timeout: the client did not answer")

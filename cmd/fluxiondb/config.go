@@ -125,7 +125,7 @@ func parseConfig(args []string, getenv func(string) string, stdout io.Writer) (*
 	c.MaxMessageSize = 16 << 20
 	fs.Var(byteSize{&c.MaxMessageSize}, "max-message-size", "largest accepted WebSocket message, in bytes (or 16MiB)")
 	c.MaxReplySize = 256 << 20
-	fs.Var(byteSize{&c.MaxReplySize}, "max-reply-size", "largest qry/qdoc reply, in bytes (or 256MiB); larger requests get a too_large error")
+	fs.Var(byteSize{&c.MaxReplySize}, "max-reply-size", "largest reply, in bytes (or 256MiB); a request whose reply would be larger gets a too_large error")
 	// Off by default: the official clients take an error reply to an insert for success
 	// (PROTOCOL.md §4), so a cap they never knew of would silently lose their records.
 	// --max-message-size bounds a batch anyway (16 MiB: a few hundred thousand records).

@@ -43,6 +43,16 @@ func (c *conn) handle(r *protocol.Request) reply {
 		c.srv.metrics.requestError(r.Type, e.Code)
 		return reply{buf: out, failed: true}
 	}
+	if max := c.srv.cfg.MaxReplySize; int64(len(*out)) > max {
+		// Every reply is held to --max-reply-size, not only the queries that stop building
+		// early at it: a listing of KV values, collections or connections can be large too,
+		// and a client sized for the limit must be able to count on it.
+		e := &protocol.Error{Code: protocol.CodeTooLarge,
+			Text: "the reply would be larger than " + sizeText(max) + " (--max-reply-size)"}
+		*out = protocol.AppendError((*out)[:0], r.ID, e)
+		c.srv.metrics.requestError(r.Type, e.Code)
+		return reply{buf: out, failed: true}
+	}
 	rep := reply{buf: out, commit: commit, start: start}
 	if commit != 0 {
 		rep.id = append([]byte(nil), r.ID...)
@@ -243,7 +253,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 		}
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"values":{`...)
 		if p := protocol.ParsePattern(kv.Key); p.IsRegex() {
-			b = appendValues(b, d.Engine, kv.Collection, p.MatchName)
+			b = appendValues(b, d.Engine, kv.Collection, p.MatchName, c.srv.cfg.MaxReplySize)
 		} else {
 			v, _ := d.Engine.Value(kv.Collection, kv.Key)
 			b = protocol.AppendString(b, kv.Key)
@@ -258,7 +268,7 @@ func (c *conn) run(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Error
 			return 0, e
 		}
 		b = append(protocol.AppendReplyStart(b, r.ID), `,"values":{`...)
-		b = appendValues(b, d.Engine, col, nil)
+		b = appendValues(b, d.Engine, col, nil, c.srv.cfg.MaxReplySize)
 		b = append(b, "}}"...)
 
 	case protocol.TypeGkeys:
@@ -341,9 +351,15 @@ func appendStrings(b []byte, ss []string) []byte {
 	return append(b, ']')
 }
 
-func appendValues(b []byte, e *engine.Store, col string, keep func(string) bool) []byte {
+// appendValues appends col's KV entries (those whose key keep accepts; nil: all) as JSON
+// members. Past max bytes it stops appending: the caller refuses the reply as too large
+// (handle), so the copy stays near the limit however many values there are.
+func appendValues(b []byte, e *engine.Store, col string, keep func(string) bool, max int64) []byte {
 	first := true
 	e.Values(col, keep, func(k, v string) {
+		if int64(len(b)) > max {
+			return
+		}
 		if !first {
 			b = append(b, ',')
 		}

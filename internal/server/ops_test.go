@@ -535,3 +535,23 @@ func TestRateLimitCountsEveryFrame(t *testing.T) {
 		})
 	}
 }
+
+// Every reply is held to --max-reply-size: KV listings, collection lists and single values
+// were not (a gvals of gigabytes went out whole), though a client sized for the limit counts
+// on it.
+func TestMaxReplySizeHoldsForEveryReply(t *testing.T) {
+	s := startServer(t, server.Config{MaxReplySize: 10000})
+	c := s.dial(t, masterKey)
+	big := strings.Repeat("v", 4000)
+	for _, k := range []string{"a", "b", "c"} {
+		c.ok("sval", fmt.Sprintf(`{"col":"kv","key":"%s","value":"%s"}`, k, big))
+	}
+	c.ok("sval", `{"col":"small","key":"k","value":"x"}`)
+	const text = "the reply would be larger than 10000 bytes (--max-reply-size)"
+	c.failWith("gvals", `{"col":"kv"}`, text, "too_large")
+	c.failWith("gvalues", `{"col":"kv","key":"/./"}`, text, "too_large")
+	c.ok("gvals", `{"col":"small"}`)
+	c.ok("gval", `{"col":"kv","key":"a"}`)
+	c.ok("ins", fmt.Sprintf(`[{"col":"%s","doc":"d","ts":1,"data":"x"}]`, strings.Repeat("n", 11000)))
+	c.failWith("cols", `{}`, text, "too_large")
+}

@@ -24,7 +24,7 @@ import (
 type Config struct {
 	MaxMessageSize  int64         // largest accepted frame; default 16 MiB
 	MaxBatchRecords int           // largest `ins` batch; 0 = no limit
-	MaxReplySize    int64         // largest qry/qdoc reply; over it the request gets too_large; default 256 MiB
+	MaxReplySize    int64         // largest reply; over it the request gets too_large (qry/qdoc/snapshots stop building there); default 256 MiB
 	OutboundQueue   int           // replies queued per connection; default 1024
 	WriteTimeout    time.Duration // a reply that cannot be written in this time closes the connection; default 10 s
 	SlowRequest     time.Duration // requests slower than this are logged; 0 = never

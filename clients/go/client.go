@@ -298,7 +298,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (c *Client) dialURL() (string, error) {
 	u, err := url.Parse(c.url)
 	if err != nil {
-		return "", fmt.Errorf("fluxiondb: invalid URL: %w", err)
+		// The parse error quotes the URL, with a key written into it ("?api-key=…").
+		return "", fmt.Errorf("fluxiondb: invalid URL (want ws://host:port or wss://host:port): %w", c.hideKey(err, c.url))
 	}
 	q := u.Query()
 	q.Set("api-key", c.apiKey)
@@ -312,10 +313,16 @@ func (c *Client) dialURL() (string, error) {
 	return u.String(), nil
 }
 
-// redactURL drops the query string, which may hold the API key, for logs.
+// redactURL drops the query string, which may hold the API key, and a password in the
+// URL's user information, for errors and logs.
 func redactURL(raw string) string {
 	if i := strings.IndexByte(raw, '?'); i >= 0 {
-		return raw[:i]
+		raw = raw[:i]
+	}
+	if u, err := url.Parse(raw); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			return u.Redacted()
+		}
 	}
 	return raw
 }
@@ -327,47 +334,85 @@ var tooLargeRequest = &ServerError{Code: CodeTooLarge, Message: "request frame o
 
 // hideKey takes the API key out of a dial error: net/http's error names the URL it requested,
 // query string and all, and the WebSocket library's wrappers copy that text. The result says
-// the same without the query string and unwraps to the same errors (errors.Is keeps working).
+// the same without the query string, and unwraps to the errors of the chain whose own text
+// holds no secret (the *url.Error, its network error below): errors.Is and errors.As keep
+// working, and a tool that records every level of the chain records no key.
 func (c *Client) hideKey(err error, dialURL string) error {
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		ue.URL = redactURL(ue.URL)
 	}
-	msg := err.Error()
+	var secrets []string // each with what stands in for it
 	if i := strings.IndexByte(dialURL, '?'); i >= 0 {
-		msg = strings.ReplaceAll(msg, dialURL[i:], "")
+		secrets = append(secrets, dialURL[i:], "")
 	}
 	if len(c.apiKey) >= 6 { // a second line of defence; a very short key would match ordinary words
-		msg = strings.ReplaceAll(msg, url.QueryEscape(c.apiKey), "[api key]")
-		msg = strings.ReplaceAll(msg, c.apiKey, "[api key]")
+		secrets = append(secrets, url.QueryEscape(c.apiKey), "[api key]", c.apiKey, "[api key]")
 	}
-	if msg == err.Error() {
+	holds := func(msg string) bool {
+		for i := 0; i < len(secrets); i += 2 {
+			if strings.Contains(msg, secrets[i]) {
+				return true
+			}
+		}
+		return false
+	}
+	msg := err.Error()
+	if !holds(msg) {
 		return err
 	}
-	return &redactedError{msg: msg, err: err}
+	msg = strings.NewReplacer(secrets...).Replace(msg)
+	return &redactedError{msg: msg, causes: cleanCauses(err, holds)}
 }
 
-// redactedError is an error whose text had a secret taken out.
+// cleanCauses returns the highest errors of err's chain whose text does not hold a secret.
+func cleanCauses(err error, holds func(string) bool) []error {
+	if err == nil {
+		return nil
+	}
+	if !holds(err.Error()) {
+		return []error{err}
+	}
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		return cleanCauses(u.Unwrap(), holds)
+	case interface{ Unwrap() []error }:
+		var out []error
+		for _, e := range u.Unwrap() {
+			out = append(out, cleanCauses(e, holds)...)
+		}
+		return out
+	}
+	return nil
+}
+
+// redactedError is an error whose text had a secret taken out; it unwraps to the causes whose
+// text holds none.
 type redactedError struct {
-	msg string
-	err error
+	msg    string
+	causes []error
 }
 
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
+func (e *redactedError) Error() string   { return e.msg }
+func (e *redactedError) Unwrap() []error { return e.causes }
 
 // recordingClient returns an HTTP client for one dial that records in *raw the network
 // connection it opens, so that Close can cut a connection whose closing handshake the server
 // never answers (the WebSocket library offers no way to abort its own wait). A client whose
 // Transport is not an *http.Transport is used as given, and nothing is recorded.
-func recordingClient(hc *http.Client, raw *net.Conn) *http.Client {
+//
+// The connection also counts the bytes read from it (read), so the heartbeat can tell a
+// connection busy receiving a large reply from a dead one. done must be called once the dial
+// is over: after a refused upgrade (401, a load balancer's 503) the clone's pool kept the
+// connection, and two goroutines, for its idle timeout (90 s), even past Close.
+func recordingClient(hc *http.Client, raw *net.Conn, read *atomic.Int64) (client *http.Client, done func()) {
 	base := http.DefaultTransport
 	if hc != nil && hc.Transport != nil {
 		base = hc.Transport
 	}
 	t, ok := base.(*http.Transport)
 	if !ok {
-		return hc
+		return hc, func() {}
 	}
 	t = t.Clone()
 	dial := t.DialContext
@@ -377,6 +422,7 @@ func recordingClient(hc *http.Client, raw *net.Conn) *http.Client {
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		nc, err := dial(ctx, network, addr)
 		if err == nil {
+			nc = &countingConn{Conn: nc, read: read}
 			*raw = nc // one dial at a time per call (a WebSocket upgrade opens one connection)
 		}
 		return nc, err
@@ -386,7 +432,19 @@ func recordingClient(hc *http.Client, raw *net.Conn) *http.Client {
 		*out = *hc
 	}
 	out.Transport = t
-	return out
+	return out, t.CloseIdleConnections
+}
+
+// countingConn counts the bytes read from a connection.
+type countingConn struct {
+	net.Conn
+	read *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.read.Add(int64(n))
+	return n, err
 }
 
 // dial makes one connection attempt: upgrade, then the ready frame.
@@ -398,19 +456,28 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		return nil, err
 	}
 	var raw net.Conn
+	read := new(atomic.Int64)
+	hc, dialDone := recordingClient(c.opts.httpClient, &raw, read)
+	defer dialDone()
 	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
-		HTTPClient: recordingClient(c.opts.httpClient, &raw),
+		HTTPClient: hc,
 		HTTPHeader: c.opts.header,
 	})
 	if err != nil {
 		if resp != nil && (resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden) {
 			reason := resp.Status
 			if resp.Body != nil {
-				if b, _ := io.ReadAll(resp.Body); len(strings.TrimSpace(string(b))) > 0 {
-					reason = strings.TrimSpace(string(b))
+				b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+				_ = resp.Body.Close()
+				if len(strings.TrimSpace(string(b))) > 0 {
+					// A proxy's error page may echo the request line, key and all.
+					reason = c.hideKey(errors.New(strings.TrimSpace(string(b))), u).Error()
 				}
 			}
 			return nil, &AuthError{Reason: reason, HTTPStatus: resp.StatusCode}
+		}
+		if resp != nil && resp.Body != nil {
+			_ = resp.Body.Close()
 		}
 		err = c.hideKey(err, u)
 		if ctx.Err() != nil && c.bgCtx.Err() == nil {
@@ -444,6 +511,7 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 		c:        c,
 		ws:       ws,
 		raw:      raw,
+		read:     read,
 		ctx:      sctx,
 		cancel:   scancel,
 		writeSem: make(chan struct{}, 1),
@@ -526,6 +594,8 @@ type session struct {
 	c        *Client
 	ws       *websocket.Conn
 	raw      net.Conn        // the network connection under ws; nil when not known (recordingClient)
+	read     *atomic.Int64   // bytes read from raw (stays 0 when raw is not known)
+	routing  atomic.Bool     // the read loop is handing out a frame (and reads nothing)
 	ctx      context.Context // ends with the session
 	cancel   context.CancelFunc
 	writeSem chan struct{} // one writer at a time; a channel so waiting honours ctx
@@ -558,7 +628,9 @@ func (s *session) readLoop() {
 			s.c.lost(s, err)
 			return
 		}
+		s.routing.Store(true) // no pong is read meanwhile (heartbeat)
 		s.route(frame)
+		s.routing.Store(false)
 	}
 }
 
@@ -578,17 +650,27 @@ func (s *session) heartbeat() {
 			return
 		case <-t.C:
 		}
+		from := s.read.Load()
 		ctx, cancel := context.WithTimeout(s.ctx, every)
 		err := s.ws.Ping(ctx) // the read loop reads the pong
 		cancel()
 		if err != nil {
-			if s.ctx.Err() == nil {
-				s.c.lost(s, fmt.Errorf("no answer to ping within %v: %w", every, err))
+			if s.ctx.Err() != nil {
+				return
 			}
+			if s.read.Load()-from > maxControlFrame || s.routing.Load() {
+				// The pong is behind a large reply or event still arriving, or still being
+				// handed out: the connection is alive, only busy.
+				continue
+			}
+			s.c.lost(s, fmt.Errorf("no answer to ping within %v: %w", every, err))
 			return
 		}
 	}
 }
+
+// maxControlFrame is the most a pong takes on the wire (header and payload).
+const maxControlFrame = 2 + 125
 
 // route hands a frame to the request waiting for its id.
 func (s *session) route(frame []byte) {

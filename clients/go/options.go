@@ -39,7 +39,9 @@ func defaultOptions() options {
 // turns it off). A connection that does not answer a ping within the
 // interval is dropped and reconnected as after any loss: a connection that
 // died without a word (a dropped network, a frozen server) would otherwise
-// look open, every call timing out and subscriptions waiting in silence.
+// look open, every call timing out and subscriptions waiting in silence. A
+// connection still receiving (or handing out) a large reply or event is busy,
+// not dead: its pong waits behind it, and that does not count.
 func WithHeartbeat(d time.Duration) Option {
 	return func(o *options) {
 		if d >= 0 {

@@ -6,6 +6,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"runtime"
 	"strings"
@@ -164,5 +166,29 @@ func TestURLSecretsStayOut(t *testing.T) {
 				t.Errorf("Dial %q: %q shows in the error (%v) or the log (%s)", u, secret, err, logged.String())
 			}
 		}
+	}
+}
+
+// TestAuthErrorFromAnEchoingGatewayHidesTheKey: a gateway's 403 page that echoes the request
+// line does not bring the key into AuthError.Reason.
+func TestAuthErrorFromAnEchoingGatewayHidesTheKey(t *testing.T) {
+	const key = "abcdef-long-secret-value-XYZ"
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+		_, _ = io.WriteString(w, "<html>403 Forbidden: GET "+r.URL.String()+"</html>")
+	}))
+	defer gw.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := Dial(ctx, "ws"+strings.TrimPrefix(gw.URL, "http"), key)
+	var ae *AuthError
+	if !errors.As(err, &ae) || ae.HTTPStatus != http.StatusForbidden {
+		t.Fatalf("err = %v, want an AuthError with HTTP 403", err)
+	}
+	if strings.Contains(ae.Reason, key) || strings.Contains(err.Error(), key) {
+		t.Fatalf("the key shows in the error: %v", err)
+	}
+	if !strings.Contains(ae.Reason, "403 Forbidden") {
+		t.Errorf("reason %q lost the page's text", ae.Reason)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -47,7 +48,22 @@ type BatchWriter struct {
 	errMu   sync.Mutex
 	errs    []error
 	dropped int
+
+	// queued is the bytes of names and data in the queue (in); Write waits while it is over
+	// the queue's byte bound, and room wakes it when run takes records off.
+	queued atomic.Int64
+	room   chan struct{}
 }
+
+// recordBytes is what a record counts for in WithBatchBytes and the queue's byte bound.
+func recordBytes(r *InsertRecord) int { return len(r.Col) + len(r.Doc) + len(r.Data) }
+
+// Caps on what a BatchWriter allocates up front, whatever WithBatchSize and WithBufferSize
+// ask: a batch's slice grows as records come, and the queue holds at most maxQueueRecords.
+const (
+	maxBatchPrealloc = 1024
+	maxQueueRecords  = 1 << 20
+)
 
 type batchOptions struct {
 	size        int
@@ -95,7 +111,9 @@ func WithFlushInterval(d time.Duration) BatchOption {
 }
 
 // WithBufferSize sets how many records may be queued before Write blocks
-// (default 8 batches).
+// (default 8 batches, at most 65,536 records). Whatever the count, Write also
+// blocks while the queue holds 8 × WithBatchBytes of names and data (32 MiB by
+// default), so large records through a server outage do not pile up in memory.
 func WithBufferSize(n int) BatchOption {
 	return func(o *batchOptions) {
 		if n > 0 {
@@ -130,11 +148,13 @@ func (c *Client) NewBatchWriter(opts ...BatchOption) *BatchWriter {
 		opt(&o)
 	}
 	if o.buffer == 0 {
-		o.buffer = 8 * o.size
+		o.buffer = 8 * min(o.size, 1<<13) // 8 batches, at most 65,536 records (no overflow)
 	}
+	o.buffer = min(o.buffer, maxQueueRecords)
 	b := &BatchWriter{
 		c:        c,
 		o:        o,
+		room:     make(chan struct{}, 1),
 		in:       make(chan InsertRecord, o.buffer),
 		flushReq: make(chan chan error),
 		closing:  make(chan struct{}),
@@ -167,11 +187,26 @@ func (b *BatchWriter) Write(ctx context.Context, records ...InsertRecord) error 
 			return ErrClosed
 		default:
 		}
+		// The queue is bounded in bytes too (8 batches' WithBatchBytes): large records
+		// through an outage held memory by the record count alone (8000 × 64 KiB = 500 MiB).
+		// An empty queue takes any record.
+		for q := b.queued.Load(); q > 0 && q+int64(recordBytes(&r)) > 8*int64(b.o.bytes); q = b.queued.Load() {
+			select {
+			case <-b.room:
+			case <-b.done:
+				return ErrClosed
+			case <-ctx.Done():
+				return ctxError(ctx, "batch write", "")
+			}
+		}
+		b.queued.Add(int64(recordBytes(&r)))
 		select {
 		case b.in <- r:
 		case <-b.done:
+			b.queued.Add(-int64(recordBytes(&r)))
 			return ErrClosed
 		case <-ctx.Done():
+			b.queued.Add(-int64(recordBytes(&r)))
 			return ctxError(ctx, "batch write", "")
 		}
 	}
@@ -221,7 +256,7 @@ func (b *BatchWriter) Close(ctx context.Context) error {
 func (b *BatchWriter) run() {
 	defer b.c.wg.Done()
 	defer close(b.done)
-	batch := make([]InsertRecord, 0, b.o.size)
+	batch := make([]InsertRecord, 0, min(b.o.size, maxBatchPrealloc))
 	batchBytes := 0 // names and data in batch (WithBatchBytes)
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -229,10 +264,15 @@ func (b *BatchWriter) run() {
 
 	flush := func() {
 		b.send(batch)
-		batch, batchBytes = make([]InsertRecord, 0, b.o.size), 0
+		batch, batchBytes = make([]InsertRecord, 0, min(b.o.size, maxBatchPrealloc)), 0
 	}
 	add := func(r InsertRecord) {
-		n := len(r.Col) + len(r.Doc) + len(r.Data)
+		n := recordBytes(&r)
+		b.queued.Add(-int64(n))
+		select {
+		case b.room <- struct{}{}: // a Write waiting for room rechecks
+		default:
+		}
 		if len(batch) > 0 && batchBytes+n > b.o.bytes {
 			flush()
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -267,5 +268,67 @@ func expectCount(t *testing.T, c *Client, col, doc string, n int) {
 	h, err := c.History(testCtx(t), HistoryQuery{Col: col, Doc: doc, To: math.MaxInt64})
 	if err != nil || len(h) != n {
 		t.Fatalf("%s/%s has %d records (%v); want %d", col, doc, len(h), err, n)
+	}
+}
+
+// TestBatchWriterQueueIsBoundedInBytes: while the server is away, a BatchWriter holds about
+// eight batches' worth of bytes (WithBatchBytes) before Write blocks, whatever the records'
+// size; it held 8000 records, 500 MiB of 64 KiB ones.
+func TestBatchWriterQueueIsBoundedInBytes(t *testing.T) {
+	srv := startServer(t)
+	c, err := Dial(testCtx(t), srv.url(), masterKey, WithReconnectPolicy(ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: 50 * time.Millisecond}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv.kill()
+	w := c.NewBatchWriter(WithBatchBytes(1 << 20)) // queue bound: 8 MiB
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = w.Close(ctx)
+	}()
+	data := strings.Repeat("x", 64<<10)
+	accepted := 0
+	for i := range 5000 {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := w.Write(ctx, InsertRecord{Col: "c", Doc: "d", TS: int64(i + 1), Data: data})
+		cancel()
+		if err != nil {
+			break
+		}
+		accepted++
+	}
+	// Queue (8 MiB) + batches in flight (4 × 1 MiB) + the batch being gathered (1 MiB), and
+	// a few records of slack: 13 MiB is 208 records of 64 KiB.
+	if held := accepted * len(data); accepted >= 5000 || held > 14<<20 {
+		t.Fatalf("Write took %d records (%d MiB) before blocking, want about 13 MiB at most", accepted, held>>20)
+	}
+}
+
+// TestBatchWriterHugeBatchSize: a batch size far beyond what is ever sent allocates nothing
+// up front (it took 480 MiB for 1,000,000) and does not panic (math.MaxInt did, in makechan).
+func TestBatchWriterHugeBatchSize(t *testing.T) {
+	srv := startServer(t)
+	c, err := Dial(testCtx(t), srv.url(), masterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, size := range []int{1_000_000, math.MaxInt} {
+		w := c.NewBatchWriter(WithBatchSize(size))
+		if err := w.Write(testCtx(t), InsertRecord{Col: "huge", Doc: "d", TS: 1, Data: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+		t.Fatalf("two BatchWriters allocated %d MiB", grew>>20)
 	}
 }

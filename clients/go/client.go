@@ -254,7 +254,7 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 		c.mu.Lock()
 		c.lastErr = err // for a caller whose wait for the connection ends meanwhile
 		c.mu.Unlock()
-		if !reconnect || errors.Is(err, ErrUnauthenticated) || c.bgCtx.Err() != nil {
+		if !reconnect || errors.Is(err, ErrUnauthenticated) || errors.Is(err, ErrInvalidURL) || c.bgCtx.Err() != nil {
 			break
 		}
 	}
@@ -274,6 +274,13 @@ func (c *Client) connectLoop(wait chan struct{}, reconnect bool) {
 // backoff is the delay before reconnect attempt n (1-based): exponential
 // from MinDelay to MaxDelay, randomized to [d/2, d].
 func backoff(p ReconnectPolicy, n int) time.Duration {
+	if p.MinDelay <= 0 { // DefaultReconnectPolicy changed by hand: zero delays take the defaults
+		p.MinDelay = defaultMinDelay
+	}
+	if p.MaxDelay <= 0 {
+		p.MaxDelay = defaultMaxDelay
+	}
+	p.MaxDelay = max(p.MaxDelay, p.MinDelay)
 	d := p.MinDelay
 	for i := 1; i < n && d < p.MaxDelay; i++ {
 		d *= 2
@@ -299,7 +306,13 @@ func (c *Client) dialURL() (string, error) {
 	u, err := url.Parse(c.url)
 	if err != nil {
 		// The parse error quotes the URL, with a key written into it ("?api-key=…").
-		return "", fmt.Errorf("fluxiondb: invalid URL (want ws://host:port or wss://host:port): %w", c.hideKey(err, c.url))
+		return "", fmt.Errorf("%w (want ws://host:port or wss://host:port): %w", ErrInvalidURL, c.hideKey(err, c.url))
+	}
+	switch {
+	case u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https":
+		return "", fmt.Errorf("%w %q: the scheme must be ws:// or wss:// (as in ws://host:port)", ErrInvalidURL, redactURL(c.url))
+	case u.Host == "":
+		return "", fmt.Errorf("%w %q: no host (want ws://host:port)", ErrInvalidURL, redactURL(c.url))
 	}
 	q := u.Query()
 	q.Set("api-key", c.apiKey)

@@ -192,3 +192,20 @@ func TestAuthErrorFromAnEchoingGatewayHidesTheKey(t *testing.T) {
 		t.Errorf("reason %q lost the page's text", ae.Reason)
 	}
 }
+
+// TestInvalidURL: a URL that cannot be dialled as given is ErrInvalidURL, not a lost
+// connection (which code retries, forever), and the client does not retry it either.
+func TestInvalidURL(t *testing.T) {
+	for _, u := range []string{"localhost:8080", "ws//localhost:1", "wss//x", "", "ws://", "ws:/127.0.0.1:1", "127.0.0.1:1", "ws:// x"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		start := time.Now()
+		_, err := Dial(ctx, u, "k")
+		cancel()
+		if !errors.Is(err, ErrInvalidURL) || errors.Is(err, ErrConnectionLost) {
+			t.Errorf("Dial(%q): %v; want ErrInvalidURL and not ErrConnectionLost", u, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("Dial(%q) took %v: it retried", u, d)
+		}
+	}
+}

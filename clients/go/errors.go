@@ -48,6 +48,10 @@ var (
 	// the client could not (re)connect. Whether a write that failed this way
 	// was applied is unknown.
 	ErrConnectionLost = errors.New("fluxiondb: connection lost")
+	// ErrInvalidURL: the server URL cannot be dialled as given (it must be
+	// ws://host:port or wss://host:port). Retrying cannot help, so the client
+	// does not.
+	ErrInvalidURL = errors.New("fluxiondb: invalid URL")
 	// ErrTimeout: the request's deadline passed before its reply arrived.
 	// It wraps context.DeadlineExceeded too.
 	ErrTimeout = errors.New("fluxiondb: timeout")

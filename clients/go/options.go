@@ -69,7 +69,14 @@ type ReconnectPolicy struct {
 }
 
 // DefaultReconnectPolicy reconnects forever, after 100ms, doubling to 5s.
-var DefaultReconnectPolicy = ReconnectPolicy{MinDelay: 100 * time.Millisecond, MaxDelay: 5 * time.Second}
+var DefaultReconnectPolicy = ReconnectPolicy{MinDelay: defaultMinDelay, MaxDelay: defaultMaxDelay}
+
+// The delays zero (or negative) delays stand for, whatever DefaultReconnectPolicy has been set
+// to: a zeroed MinDelay there made every client retry in a tight loop.
+const (
+	defaultMinDelay = 100 * time.Millisecond
+	defaultMaxDelay = 5 * time.Second
+)
 
 // WithConnectionName sets the label the server shows for this connection
 // (the "name" query parameter; see Connections).
@@ -111,10 +118,10 @@ func WithWriteTimeout(d time.Duration) Option {
 func WithReconnectPolicy(p ReconnectPolicy) Option {
 	return func(o *options) {
 		if p.MinDelay <= 0 {
-			p.MinDelay = DefaultReconnectPolicy.MinDelay
+			p.MinDelay = defaultMinDelay
 		}
 		if p.MaxDelay <= 0 {
-			p.MaxDelay = DefaultReconnectPolicy.MaxDelay
+			p.MaxDelay = defaultMaxDelay
 		}
 		if p.MaxDelay < p.MinDelay {
 			p.MaxDelay = p.MinDelay

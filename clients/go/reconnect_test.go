@@ -237,6 +237,19 @@ func TestBackoff(t *testing.T) {
 	}
 }
 
+// TestBackoffZeroDelays: zero delays, however they got into a policy (DefaultReconnectPolicy
+// set by hand), take the defaults: a zero MinDelay retried in a tight loop (2,500 attempts in
+// half a second).
+func TestBackoffZeroDelays(t *testing.T) {
+	for _, p := range []ReconnectPolicy{{}, {MinDelay: -time.Second}, {MaxDelay: time.Millisecond}} {
+		for n := 1; n <= 3; n++ {
+			if d := backoff(p, n); d < defaultMinDelay/2 {
+				t.Fatalf("backoff(%+v, %d) = %v; want at least %v", p, n, d, defaultMinDelay/2)
+			}
+		}
+	}
+}
+
 // TestSubscriptionCloseFrozenServer: Close ends a subscription without
 // waiting long for a server that stopped answering (the unsub reply is
 // waited for at most unsubWait).

@@ -868,10 +868,21 @@ func ctxError(ctx context.Context, typ, id string) error {
 	}
 	err := ctx.Err()
 	if errors.Is(err, context.DeadlineExceeded) {
-		return fmt.Errorf("fluxiondb: %s: %w: %w", what, ErrTimeout, err)
+		// "fluxiondb: cols: timeout (context deadline exceeded)", not "fluxiondb: cols:
+		// fluxiondb: timeout: …", and still errors.Is ErrTimeout and DeadlineExceeded.
+		return &wrapped{msg: "fluxiondb: " + what + ": timeout (" + err.Error() + ")", errs: []error{ErrTimeout, err}}
 	}
 	return fmt.Errorf("fluxiondb: %s: %w", what, err)
 }
+
+// wrapped is an error with its own text that unwraps to several.
+type wrapped struct {
+	msg  string
+	errs []error
+}
+
+func (e *wrapped) Error() string   { return e.msg }
+func (e *wrapped) Unwrap() []error { return e.errs }
 
 // emptyData is the data of messages without parameters: the JSON document {} as a string.
 var emptyData = []byte(`"{}"`)

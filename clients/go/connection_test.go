@@ -209,3 +209,24 @@ func TestInvalidURL(t *testing.T) {
 		}
 	}
 }
+
+// TestTimeoutErrorText: a call that times out says so once ("fluxiondb: cols: timeout (…)";
+// it said "fluxiondb: cols: fluxiondb: timeout: …") and is still ErrTimeout and
+// context.DeadlineExceeded.
+func TestTimeoutErrorText(t *testing.T) {
+	srv := startServer(t)
+	c, err := Dial(testCtx(t), srv.url(), masterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	_, err = c.Collections(ctx)
+	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("err = %v; want ErrTimeout and context.DeadlineExceeded", err)
+	}
+	if got := err.Error(); strings.Count(got, "fluxiondb:") != 1 || !strings.Contains(got, "timeout") {
+		t.Fatalf("error text %q", got)
+	}
+}

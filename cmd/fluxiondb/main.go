@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 	}
 	if cfg.PprofAddr != "" {
-		go servePprof(cfg.PprofAddr, log.Error)
+		go servePprof(ctx, cfg.PprofAddr, log)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -222,15 +222,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-func servePprof(addr string, logErr func(string, ...any)) {
+func servePprof(ctx context.Context, addr string, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	// No /debug/pprof/cmdline: the command line may hold --secret-key, and this listener
+	// asks for no key.
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	if err := http.ListenAndServe(addr, mux); err != nil {
-		logErr("pprof listener stopped", "addr", addr, "err", err)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		log.Error("pprof listener could not start", "addr", addr, "err", err)
+		return
+	}
+	log.Info("pprof listening", "addr", ln.Addr().String())
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	stop := context.AfterFunc(ctx, func() { hs.Close() }) // it stops with the server
+	defer stop()
+	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("pprof listener stopped", "addr", addr, "err", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -479,5 +480,45 @@ func TestImportCommand(t *testing.T) {
 	}
 	if code, _, _ := runArgs(t, env(), "import", "--data", dest); code != 2 {
 		t.Fatalf("import without --from: exit %d, want 2", code)
+	}
+}
+
+// TestPprofKeepsTheCommandLine: the pprof listener asks for no key, so it does not serve the
+// command line, which may hold --secret-key; it logs the address it listens on.
+func TestPprofKeepsTheCommandLine(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--host=127.0.0.1", "--port=0", "--secret-key=pprof-master-secret", "--pprof-addr=127.0.0.1:0"}, env(), io.Discard, &stderr)
+	}()
+	pprofRE := regexp.MustCompile(`msg="pprof listening" addr=(\S+)`)
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		if m := pprofRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no pprof listening line in %q", stderr.String())
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	// In a real process it shows os.Args, --secret-key included (here, the test binary's).
+	if resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("/debug/pprof/cmdline answers %d (%q), want 404", resp.StatusCode, body)
+	}
+	if resp, err := http.Get("http://" + addr + "/debug/pprof/goroutine?debug=1"); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("profiles are still served: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d", code)
 	}
 }

@@ -345,7 +345,8 @@ func (c *conn) request(f *frame) reply {
 	}
 	rep := c.handle(r)
 	d := time.Since(f.start)
-	c.srv.metrics.request(r.Type, d, !rep.failed)
+	// A change's outcome is counted once it is durable (settle): until then it may still fail.
+	c.srv.metrics.request(r.Type, d, !rep.failed && rep.commit == 0)
 	if c.srv.cfg.SlowRequest > 0 && d >= c.srv.cfg.SlowRequest {
 		c.log.Warn("slow request", "type", r.Type.String(), "duration", d, "reply_bytes", len(*rep.buf))
 	}
@@ -411,9 +412,7 @@ func (c *conn) writeDirect(rep reply) (written, ok bool) {
 		return false, false
 	}
 	if rep.commit != 0 {
-		if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
-			*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, notDurable(err))
-		}
+		c.settle(&rep)
 	}
 	err := c.ws.Write(context.Background(), websocket.MessageText, *rep.buf)
 	c.release(rep.buf)
@@ -446,9 +445,7 @@ func (c *conn) writeLoop() {
 				c.writeFailed(err)
 				return
 			}
-			if err := c.srv.db.Wait(c.ctx, rep.commit); err != nil {
-				*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, notDurable(err))
-			}
+			c.settle(&rep)
 		}
 		c.wmu.Lock()
 		if len(c.out) > 0 {

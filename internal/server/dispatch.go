@@ -28,10 +28,11 @@ var need = map[protocol.Type]auth.Scope{
 type reply struct {
 	buf    *[]byte
 	commit db.Commit
-	id     []byte // a copy of the request id, kept only when commit must be waited for
-	push   bool   // a frame that answers no request (ready, subscription events)
-	failed bool   // an error reply
-	start  func() // run once the reply is queued (starts a subscription's pump)
+	id     []byte        // a copy of the request id, kept only when commit must be waited for
+	typ    protocol.Type // the request's type, kept with id: its outcome is counted after the wait
+	push   bool          // a frame that answers no request (ready, subscription events)
+	failed bool          // an error reply
+	start  func()        // run once the reply is queued (starts a subscription's pump)
 }
 
 // handle serves one decoded request and returns its reply in a pooled buffer.
@@ -55,7 +56,7 @@ func (c *conn) handle(r *protocol.Request) reply {
 	}
 	rep := reply{buf: out, commit: commit, start: start}
 	if commit != 0 {
-		rep.id = append([]byte(nil), r.ID...)
+		rep.id, rep.typ = append([]byte(nil), r.ID...), r.Type
 	}
 	return rep
 }
@@ -338,6 +339,18 @@ func unavailable(err error) *protocol.Error {
 func notDurable(err error) *protocol.Error {
 	return &protocol.Error{Code: protocol.CodeUnavailable, Text: "the change was applied but could not be made durable " +
 		"(it is lost if the server stops before the disk recovers); retrying it is safe: " + err.Error()}
+}
+
+// settle waits for rep's change to be durable, then counts its outcome: a change that could
+// not be made durable makes rep an `unavailable` error reply (and is counted as one).
+func (c *conn) settle(rep *reply) {
+	if err := c.srv.wait(c.ctx, rep.commit); err != nil {
+		e := notDurable(err)
+		*rep.buf = protocol.AppendError((*rep.buf)[:0], rep.id, e)
+		c.srv.metrics.requestError(rep.typ, e.Code)
+		return
+	}
+	c.srv.metrics.requestOK(rep.typ)
 }
 
 func appendStrings(b []byte, ss []string) []byte {

@@ -91,6 +91,13 @@ func (m *metrics) request(t protocol.Type, d time.Duration, ok bool) {
 	}
 }
 
+// requestOK counts a request whose outcome was known only once its change was durable.
+func (m *metrics) requestOK(t protocol.Type) {
+	if c := m.requests[t&31]; c != nil {
+		c.Inc()
+	}
+}
+
 func (m *metrics) requestError(t protocol.Type, code protocol.Code) {
 	m.requestsByType.WithLabelValues(t.String(), "error").Inc()
 	m.errors.WithLabelValues(t.String(), string(code)).Inc()

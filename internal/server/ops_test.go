@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -554,4 +555,29 @@ func TestMaxReplySizeHoldsForEveryReply(t *testing.T) {
 	c.ok("gval", `{"col":"kv","key":"a"}`)
 	c.ok("ins", fmt.Sprintf(`[{"col":"%s","doc":"d","ts":1,"data":"x"}]`, strings.Repeat("n", 11000)))
 	c.failWith("cols", `{}`, text, "too_large")
+}
+
+// A change that could not be made durable is answered `unavailable` and counted so, for the
+// documented alert on request_errors_total{code="unavailable"}; it was counted as ok, since
+// requests were counted before their wait for the disk.
+func TestNotDurableIsCountedAsUnavailable(t *testing.T) {
+	s := startSubServer(t, db.Config{Dir: t.TempDir()}, server.Config{MetricsOnMainPort: true})
+	c := dialSub(t, s.addr, subKey)
+	const ok, unavailable = `fluxiondb_requests_total{outcome="ok",type="ins"}`, `fluxiondb_request_errors_total{code="unavailable",type="ins"}`
+	c.ok("ins", []any{rec("a", 1, "x")})
+	if got := scrape(t, s.addr, ok); got != 1 {
+		t.Fatalf("%s = %v after one durable insert, want 1", ok, got)
+	}
+	server.SetWait(s.srv, func(context.Context, db.Commit) error { return errors.New("fsync: input/output error") })
+	for i := 2; i <= 4; i++ {
+		if m := c.call("ins", []any{rec("a", int64(i), "x")}); m["code"] != "unavailable" {
+			t.Fatalf("insert %d: %v, want an unavailable error", i, m)
+		}
+	}
+	if got := scrape(t, s.addr, ok); got != 1 {
+		t.Errorf("%s = %v, want still 1", ok, got)
+	}
+	if got := scrape(t, s.addr, unavailable); got != 3 {
+		t.Errorf("%s = %v, want 3", unavailable, got)
+	}
 }

@@ -64,6 +64,10 @@ type Server struct {
 	conns   registry
 	metrics *metrics
 
+	// wait is db.Wait; tests put a failing one in its place (export_test.go) to see how a
+	// change that cannot be made durable is answered and counted.
+	wait func(context.Context, db.Commit) error
+
 	limiter  *limiter
 	ready    atomic.Bool
 	shutting atomic.Bool
@@ -74,7 +78,7 @@ type Server struct {
 // New creates a server over an open database.
 func New(d *db.DB, cfg Config) *Server {
 	cfg.setDefaults()
-	s := &Server{cfg: cfg, db: d, log: cfg.Logger, metrics: newMetrics()}
+	s := &Server{cfg: cfg, db: d, log: cfg.Logger, metrics: newMetrics(), wait: d.Wait}
 	s.conns.m = make(map[*conn]struct{})
 	if cfg.RateLimit > 0 {
 		s.limiter = &limiter{rate: cfg.RateLimit, burst: max(1, cfg.RateLimit)}

@@ -259,9 +259,17 @@ func TestChartDefaults(t *testing.T) {
 	}
 
 	svc := serviceNamed(t, rel, fullname)
-	if svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 1 ||
-		svc.Spec.Ports[0].Name != "ws" || svc.Spec.Ports[0].Port != 8080 {
-		t.Errorf("Service %q spec = %+v, want ClusterIP port ws 8080", svc.Name, svc.Spec)
+	if svc.Spec.Type != corev1.ServiceTypeClusterIP || len(svc.Spec.Ports) != 2 ||
+		svc.Spec.Ports[0].Name != "ws" || svc.Spec.Ports[0].Port != 8080 ||
+		svc.Spec.Ports[1].Name != "metrics" || svc.Spec.Ports[1].Port != 9090 {
+		t.Errorf("Service %q spec = %+v, want ClusterIP ports ws 8080 and metrics 9090", svc.Name, svc.Spec)
+	}
+	// /metrics on a port of its own, which no ingress routes (it asks for no key).
+	if e := mustEnv(t, c, "FLUXIONDB_METRICS_ADDR"); e.Value != "0.0.0.0:9090" {
+		t.Errorf("FLUXIONDB_METRICS_ADDR = %q, want 0.0.0.0:9090", e.Value)
+	}
+	if len(c.Ports) != 2 || c.Ports[1].Name != "metrics" || c.Ports[1].ContainerPort != 9090 {
+		t.Errorf("container ports %+v, want ws and metrics 9090", c.Ports)
 	}
 	none[networkingv1.Ingress](t, rel)
 	sa := one[corev1.ServiceAccount](t, rel)
@@ -457,6 +465,30 @@ func TestChartIngressDefaults(t *testing.T) {
 	}
 	if !strings.Contains(rel.notes, "ws://fluxiondb.local/?api-key=") {
 		t.Errorf("NOTES.txt lacks the ws URL:\n%s", rel.notes)
+	}
+	// The ingress routes the main port only: /metrics, served on its own port, stays inside.
+	for _, r := range ing.Spec.Rules {
+		for _, p := range r.HTTP.Paths {
+			if p.Backend.Service == nil || p.Backend.Service.Port.Name != "ws" {
+				t.Errorf("ingress path %s routes to %+v, want the ws port", p.Path, p.Backend.Service)
+			}
+		}
+	}
+	if e, _ := envVar(container(t, one[appsv1.StatefulSet](t, rel)), "FLUXIONDB_METRICS_ADDR"); e.Value == "" {
+		t.Errorf("with the ingress on, /metrics is on the main port, public without a key")
+	}
+}
+
+// TestChartMetricsOnTheMainPort: metrics.port 0 keeps /metrics on the main port (no
+// --metrics-addr, no metrics port).
+func TestChartMetricsOnTheMainPort(t *testing.T) {
+	rel := mustRender(t, setValues(t, "secret.secretKey="+testKey, "metrics.port=0"))
+	c := container(t, one[appsv1.StatefulSet](t, rel))
+	if _, ok := envVar(c, "FLUXIONDB_METRICS_ADDR"); ok || len(c.Ports) != 1 {
+		t.Errorf("metrics.port=0: env FLUXIONDB_METRICS_ADDR set or ports %+v", c.Ports)
+	}
+	if svc := serviceNamed(t, rel, fullname); len(svc.Spec.Ports) != 1 {
+		t.Errorf("metrics.port=0: Service ports %+v", svc.Spec.Ports)
 	}
 }
 

@@ -547,6 +547,16 @@ func (c *conn) drop(code websocket.StatusCode, reason string) {
 }
 
 func (c *conn) readEnded(err error) {
+	// How the client ended it, for the "connection closed" line (a close by the server has
+	// set its own code and reason by then): its close frame, or none (1006, as RFC 6455
+	// names a connection closed without one).
+	var ce websocket.CloseError
+	switch {
+	case errors.As(err, &ce):
+		c.noteClose(ce.Code, "closed by the client: "+ce.Reason)
+	case !c.closing.Load() && c.ctx.Err() == nil:
+		c.noteClose(websocket.StatusAbnormalClosure, "the client went away without a close frame")
+	}
 	switch {
 	case websocket.CloseStatus(err) == websocket.StatusMessageTooBig,
 		errors.Is(err, websocket.ErrMessageTooBig):
@@ -563,6 +573,15 @@ func (c *conn) readEnded(err error) {
 		c.log.Debug("protocol violation", "err", err)
 		c.closeWith(websocket.StatusProtocolError, closeReason("protocol error: "+err.Error()))
 	}
+}
+
+// noteClose records how the connection ended unless the server's own close did already.
+func (c *conn) noteClose(code websocket.StatusCode, cause string) {
+	c.mu.Lock()
+	if c.closeCode == 0 {
+		c.closeCode, c.closeCause = code, cause
+	}
+	c.mu.Unlock()
 }
 
 // isNetworkError reports whether a read failed in the network (reset, timeout, closed

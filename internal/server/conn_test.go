@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -643,4 +644,48 @@ func TestSlowReaderOfALargeReplyKeepsItsConnection(t *testing.T) {
 	if _, b, err := ws.Read(ctx); err != nil || !strings.Contains(string(b), `"big"`) {
 		t.Fatalf("next reply: %s, %v", b, err)
 	}
+}
+
+// The "connection closed" line says how a client ended it: its close code and reason, or 1006
+// when it left without a close frame. Both were logged as code 0 with no reason, like an
+// abrupt drop.
+func TestClientCloseIsLogged(t *testing.T) {
+	var logs syncBuf
+	s := startServer(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := s.dial(t, masterKey)
+	if err := c.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
+		t.Fatal(err)
+	}
+	raw := tryDial(t, s.url("api-key="+masterKey), nil)
+	raw.readFrame()
+	_ = raw.ws.CloseNow() // no close frame
+	deadline := time.Now().Add(5 * time.Second)
+	for strings.Count(logs.String(), "connection closed") < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	text := logs.String()
+	if !strings.Contains(text, `close_code=1000 close_reason="closed by the client: bye"`) {
+		t.Errorf("no close line with the client's code and reason:\n%s", text)
+	}
+	if !strings.Contains(text, `close_code=1006 close_reason="the client went away without a close frame"`) {
+		t.Errorf("no close line for a client that left without a close frame:\n%s", text)
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the server's goroutines to log into.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

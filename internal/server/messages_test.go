@@ -1,8 +1,11 @@
 package server_test
 
 import (
+	"net/url"
 	"sort"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/volandoo/fluxiondb/internal/server"
 )
@@ -532,4 +535,21 @@ func TestQueryLatestFromZeroIsNoBound(t *testing.T) {
 		c.expect("qry", g.p(`{"$col":"c","ts":10,"from":0}`), want)
 		c.expect("qry", g.p(`{"$col":"c","ts":10,"from":-4}`), `{"records":{"pos":{"ts":3,"data":"p"}}}`)
 	})
+}
+
+// TestConnectionNameIsBounded: a connection name is kept to 256 bytes (plus "…"): it goes into
+// every log line about the connection and into `conn` listings, and was kept at any length.
+func TestConnectionNameIsBounded(t *testing.T) {
+	s := startServer(t, server.Config{})
+	long := strings.Repeat("é", 3000) // 6000 bytes
+	c := s.dialURL(t, s.url("api-key="+masterKey+"&name="+url.QueryEscape(long)), nil)
+	r := c.ok("conn", "{}")
+	conns, _ := r.fields["connections"].([]any)
+	if len(conns) != 1 {
+		t.Fatalf("conn: %s", r.raw)
+	}
+	name, _ := conns[0].(map[string]any)["name"].(string)
+	if !strings.HasPrefix(long, strings.TrimSuffix(name, "…")) || len(name) > 256+len("…") || !utf8.ValidString(name) {
+		t.Fatalf("name of %d bytes (valid UTF-8: %v), want a prefix of at most 256 bytes and …", len(name), utf8.ValidString(name))
+	}
 }

@@ -321,7 +321,16 @@ func (s *Server) Len() int {
 	return len(s.conns.m)
 }
 
+// maxConnName bounds the connection name kept (the `name` query parameter): it goes into
+// every log line about the connection and into `conn` listings, and the request line alone
+// allows about a megabyte.
+const maxConnName = 256
+
 func connName(rawQuery string) string {
 	q, _ := url.ParseQuery(rawQuery)
-	return q.Get("name")
+	name := q.Get("name")
+	if len(name) > maxConnName {
+		name = strings.ToValidUTF8(name[:maxConnName], "") + "…"
+	}
+	return name
 }

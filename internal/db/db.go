@@ -144,7 +144,7 @@ func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pu
 	}
 	apply()
 	d.seq++
-	d.Hub.Publish(d.seq, events)
+	d.Hub.PublishAt(d.seq, uint64(c), events)
 	return c, nil
 }
 

@@ -59,6 +59,7 @@ type Event struct {
 // Batch is the events of one change, which all share its sequence number.
 type Batch struct {
 	Seq    uint64
+	Commit uint64 // the change's position in the write-ahead log (0: none, in memory); see PublishAt
 	Events []Event
 	size   int64
 
@@ -118,7 +119,12 @@ func (h *Hub) activeLocked() bool {
 // (internal/db holds its change mutex). build is called only while recording, so nobody pays
 // for events when nobody subscribes; it may return nil for a change that no subscriber sees
 // (API keys). Event data is copied.
-func (h *Hub) Publish(seq uint64, build func() []Event) {
+func (h *Hub) Publish(seq uint64, build func() []Event) { h.PublishAt(seq, 0, build) }
+
+// PublishAt is Publish for a change logged at commit in the write-ahead log: readers of its
+// batch wait for that position to be durable before they deliver it (a subscriber must not
+// hear of a change a crash could still take back).
+func (h *Hub) PublishAt(seq, commit uint64, build func() []Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.lastSeq = seq
@@ -140,7 +146,7 @@ func (h *Hub) Publish(seq uint64, build func() []Event) {
 	if len(events) == 0 {
 		return
 	}
-	b := &Batch{Seq: seq, Events: events}
+	b := &Batch{Seq: seq, Commit: commit, Events: events}
 	// Copy every payload and document name into one buffer the batch owns: the caller's
 	// bytes and names may be views of a request buffer that is about to be reused. The
 	// buffer is never written again, so strings over it are immutable.

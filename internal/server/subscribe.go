@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/volandoo/fluxiondb/internal/db"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/protocol"
 	"github.com/volandoo/fluxiondb/internal/pubsub"
@@ -218,6 +219,9 @@ func (s *subscription) pump() {
 			s.overflow()
 			return
 		}
+		if len(batches) > 0 && !s.durable(batches) {
+			return
+		}
 		if len(batches) > 0 {
 			if s.interval == 0 {
 				if !s.send(batches) {
@@ -262,6 +266,31 @@ func (s *subscription) pump() {
 		case <-due:
 		case <-s.ctx.Done():
 			return
+		}
+	}
+}
+
+// durable waits until the changes of batches are as durable as a reply to their writer says
+// (fsynced under --fsync=always, handed to the OS otherwise): a subscriber must not hear of
+// a change that a crash could still take back. It shares the writers' fsync (group commit).
+// While the disk is in trouble it waits for it to recover. It reports false when the
+// subscription ended meanwhile.
+func (s *subscription) durable(batches []*pubsub.Batch) bool {
+	var commit uint64
+	for _, b := range batches {
+		commit = max(commit, b.Commit)
+	}
+	if commit == 0 {
+		return true // in memory
+	}
+	for delay := 10 * time.Millisecond; ; delay = min(2*delay, time.Second) {
+		if s.c.srv.wait(s.ctx, db.Commit(commit)) == nil {
+			return true
+		}
+		select {
+		case <-s.ctx.Done():
+			return false
+		case <-time.After(delay):
 		}
 	}
 }

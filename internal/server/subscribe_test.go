@@ -758,3 +758,33 @@ func TestSubscribeDeleteDocEverywhere(t *testing.T) {
 	}
 	r.quiet(200 * time.Millisecond) // nothing for the subscriber of other
 }
+
+// TestEventsWaitForDurability: with a data folder, a subscriber hears of a change only once
+// it is as durable as its writer's reply says; events went out as soon as the change was
+// applied, so a crash could take back a change subscribers had been told of.
+func TestEventsWaitForDurability(t *testing.T) {
+	s := startSubServer(t, db.Config{Dir: t.TempDir()}, server.Config{})
+	r := dialSub(t, s.addr, subKey)
+	r.ok("sub", map[string]any{"col": "c"})
+	gate := make(chan struct{})
+	server.SetWait(s.srv, func(ctx context.Context, c db.Commit) error {
+		select {
+		case <-gate:
+			return s.db.Wait(ctx, c)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	w := dialSub(t, s.addr, subKey)
+	replied := make(chan map[string]any, 1)
+	go func() { replied <- w.call("ins", []any{rec("d", 1, "x")}) }()
+	r.quiet(300 * time.Millisecond) // applied, not yet durable: no event
+	close(gate)
+	f := r.next(5 * time.Second)
+	if got := events(t, f); len(got) != 1 || got[0].Doc != "d" {
+		t.Fatalf("event after durability: %v", f)
+	}
+	if m := <-replied; m["error"] != nil {
+		t.Fatalf("insert: %v", m)
+	}
+}

@@ -152,14 +152,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	d, err := openDB(cfg, getenv, log)
 	if err != nil {
-		log.Error("cannot open the database", "err", err)
-		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
+		var hints []string
 		if strings.Contains(err.Error(), wal.RepairCommand) {
 			// The message names the command generically; give the one to paste.
-			fmt.Fprintf(stderr, "fluxiondb: for this folder (server stopped): fluxiondb repair --data %s\n", shellQuote(cfg.Data))
+			hints = append(hints, "for this folder (server stopped): fluxiondb repair --data "+shellQuote(cfg.Data))
 		}
 		if errors.Is(err, fs.ErrPermission) {
-			fmt.Fprintf(stderr, "fluxiondb: the --data folder must be writable by the server's user (uid %d here; the Docker image runs as 65532: chown the mounted folder or run the container with --user)\n", os.Getuid())
+			hints = append(hints, fmt.Sprintf("the --data folder must be writable by the server's user (uid %d here; the Docker "+
+				"image runs as 65532: chown the mounted folder or run the container with --user)", os.Getuid()))
+		}
+		if cfg.LogFormat == "json" {
+			// Every line of a JSON log is JSON: the hints go in the error line.
+			log.Error("cannot open the database", "err", err, "hints", hints)
+			return 1
+		}
+		log.Error("cannot open the database", "err", err)
+		fmt.Fprintf(stderr, "fluxiondb: cannot start: %v\n", err)
+		for _, h := range hints {
+			fmt.Fprintf(stderr, "fluxiondb: %s\n", h)
 		}
 		return 1
 	}
@@ -269,15 +279,22 @@ func (w httpLogWriter) Write(p []byte) (int, error) {
 // healthcheck asks a local server's /healthz; for container HEALTHCHECKs, where no curl exists.
 func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
+	// The server's own settings from the environment are the defaults, so that a container's
+	// HEALTHCHECK follows FLUXIONDB_PORT and FLUXIONDB_HOST without repeating them.
 	port := 8080
 	if v := getenv(envName("port")); v != "" {
-		if p, err := strconv.Atoi(v); err == nil {
-			port = p
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			fmt.Fprintf(stderr, "fluxiondb healthcheck: %s=%q is not a port number\n", envName("port"), v)
+			return 2
 		}
+		port = p
 	}
+	host := getenv(envName("host"))
 	fs.IntVar(&port, "port", port, "port of the server")
+	fs.StringVar(&host, "host", host, "address the server listens on (0.0.0.0, :: or empty: 127.0.0.1)")
 	path := fs.String("path", "/healthz", "path to ask (/healthz or /readyz)")
-	usage := "Usage: fluxiondb healthcheck [--port=8080] [--path=/healthz]\n\nAsks the server on 127.0.0.1 for --path (over TLS when it serves TLS) and exits 0\n" +
+	usage := "Usage: fluxiondb healthcheck [--host=ADDR] [--port=8080] [--path=/healthz]\n\nAsks the server for --path (over TLS when it serves TLS) and exits 0\n" +
 		"when it answers 200 OK, 1 otherwise: a container HEALTHCHECK without curl."
 	if code, done := parseSub(fs, args, usage, stdout, stderr); done {
 		return code
@@ -286,12 +303,16 @@ func healthcheck(args []string, getenv func(string) string, stdout, stderr io.Wr
 		fmt.Fprintf(stderr, "fluxiondb healthcheck: unexpected argument %q\n", fs.Arg(0))
 		return 2
 	}
+	switch host {
+	case "", "0.0.0.0", "::", "[::]":
+		host = "127.0.0.1" // listening everywhere: loopback reaches it
+	}
 	// A server with --tls-cert answers plain HTTP with 400 "Client sent an HTTP request to an
 	// HTTPS server": then ask again over TLS. The certificate is not verified: this checks
 	// that our own process on 127.0.0.1 answers, not who it is (its name is not 127.0.0.1).
 	client := &http.Client{Timeout: 3 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}}
-	addr := "127.0.0.1:" + strconv.Itoa(port) + *path
+	addr := net.JoinHostPort(strings.Trim(host, "[]"), strconv.Itoa(port)) + *path
 	resp, err := client.Get("http://" + addr)
 	if err == nil && resp.StatusCode == http.StatusBadRequest {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 512))

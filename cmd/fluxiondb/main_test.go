@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -521,4 +522,62 @@ func TestPprofKeepsTheCommandLine(t *testing.T) {
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d", code)
 	}
+}
+
+// TestFailedStartLogsOnlyJSON: with --log-format json every line a failed start writes is
+// JSON, its hints included (a plain "fluxiondb: cannot start" line followed the JSON one).
+func TestFailedStartLogsOnlyJSON(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runArgs(t, env("FLUXIONDB_SECRET_KEY", "k"), "--host=127.0.0.1", "--port=0", "--log-format=json", "--data="+filepath.Join(file, "d"))
+	if code != 1 {
+		t.Fatalf("exit %d, want 1: %s", code, stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Errorf("not a JSON line: %q", l)
+		}
+	}
+	if !strings.Contains(stderr, "cannot open the database") {
+		t.Errorf("no error line: %s", stderr)
+	}
+}
+
+// TestHealthcheckFollowsHostAndPort: healthcheck asks the address the server's environment
+// names (FLUXIONDB_HOST and FLUXIONDB_PORT); it asked 127.0.0.1 whatever the host, and
+// silently used 8080 for a port variable that is not a number.
+func TestHealthcheckFollowsHostAndPort(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stderr syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"--host=127.0.0.2", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "hckey"), io.Discard, &stderr)
+	}()
+	var addr string
+	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
+		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
+			addr = m[1]
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no listening line in %q", stderr.String())
+		}
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	var out bytes.Buffer
+	if code := healthcheck(nil, env("FLUXIONDB_HOST", "127.0.0.2", "FLUXIONDB_PORT", port), io.Discard, &out); code != 0 {
+		t.Errorf("healthcheck with the server's host and port: exit %d, %s", code, out.String())
+	}
+	out.Reset()
+	if code := healthcheck([]string{"--host=127.0.0.2", "--port=" + port}, env(), io.Discard, &out); code != 0 {
+		t.Errorf("healthcheck --host --port: exit %d, %s", code, out.String())
+	}
+	out.Reset()
+	if code := healthcheck(nil, env("FLUXIONDB_PORT", "abc"), io.Discard, &out); code != 2 || !strings.Contains(out.String(), "FLUXIONDB_PORT") {
+		t.Errorf("healthcheck with FLUXIONDB_PORT=abc: exit %d, %q; want 2 naming the variable", code, out.String())
+	}
+	cancel()
+	<-done
 }

@@ -130,7 +130,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}()
 	}
 	if cfg.PprofAddr != "" {
-		go servePprof(ctx, cfg.PprofAddr, log)
+		// Like --metrics-addr, an address that cannot be listened on stops the start: it
+		// was logged while the server ran on without the listener asked for.
+		pln, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			log.Error("cannot listen for pprof", "addr", cfg.PprofAddr, "err", err)
+			return 1
+		}
+		go servePprof(ctx, pln, log)
 	}
 	errc := make(chan error, 1)
 	go func() {
@@ -232,7 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return 0
 }
 
-func servePprof(ctx context.Context, addr string, log *slog.Logger) {
+func servePprof(ctx context.Context, ln net.Listener, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	// No /debug/pprof/cmdline: the command line may hold --secret-key, and this listener
@@ -240,17 +247,12 @@ func servePprof(ctx context.Context, addr string, log *slog.Logger) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		log.Error("pprof listener could not start", "addr", addr, "err", err)
-		return
-	}
 	log.Info("pprof listening", "addr", ln.Addr().String())
 	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	stop := context.AfterFunc(ctx, func() { hs.Close() }) // it stops with the server
 	defer stop()
 	if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Error("pprof listener stopped", "addr", addr, "err", err)
+		log.Error("pprof listener stopped", "addr", ln.Addr().String(), "err", err)
 	}
 }
 

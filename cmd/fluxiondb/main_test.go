@@ -524,6 +524,15 @@ func TestPprofKeepsTheCommandLine(t *testing.T) {
 	}
 }
 
+// TestBadPprofAddrStopsTheStart: an address --pprof-addr cannot listen on stops the start, as
+// a bad --metrics-addr does (the server ran on without the listener asked for).
+func TestBadPprofAddrStopsTheStart(t *testing.T) {
+	code, _, stderr := runArgs(t, env("FLUXIONDB_SECRET_KEY", "k"), "--host=127.0.0.1", "--port=0", "--pprof-addr=256.0.0.1:1")
+	if code != 1 || !strings.Contains(stderr, "cannot listen for pprof") {
+		t.Fatalf("exit %d, %q; want 1 and the listener's error", code, stderr)
+	}
+}
+
 // TestFailedStartLogsOnlyJSON: with --log-format json every line a failed start writes is
 // JSON, its hints included (a plain "fluxiondb: cannot start" line followed the JSON one).
 func TestFailedStartLogsOnlyJSON(t *testing.T) {

@@ -81,6 +81,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return 0
 	}
 	log := newLogger(cfg, stderr)
+	// The certificate is read before FLUXIONDB_RUN_AS drops root, so a private key readable by
+	// root alone (mode 0600, the usual) works; reloads on SIGHUP read as the server's user.
+	var certs *certReloader
+	if cfg.TLSCert != "" {
+		var err error
+		if certs, err = newCertReloader(cfg.TLSCert, cfg.TLSKey, log); err != nil {
+			log.Error("cannot serve TLS", "err", err)
+			return 1
+		}
+	}
 	if user, err := dropRoot(getenv, cfg.Data); err != nil {
 		log.Error("cannot switch from root to the server's user", "err", err)
 		return 1
@@ -102,12 +112,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hs := &http.Server{Handler: gate, ReadHeaderTimeout: cfg.HandshakeTimeout, IdleTimeout: httpIdleTimeout,
 		ErrorLog: httpErrorLog(log)}
 	scheme := "ws"
-	if cfg.TLSCert != "" {
-		certs, err := newCertReloader(cfg.TLSCert, cfg.TLSKey, log)
-		if err != nil {
-			log.Error("cannot serve TLS", "err", err)
-			return 1
-		}
+	if certs != nil {
 		stopWatch := make(chan struct{})
 		defer close(stopWatch)
 		go certs.watchSIGHUP(stopWatch)

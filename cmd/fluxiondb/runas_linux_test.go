@@ -113,3 +113,25 @@ func TestStartAsRootDropsToRunAs(t *testing.T) {
 		t.Errorf("a bad FLUXIONDB_RUN_AS: addr %q, log:\n%s", p.addr, p.log.String())
 	}
 }
+
+// TestRunAsReadsTheKeyAsRoot: a TLS key readable by root alone (mode 0600, the usual) is read
+// before FLUXIONDB_RUN_AS drops root; it was read after, and the start failed.
+func TestRunAsReadsTheKeyAsRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs to start the server as root (the Docker image's start-up); this run is not root")
+	}
+	bin := buildBinary(t)
+	base, err := os.MkdirTemp("", "runas-tls")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(base) })
+	must(t, os.Chmod(base, 0o755))
+	certDir := filepath.Join(base, "tls")
+	must(t, os.Mkdir(certDir, 0o700)) // root's alone
+	certFile, keyFile, _ := writeTLSCert(t, certDir, "runas")
+	data := filepath.Join(base, "data")
+	p := startServer(t, bin, data, []string{"FLUXIONDB_RUN_AS=65532:65532", "FLUXIONDB_TLS_CERT=" + certFile, "FLUXIONDB_TLS_KEY=" + keyFile})
+	if p.addr == "" || !strings.Contains(p.log.String(), "scheme=wss") {
+		t.Fatalf("did not start with TLS:\n%s", p.log.String())
+	}
+	p.stop(t)
+}

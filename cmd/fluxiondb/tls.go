@@ -2,12 +2,15 @@ package main
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // certReloader serves the certificate from --tls-cert/--tls-key and loads it again on SIGHUP,
@@ -32,7 +35,24 @@ func newCertReloader(certFile, keyFile string, log *slog.Logger) (*certReloader,
 func (r *certReloader) load() error {
 	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
 	if err != nil {
+		if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
+			err = fmt.Errorf("%w (read as uid %d: the files must be readable by the server's user)", err, os.Geteuid())
+		}
 		return fmt.Errorf("load TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
+	}
+	// An expired certificate loads fine and fails every client's handshake, which the server
+	// only sees as clients going away: refuse it (at start, or keep the previous one).
+	if leaf := cert.Leaf; leaf != nil {
+		now := time.Now()
+		switch {
+		case now.After(leaf.NotAfter):
+			return fmt.Errorf("TLS certificate %s expired on %s", r.certFile, leaf.NotAfter.UTC().Format(time.RFC3339))
+		case now.Before(leaf.NotBefore):
+			return fmt.Errorf("TLS certificate %s is not valid before %s", r.certFile, leaf.NotBefore.UTC().Format(time.RFC3339))
+		case leaf.NotAfter.Sub(now) < 14*24*time.Hour:
+			r.log.Warn("TLS certificate expires soon: renew it and send SIGHUP", "cert", r.certFile,
+				"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
+		}
 	}
 	r.mu.Lock()
 	r.cert = &cert

@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,12 @@ import (
 // and a pool that trusts it.
 func writeTLSCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool *x509.CertPool) {
 	t.Helper()
+	return writeTLSCertValid(t, dir, cn, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+}
+
+// writeTLSCertValid is writeTLSCert for a certificate valid from notBefore to notAfter.
+func writeTLSCertValid(t *testing.T, dir, cn string, notBefore, notAfter time.Time) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
@@ -35,8 +42,8 @@ func writeTLSCert(t *testing.T, dir, cn string) (certFile, keyFile string, pool 
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(time.Now().UnixNano()),
 		Subject:      pkix.Name{CommonName: cn},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
+		NotBefore:    notBefore,
+		NotAfter:     notAfter,
 		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
@@ -139,6 +146,30 @@ func TestTLSCertificateReload(t *testing.T) {
 	}
 	if leaf() != "second" {
 		t.Fatalf("after failed reload %q", leaf())
+	}
+}
+
+// TestTLSRefusesAnExpiredCertificate: an expired (or not yet valid) certificate is refused at
+// start and on reload, which keeps the previous one: it loaded, and every client's handshake
+// failed while the server logged nothing at its default level.
+func TestTLSRefusesAnExpiredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeTLSCertValid(t, dir, "old", time.Now().Add(-48*time.Hour), time.Now().Add(-24*time.Hour))
+	if _, err := newCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired certificate at start: %v, want an error saying it expired", err)
+	}
+	writeTLSCertValid(t, dir, "good", time.Now().Add(-time.Hour), time.Now().Add(30*24*time.Hour))
+	r, err := newCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTLSCertValid(t, dir, "future", time.Now().Add(24*time.Hour), time.Now().Add(48*time.Hour))
+	if err := r.load(); err == nil || !strings.Contains(err.Error(), "not valid before") {
+		t.Fatalf("reload of a not-yet-valid certificate: %v", err)
+	}
+	c, _ := r.getCertificate(nil)
+	if x, _ := x509.ParseCertificate(c.Certificate[0]); x.Subject.CommonName != "good" {
+		t.Fatalf("after a refused reload the server serves %q", x.Subject.CommonName)
 	}
 }
 

@@ -490,7 +490,17 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 			return nil, &AuthError{Reason: reason, HTTPStatus: resp.StatusCode}
 		}
 		if resp != nil && resp.Body != nil {
+			// Another answer than an upgrade: its text says why (a TLS port asked over ws://
+			// answers "Client sent an HTTP request to an HTTPS server").
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 			_ = resp.Body.Close()
+			if text := strings.TrimSpace(string(b)); text != "" {
+				hint := ""
+				if strings.Contains(text, "HTTPS server") {
+					hint = " (the server speaks TLS: use a wss:// URL)"
+				}
+				err = fmt.Errorf("%w: HTTP %d: %s%s", err, resp.StatusCode, c.hideKey(errors.New(text), u), hint)
+			}
 		}
 		err = c.hideKey(err, u)
 		if ctx.Err() != nil && c.bgCtx.Err() == nil {

@@ -2,13 +2,21 @@ package fluxiondb
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -228,5 +236,32 @@ func TestTimeoutErrorText(t *testing.T) {
 	}
 	if got := err.Error(); strings.Count(got, "fluxiondb:") != 1 || !strings.Contains(got, "timeout") {
 		t.Fatalf("error text %q", got)
+	}
+}
+
+// TestPlainURLToATLSPortSaysSo: ws:// to a server that serves TLS gives the server's answer and
+// the fix (it said only "expected handshake response status code 101 but got 400").
+func TestPlainURLToATLSPortSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(30 * 24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	srv := startServer(t, "--tls-cert="+certFile, "--tls-key="+keyFile)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err = Dial(ctx, srv.url(), masterKey, WithReconnectPolicy(ReconnectPolicy{Disabled: true}))
+	if err == nil || !strings.Contains(err.Error(), "use a wss:// URL") {
+		t.Fatalf("err = %v, want the hint to use wss://", err)
 	}
 }

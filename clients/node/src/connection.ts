@@ -428,7 +428,13 @@ export class Connection {
         if (code === 1008) fail(new AuthenticationError(`connection refused: ${detail}`, { cause: socketError }));
         else if (/Unexpected server response: 40[13]/.test(detail))
           fail(new AuthenticationError(`connection refused: ${detail}`, { cause: socketError }));
-        else fail(new ConnectionError(`could not connect to ${this.cfg.url}: ${detail}`, { cause: socketError }));
+        else {
+          // wss:// to a port without TLS: OpenSSL's "wrong version number" says nothing useful.
+          const hint = /wrong version number|EPROTO/.test(detail) && /^wss:/i.test(this.cfg.url)
+            ? " (the server does not speak TLS on this port: use a ws:// URL)"
+            : "";
+          fail(new ConnectionError(`could not connect to ${this.cfg.url}: ${detail}${hint}`, { cause: socketError }));
+        }
         return;
       }
       if (gen !== this.generation || this.sock !== sock) return;

@@ -490,6 +490,16 @@ describe("logging", () => {
 });
 
 describe("error details", () => {
+  test("wss:// to a server without TLS says to use ws://", async () => {
+    const client = new FluxionDBClient({ url: srv.url.replace(/^ws:/, "wss:"), apiKey: srv.key, connectTimeout: 2000, maxReconnectAttempts: 1 });
+    try {
+      const err = await rejectsWith(client.connect(), FluxionDBError);
+      assert.match(err.message, /use a ws:\/\/ URL/);
+    } finally {
+      await client.close();
+    }
+  });
+
   test("a malformed URL's error does not carry the API key", async () => {
     const apiKey = "sup3r s3cret/key";
     for (const url of ["ws//localhost:1", "127.0.0.1:1", "ws://"]) {

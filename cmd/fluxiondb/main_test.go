@@ -590,3 +590,17 @@ func TestHealthcheckFollowsHostAndPort(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestJSONLogDurationsHaveUnits: in JSON logs a duration is text with its unit, as in text
+// mode; it was a bare number of nanoseconds.
+func TestJSONLogDurationsHaveUnits(t *testing.T) {
+	var out bytes.Buffer
+	newLogger(&config{LogFormat: "json", LogLevel: "info"}, &out).Info("x", "took", 1500*time.Microsecond)
+	var m map[string]any
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["took"] != "1.5ms" {
+		t.Fatalf("took = %#v, want \"1.5ms\"", m["took"])
+	}
+}

@@ -21,6 +21,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/db"
 	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/server"
@@ -688,4 +689,28 @@ func (s *syncBuf) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// Key changes leave an audit trail in the log: which key (its id, never the secret), the
+// scope, and who asked (the connection's attributes). Nothing was logged.
+func TestKeyChangesAreLogged(t *testing.T) {
+	var logs syncBuf
+	s := startServer(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	c := s.dial(t, masterKey)
+	const secret = "audit-trail-secret-key"
+	c.ok("keys", `{"action":"add","key":"`+secret+`","scope":"readonly"}`)
+	c.ok("keys", `{"action":"remove","key":"`+secret+`"}`)
+	id := auth.HashKey(secret).ID()
+	text := logs.String()
+	for _, want := range []string{
+		`msg="API key added or re-scoped"`, "added_key_id=" + id, "scope=readonly",
+		`msg="API key removed"`, "removed_key_id=" + id, "key_id=master",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("log lacks %s:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, secret) {
+		t.Errorf("the log shows the key's secret:\n%s", text)
+	}
 }

@@ -416,9 +416,13 @@ func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Erro
 			}
 		} else {
 			var err error
-			if commit, err = d.PutKey(auth.HashKey(k.Key), auth.Hint(k.Key), scope); err != nil {
+			h := auth.HashKey(k.Key)
+			if commit, err = d.PutKey(h, auth.Hint(k.Key), scope); err != nil {
 				return 0, unavailable(err)
 			}
+			// An audit trail of key changes: which key (by id, never the secret), what scope,
+			// and (in the connection's attributes) who asked.
+			c.log.Info("API key added or re-scoped", "added_key_id", h.ID(), "scope", scope.String())
 		}
 		b = append(b, `,"status":"ok","scope":`...)
 		b = protocol.AppendString(b, scope.String())
@@ -441,6 +445,7 @@ func (c *conn) keys(r *protocol.Request, out *[]byte) (db.Commit, *protocol.Erro
 		if !found { // removed concurrently by another request
 			return 0, protocol.ErrKeyNotFound
 		}
+		c.log.Info("API key removed", "removed_key_id", h.ID())
 		*out = append(b, `,"status":"ok"}`...)
 		return commit, nil
 	case "list":

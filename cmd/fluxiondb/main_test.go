@@ -272,29 +272,8 @@ func expectGoingAway(t *testing.T, ws *websocket.Conn) {
 // TestRunServes runs the whole command in-process: listen on 127.0.0.1:0, serve, stop on
 // context cancellation (what SIGTERM does through signal.NotifyContext) with exit code 0.
 func TestRunServes(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--host=127.0.0.1", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "runkey"), io.Discard, &stderr)
-	}()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; {
-		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-			break
-		}
-		select {
-		case code := <-done:
-			t.Fatalf("run exited with %d before listening: %s", code, stderr.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no listening line in %q", stderr.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	p, addr := startInProcess(t, []string{"--host=127.0.0.1", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "runkey"), listenRE)
+	stderr := p.log
 	ws := talk(t, addr, "runkey")
 	defer ws.CloseNow()
 	// An HTTP connection that never sends a request must not hold the shutdown up: the
@@ -306,12 +285,12 @@ func TestRunServes(t *testing.T) {
 	}
 	defer idle.Close()
 	stopAt := time.Now()
-	cancel()
+	p.cancel()
 	expectGoingAway(t, ws)
 	select {
-	case code := <-done:
-		if code != 0 {
-			t.Errorf("exit code %d, want 0: %s", code, stderr.String())
+	case <-p.exited:
+		if p.code != 0 {
+			t.Errorf("exit code %d, want 0: %s", p.code, stderr.String())
 		}
 		if d := time.Since(stopAt); d > 3*time.Second {
 			t.Errorf("shutdown took %v with an idle HTTP connection open", d)
@@ -487,22 +466,8 @@ func TestImportCommand(t *testing.T) {
 // TestPprofKeepsTheCommandLine: the pprof listener asks for no key, so it does not serve the
 // command line, which may hold --secret-key; it logs the address it listens on.
 func TestPprofKeepsTheCommandLine(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--host=127.0.0.1", "--port=0", "--secret-key=pprof-master-secret", "--pprof-addr=127.0.0.1:0"}, env(), io.Discard, &stderr)
-	}()
-	pprofRE := regexp.MustCompile(`msg="pprof listening" addr=(\S+)`)
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := pprofRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no pprof listening line in %q", stderr.String())
-		}
-	}
+	p, addr := startInProcess(t, []string{"--host=127.0.0.1", "--port=0", "--secret-key=pprof-master-secret", "--pprof-addr=127.0.0.1:0"},
+		env(), regexp.MustCompile(`msg="pprof listening" addr=(\S+)`))
 	resp, err := http.Get("http://" + addr + "/debug/pprof/cmdline")
 	if err != nil {
 		t.Fatal(err)
@@ -518,8 +483,7 @@ func TestPprofKeepsTheCommandLine(t *testing.T) {
 	} else {
 		resp.Body.Close()
 	}
-	cancel()
-	if code := <-done; code != 0 {
+	if code := p.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
 }
@@ -559,21 +523,7 @@ func TestFailedStartLogsOnlyJSON(t *testing.T) {
 // names (FLUXIONDB_HOST and FLUXIONDB_PORT); it asked 127.0.0.1 whatever the host, and
 // silently used 8080 for a port variable that is not a number.
 func TestHealthcheckFollowsHostAndPort(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stderr syncBuffer
-	done := make(chan int, 1)
-	go func() {
-		done <- run(ctx, []string{"--host=127.0.0.2", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "hckey"), io.Discard, &stderr)
-	}()
-	var addr string
-	for deadline := time.Now().Add(10 * time.Second); addr == ""; time.Sleep(10 * time.Millisecond) {
-		if m := listenRE.FindStringSubmatch(stderr.String()); m != nil {
-			addr = m[1]
-		} else if time.Now().After(deadline) {
-			t.Fatalf("no listening line in %q", stderr.String())
-		}
-	}
+	p, addr := startInProcess(t, []string{"--host=127.0.0.2", "--port=0"}, env("FLUXIONDB_SECRET_KEY", "hckey"), listenRE)
 	_, port, _ := net.SplitHostPort(addr)
 	var out bytes.Buffer
 	if code := healthcheck(nil, env("FLUXIONDB_HOST", "127.0.0.2", "FLUXIONDB_PORT", port), io.Discard, &out); code != 0 {
@@ -587,8 +537,54 @@ func TestHealthcheckFollowsHostAndPort(t *testing.T) {
 	if code := healthcheck(nil, env("FLUXIONDB_PORT", "abc"), io.Discard, &out); code != 2 || !strings.Contains(out.String(), "FLUXIONDB_PORT") {
 		t.Errorf("healthcheck with FLUXIONDB_PORT=abc: exit %d, %q; want 2 naming the variable", code, out.String())
 	}
-	cancel()
-	<-done
+	p.stop(t)
+}
+
+// inProcess is the whole command running in-process (run), as startInProcess started it.
+type inProcess struct {
+	cancel context.CancelFunc // what SIGTERM does through signal.NotifyContext
+	exited chan struct{}      // closed when run has returned, with code set
+	code   int
+	log    *syncBuffer // its standard error
+}
+
+// startInProcess runs the command with args and getenv until the test ends, and returns it
+// once its log matches re, with re's first submatch (a listening address).
+func startInProcess(t *testing.T, args []string, getenv func(string) string, re *regexp.Regexp) (*inProcess, string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &inProcess{cancel: cancel, exited: make(chan struct{}), log: &syncBuffer{}}
+	go func() {
+		p.code = run(ctx, args, getenv, io.Discard, p.log)
+		close(p.exited)
+	}()
+	t.Cleanup(func() { p.stop(t) })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m := re.FindStringSubmatch(p.log.String()); m != nil {
+			return p, m[1]
+		}
+		select {
+		case <-p.exited:
+			t.Fatalf("run exited with %d before %s: %s", p.code, re, p.log.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s in %q", re, p.log.String())
+		}
+	}
+}
+
+// stop cancels the run and returns its exit code (it may be called more than once).
+func (p *inProcess) stop(t *testing.T) int {
+	t.Helper()
+	p.cancel()
+	select {
+	case <-p.exited:
+		return p.code
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not return after cancellation")
+		return -1
+	}
 }
 
 // TestJSONLogDurationsHaveUnits: in JSON logs a duration is text with its unit, as in text

@@ -651,7 +651,7 @@ func TestSlowReaderOfALargeReplyKeepsItsConnection(t *testing.T) {
 // when it left without a close frame. Both were logged as code 0 with no reason, like an
 // abrupt drop.
 func TestClientCloseIsLogged(t *testing.T) {
-	var logs syncBuf
+	var logs syncBuffer
 	s := startServer(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := s.dial(t, masterKey)
 	if err := c.ws.Close(websocket.StatusNormalClosure, "bye"); err != nil {
@@ -673,28 +673,10 @@ func TestClientCloseIsLogged(t *testing.T) {
 	}
 }
 
-// syncBuf is a bytes.Buffer safe for the server's goroutines to log into.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Key changes leave an audit trail in the log: which key (its id, never the secret), the
 // scope, and who asked (the connection's attributes). Nothing was logged.
 func TestKeyChangesAreLogged(t *testing.T) {
-	var logs syncBuf
+	var logs syncBuffer
 	s := startServer(t, server.Config{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	c := s.dial(t, masterKey)
 	const secret = "audit-trail-secret-key"

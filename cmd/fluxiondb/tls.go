@@ -2,12 +2,14 @@ package main
 
 import (
 	"crypto/tls"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -37,6 +39,10 @@ func (r *certReloader) load() error {
 	if err != nil {
 		if errors.Is(err, fs.ErrPermission) && os.Geteuid() != 0 {
 			err = fmt.Errorf("%w (read as uid %d: the files must be readable by the server's user)", err, os.Geteuid())
+		}
+		if pemCerts(r.certFile) > 1 && strings.Contains(err.Error(), "does not match") {
+			// The key is matched against the file's first certificate only.
+			err = fmt.Errorf("%w (the server's own certificate must come first in %s, then the chain)", err, r.certFile)
 		}
 		return fmt.Errorf("load TLS certificate %s and key %s: %w", r.certFile, r.keyFile, err)
 	}
@@ -88,4 +94,20 @@ func (r *certReloader) watchSIGHUP(stop <-chan struct{}) {
 
 func (r *certReloader) config() *tls.Config {
 	return &tls.Config{GetCertificate: r.getCertificate, MinVersion: tls.VersionTLS12}
+}
+
+// pemCerts counts the CERTIFICATE blocks in a PEM file (0 when it cannot be read).
+func pemCerts(path string) int {
+	b, err := os.ReadFile(path)
+	n := 0
+	for err == nil {
+		var block *pem.Block
+		if block, b = pem.Decode(b); block == nil {
+			break
+		}
+		if block.Type == "CERTIFICATE" {
+			n++
+		}
+	}
+	return n
 }

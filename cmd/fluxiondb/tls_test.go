@@ -180,3 +180,20 @@ func TestTLSFlagsGoTogether(t *testing.T) {
 		t.Fatalf("code %d: %s", code, stderr.String())
 	}
 }
+
+// TestTLSChainInTheWrongOrderSaysSo: a chain file that starts with the CA gives the fix, not only
+// "private key does not match public key" (the key does match the server's certificate).
+func TestTLSChainInTheWrongOrderSaysSo(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, _ := writeTLSCert(t, dir, "server")
+	other, _, _ := writeTLSCert(t, t.TempDir(), "ca")
+	server, _ := os.ReadFile(certFile)
+	ca, _ := os.ReadFile(other)
+	if err := os.WriteFile(certFile, append(ca, server...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newCertReloader(certFile, keyFile, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "must come first") {
+		t.Fatalf("chain in the wrong order: %v, want the hint", err)
+	}
+}

@@ -276,11 +276,7 @@ func expectCount(t *testing.T, c *Client, col, doc string, n int) {
 // size; it held 8000 records, 500 MiB of 64 KiB ones.
 func TestBatchWriterQueueIsBoundedInBytes(t *testing.T) {
 	srv := startServer(t)
-	c, err := Dial(testCtx(t), srv.url(), masterKey, WithReconnectPolicy(ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: 50 * time.Millisecond}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newTestClient(t, srv, WithReconnectPolicy(ReconnectPolicy{MinDelay: 50 * time.Millisecond, MaxDelay: 50 * time.Millisecond}))
 	srv.kill()
 	w := c.NewBatchWriter(WithBatchBytes(1 << 20)) // queue bound: 8 MiB
 	defer func() {
@@ -310,11 +306,7 @@ func TestBatchWriterQueueIsBoundedInBytes(t *testing.T) {
 // up front (it took 480 MiB for 1,000,000) and does not panic (math.MaxInt did, in makechan).
 func TestBatchWriterHugeBatchSize(t *testing.T) {
 	srv := startServer(t)
-	c, err := Dial(testCtx(t), srv.url(), masterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newTestClient(t, srv)
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

@@ -89,11 +89,7 @@ func TestRefusedDialsLeaveNoConnections(t *testing.T) {
 func TestHeartbeatSparesABusyConnection(t *testing.T) {
 	srv := startServer(t)
 	ctx := testCtx(t)
-	w, err := Dial(ctx, srv.url(), masterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := newTestClient(t, srv)
 	const records, size = 8, 1 << 20
 	for i := 1; i <= records; i++ {
 		if err := w.Insert(ctx, InsertRecord{Col: "big", Doc: "d", TS: int64(i), Data: strings.Repeat("z", size)}); err != nil {
@@ -223,14 +219,10 @@ func TestInvalidURL(t *testing.T) {
 // context.DeadlineExceeded.
 func TestTimeoutErrorText(t *testing.T) {
 	srv := startServer(t)
-	c, err := Dial(testCtx(t), srv.url(), masterKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := newTestClient(t, srv)
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
-	_, err = c.Collections(ctx)
+	_, err := c.Collections(ctx)
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("err = %v; want ErrTimeout and context.DeadlineExceeded", err)
 	}

@@ -127,16 +127,22 @@ func (d *DB) Wait(ctx context.Context, c Commit) error {
 	return nil
 }
 
-// change logs one state change (encode appends its op to the log's buffer), applies it and
-// publishes it to subscribers, in that order under the change mutex. events builds the
+// change logs one state change (encode appends its op to a buffer, before the change mutex
+// is taken: see encodedOp), applies it and publishes it to subscribers, in that order under
+// the change mutex. events builds the
 // change's events; it is called only while someone subscribes. If the change cannot be
 // logged (disk trouble) nothing is applied and the error is returned.
 func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pubsub.Event) (Commit, error) {
+	var op *encodedOp
+	if d.p != nil {
+		op = encodeOp(encode)
+		defer op.release()
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var c Commit
 	if d.p != nil {
-		seq, err := d.p.log.AppendEncoded(encode)
+		seq, err := d.p.log.AppendEncoded(op.appendTo)
 		if err != nil {
 			return 0, fmt.Errorf("log the change: %w", err)
 		}

@@ -28,6 +28,7 @@ const (
 	opDeleteValue   byte = 'V' // col ‖ key
 	opPutKey        byte = 'K' // hash[32] ‖ hint ‖ uvarint scope   (also the snapshot's key blob)
 	opRemoveKey     byte = 'X' // hash[32]
+	opCompressed    byte = 'Z' // S2 block of one of the ops above (compress.go)
 )
 
 func appendString(b []byte, s string) []byte {
@@ -274,6 +275,7 @@ type target interface {
 
 // opDecoder decodes payloads into a target, reusing its record slice between calls.
 type opDecoder struct {
+	raw   []byte // a compressed op's bytes, decompressed
 	names nameCache
 	recs  []engine.Record
 	keys  []engine.RecordKey
@@ -282,6 +284,13 @@ type opDecoder struct {
 // decode applies one payload to t. Record data passed to t aliases p (engine.Store.Insert
 // copies it). A payload that does not decode completely changes nothing.
 func (d *opDecoder) decode(p []byte, t target) error {
+	if len(p) > 0 && p[0] == opCompressed {
+		raw, err := decompress(d.raw, p[1:])
+		if err != nil {
+			return err
+		}
+		d.raw, p = raw, raw
+	}
 	r := &opReader{b: p, names: &d.names}
 	op := r.byte()
 	if r.err != nil {

@@ -72,6 +72,18 @@ func sampleOps() (payloads [][]byte, want []string) {
 	add(appendString(appendString([]byte{opDeleteValue}, "c"), "k"), `rval "c" "k"`)
 	add(appendPutKey(nil, h, "some…", auth.ScopeReadWrite), fmt.Sprintf("kput %x %q %d", h, "some…", auth.ScopeReadWrite))
 	add(append([]byte{opRemoveKey}, h[:]...), fmt.Sprintf("kdel %x", h))
+	// An insert large enough to be logged compressed.
+	big := sensorBatch(60)
+	w = w[:0]
+	for _, x := range big {
+		w = append(w, fmt.Sprintf("ins %q %q %d %q", x.Collection, x.Doc, x.TS, x.Data))
+	}
+	op := encodeOp(func(b []byte) []byte { return appendInsert(b, big) })
+	if op.payload[0] != opCompressed {
+		panic("sampleOps: the large insert was not compressed")
+	}
+	add(bytes.Clone(op.payload), w...)
+	op.release()
 	return payloads, want
 }
 

@@ -98,7 +98,11 @@ func randomChanges(t testing.TB, d *DB, rng *rand.Rand, n int) {
 		var err error
 		switch k := rng.IntN(20); {
 		case k < 10:
-			recs := make([]engine.Record, 1+rng.IntN(8))
+			n := 1 + rng.IntN(8)
+			if rng.IntN(8) == 0 {
+				n = 50 + rng.IntN(200) // large enough to be logged compressed (compressMin)
+			}
+			recs := make([]engine.Record, n)
 			for j := range recs {
 				recs[j] = engine.Record{Collection: col(), Doc: doc(), TS: ts(), Data: []byte(fmt.Sprintf(`{"v":%d}`, rng.IntN(1000)))}
 			}

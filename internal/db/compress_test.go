@@ -1,0 +1,142 @@
+package db
+
+import (
+	"bytes"
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"reflect"
+	"testing"
+
+	"github.com/klauspost/compress/s2"
+
+	"github.com/volandoo/fluxiondb/internal/engine"
+	"github.com/volandoo/fluxiondb/internal/wal"
+)
+
+// sensorBatch returns n records of JSON like the load tool's and most time series: the
+// same field names record after record.
+func sensorBatch(n int) []engine.Record {
+	recs := make([]engine.Record, n)
+	for i := range recs {
+		recs[i] = engine.Record{Collection: "sensors", Doc: fmt.Sprintf("dev-%d", i%40), TS: int64(1700000000 + i/40),
+			Data: fmt.Appendf(nil, `{"temp":%d.%d,"hum":%d,"ok":true}`, 15+i%10, i%10, 30+i%50)}
+	}
+	return recs
+}
+
+func TestEncodeOpCompressesWhenItPays(t *testing.T) {
+	random := make([]engine.Record, 200)
+	for i := range random {
+		random[i] = engine.Record{Collection: "c", Doc: "d", TS: int64(i), Data: make([]byte, 64)}
+		crand.Read(random[i].Data)
+	}
+	for _, tc := range []struct {
+		name       string
+		encode     func([]byte) []byte
+		compressed bool
+	}{
+		{"sensor batch", func(b []byte) []byte { return appendInsert(b, sensorBatch(1000)) }, true},
+		{"random bytes", func(b []byte) []byte { return appendInsert(b, random) }, false},
+		{"small op", func(b []byte) []byte { return appendString(append(b, opDeleteCol), "col") }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			raw := tc.encode(nil)
+			op := encodeOp(tc.encode)
+			defer op.release()
+			if got := op.payload[0] == opCompressed; got != tc.compressed {
+				t.Fatalf("compressed = %v (%d bytes from %d), want %v", got, len(op.payload), len(raw), tc.compressed)
+			}
+			t.Logf("%d bytes logged for an op of %d", len(op.payload), len(raw))
+			if tc.compressed && len(op.payload) > len(raw)/3 {
+				t.Errorf("compressed to %d bytes from %d: less than 3×", len(op.payload), len(raw))
+			}
+			if !tc.compressed && !bytes.Equal(op.payload, raw) {
+				t.Errorf("logged raw, but the bytes differ from the op")
+			}
+			var want, got recorder
+			var dec opDecoder
+			if err := dec.decode(raw, &want); err != nil {
+				t.Fatal(err)
+			}
+			if err := dec.decode(op.payload, &got); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(want.ops, got.ops) {
+				t.Errorf("the logged payload decodes to other changes than the op")
+			}
+		})
+	}
+}
+
+func TestDecodeRejectsBadCompressedOps(t *testing.T) {
+	inner := appendInsert(nil, sensorBatch(100))
+	good := append([]byte{opCompressed}, s2.Encode(nil, inner)...)
+	huge := binary.AppendUvarint([]byte{opCompressed}, wal.MaxPayload+1)
+	for _, tc := range []struct {
+		name string
+		p    []byte
+	}{
+		{"no block", []byte{opCompressed}},
+		{"garbage", []byte{opCompressed, 0x10, 0xff, 0xfe, 0x01}},
+		{"truncated", good[:len(good)/2]},
+		{"decompressed length over the frame limit", append(huge, 0, 0, 0)},
+		{"empty op inside", append([]byte{opCompressed}, s2.Encode(nil, nil)...)},
+		{"compressed op inside", append([]byte{opCompressed}, s2.Encode(nil, good)...)},
+		{"damaged op inside", append([]byte{opCompressed}, s2.Encode(nil, inner[:len(inner)-3])...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &recorder{}
+			var dec opDecoder
+			if err := dec.decode(tc.p, r); err == nil || len(r.ops) > 0 {
+				t.Errorf("decoded to %d ops, err %v; want an error and no change", len(r.ops), err)
+			}
+		})
+	}
+	var dec opDecoder
+	if err := dec.decode(good, &recorder{}); err != nil {
+		t.Fatalf("the undamaged op: %v", err)
+	}
+}
+
+// TestCompressedLogReplays: inserts logged compressed and raw come back after a restart,
+// and the log really holds both kinds.
+func TestCompressedLogReplays(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	for i := range 4 {
+		recs := sensorBatch(500)
+		for j := range recs {
+			recs[j].TS += int64(i * 1000)
+		}
+		if _, err := d.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := d.Insert([]engine.Record{{Collection: "c", Doc: "d", TS: 1, Data: []byte("small")}}); err != nil {
+		t.Fatal(err)
+	}
+	want := dump(d)
+	closeT(t, d)
+
+	kinds := map[byte]int{}
+	log, err := wal.Open(dir+"/wal", wal.Options{Policy: wal.SyncNever, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Replay(0, func(_ uint64, p []byte) error { kinds[p[0]]++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if kinds[opCompressed] != 4 || kinds[opInsert] != 1 {
+		t.Errorf("log holds %v, want 4 compressed ops and 1 raw insert", kinds)
+	}
+
+	d = openT(t, dir)
+	defer closeT(t, d)
+	if got := dump(d); got != want {
+		t.Fatalf("state after reopen differs:\nwant\n%s\ngot\n%s", want, got)
+	}
+}

@@ -11,6 +11,8 @@
 #
 # ROUNDS=8 with 4M records takes about 4 minutes (three modes). Run it with nothing else busy on the
 # machine. BENCH_OUT=DIR keeps the binaries, the data folders' parent and each run's JSON.
+# OTHER=PATH (a fluxiondb binary, e.g. an earlier commit's) adds every --data mode run on that
+# binary too, as MODE@other, in the same rounds: a before/after comparison that drift hits alike.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +20,9 @@ rounds=${1:-8}
 records=${2:-4000000}
 modes=(mem always interval)
 if [ $# -gt 2 ]; then modes=(mem "${@:3}"); fi
+if [ -n "${OTHER:-}" ]; then
+	for m in "${modes[@]:1}"; do modes+=("$m@other"); done
+fi
 
 out=${BENCH_OUT:-$(mktemp -d -t fsyncratio.XXXXXX)}
 mkdir -p "$out/bin"
@@ -36,12 +41,14 @@ for ((r = 1; r <= rounds; r++)); do
 	for mode in "${order[@]}"; do
 		args=()
 		data=""
+		server="$out/bin/fluxiondb"
 		if [ "$mode" != mem ]; then
 			data=$(mktemp -d -p "$out" data.XXXXXX)
-			args=(-- --data="$data" --fsync="$mode")
+			args=(-- --data="$data" --fsync="${mode%@other}")
+			if [ "${mode%@other}" != "$mode" ]; then server=$OTHER; fi
 		fi
 		json="$out/r$r-$mode.json"
-		"$out/bin/fluxbench" ingest -server "$out/bin/fluxiondb" -records "$records" -batch 1000 \
+		"$out/bin/fluxbench" ingest -server "$server" -records "$records" -batch 1000 \
 			-conns 2 -inflight 4 -payload 50 -docs 10000 -q -json "${args[@]}" >"$json" 2>"${json%.json}.txt"
 		rate=$(grep -o '"records_per_s": *[0-9.]*' "$json" | head -1 | grep -o '[0-9.]*$' | cut -d. -f1)
 		echo "$r $mode $rate" | tee -a "$results"

@@ -21,6 +21,11 @@ import (
 // payloads pay only the attempt.
 const compressMin = 512
 
+// maxOp is the largest op the log takes (a frame's payload limit). An op over it is not
+// compressed: it must be refused by the log as too large, not logged compressed under the
+// limit and then refused by replay. A variable so tests can lower it.
+var maxOp = wal.MaxPayload
+
 // encodedOp is an op encoded before the change lock is taken: ops are blind sets and
 // deletes whose bytes depend only on the request, so encoding and compressing them can run
 // on the request's goroutine, in parallel with other changes, and the lock only copies the
@@ -50,7 +55,7 @@ func encodeOp(encode func([]byte) []byte) *encodedOp {
 	e := &encodedOp{raw: getOpBuf()}
 	*e.raw = encode((*e.raw)[:0])
 	e.payload = *e.raw
-	if len(e.payload) < compressMin || s2.MaxEncodedLen(len(e.payload)) < 0 {
+	if len(e.payload) < compressMin || len(e.payload) > maxOp || s2.MaxEncodedLen(len(e.payload)) < 0 {
 		return e
 	}
 	e.packed = getOpBuf()
@@ -80,8 +85,8 @@ func decompress(buf, p []byte) ([]byte, error) {
 	switch {
 	case err != nil:
 		return nil, fmt.Errorf("decode op %q: %w", opCompressed, err)
-	case n == 0 || n > wal.MaxPayload:
-		return nil, fmt.Errorf("decode op %q: decompressed length %d out of range (1..%d)", opCompressed, n, wal.MaxPayload)
+	case n == 0 || n > maxOp:
+		return nil, fmt.Errorf("decode op %q: decompressed length %d out of range (1..%d)", opCompressed, n, maxOp)
 	}
 	if cap(buf) < n {
 		buf = make([]byte, n)

@@ -69,6 +69,18 @@ func TestEncodeOpCompressesWhenItPays(t *testing.T) {
 	}
 }
 
+// An op over the log's limit is left uncompressed so that the log refuses it: compressed,
+// it would fit in a frame that replay then refuses.
+func TestEncodeOpLeavesOversizedOpsToTheLog(t *testing.T) {
+	defer func(m int) { maxOp = m }(maxOp)
+	maxOp = 4096
+	op := encodeOp(func(b []byte) []byte { return appendInsert(b, sensorBatch(1000)) })
+	defer op.release()
+	if op.payload[0] != opInsert {
+		t.Fatalf("an op of %d bytes over the %d limit was logged as %q", len(*op.raw), maxOp, op.payload[0])
+	}
+}
+
 func TestDecodeRejectsBadCompressedOps(t *testing.T) {
 	inner := appendInsert(nil, sensorBatch(100))
 	good := append([]byte{opCompressed}, s2.Encode(nil, inner)...)

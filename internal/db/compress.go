@@ -31,51 +31,71 @@ var maxOp = wal.MaxPayload
 // on the request's goroutine, in parallel with other changes, and the lock only copies the
 // result into the log.
 type encodedOp struct {
-	raw, packed *[]byte // pooled buffers
-	payload     []byte  // what to log: *raw or *packed
+	raw, packed []byte // pooled buffers: the op, and room for it compressed
+	payload     []byte // what to log: raw, or the start of packed
+	appendTo    func(dst []byte) []byte
 }
-
-var opBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
 
 // maxPooledBuf: buffers that grew past this (a huge request) are left to the GC rather than
 // kept for the next small one.
 const maxPooledBuf = 4 << 20
 
-func getOpBuf() *[]byte { return opBufs.Get().(*[]byte) }
+var encodedOps = sync.Pool{New: func() any {
+	e := &encodedOp{raw: make([]byte, 0, 64<<10)}
+	// Made once per pooled op, so a change costs no closure for the log to call.
+	e.appendTo = func(dst []byte) []byte { return append(dst, e.payload...) }
+	return e
+}}
 
-func putOpBuf(b *[]byte) {
-	if b != nil && cap(*b) <= maxPooledBuf {
-		*b = (*b)[:0]
-		opBufs.Put(b)
-	}
-}
+// compressSample: an op longer than this is first compressed on its first compressSample
+// bytes, and logged raw if those do not shrink by an eighth. S2 spends about 5× the
+// encoding's time on data it cannot compress (BenchmarkEncodeOp/random); a batch's first
+// records say whether the rest will compress.
+const compressSample = 8 << 10
 
-// encodeOp runs encode and compresses its op when that pays.
+// encodeOp runs encode and compresses its op when that pays. The caller releases it.
 func encodeOp(encode func([]byte) []byte) *encodedOp {
-	e := &encodedOp{raw: getOpBuf()}
-	*e.raw = encode((*e.raw)[:0])
-	e.payload = *e.raw
-	if len(e.payload) < compressMin || len(e.payload) > maxOp || s2.MaxEncodedLen(len(e.payload)) < 0 {
+	e := encodedOps.Get().(*encodedOp)
+	e.raw = encode(e.raw[:0])
+	e.payload = e.raw
+	n := len(e.raw)
+	if n < compressMin || n > maxOp || s2.MaxEncodedLen(n) < 0 {
 		return e
 	}
-	e.packed = getOpBuf()
-	n := 1 + s2.MaxEncodedLen(len(e.payload))
-	if cap(*e.packed) < n {
-		*e.packed = make([]byte, 0, n)
+	if n > compressSample && !shrinks(e.raw[:compressSample]) {
+		return e
 	}
-	buf := (*e.packed)[:n]
+	if cap(e.packed) < 1+s2.MaxEncodedLen(n) {
+		e.packed = make([]byte, 1+s2.MaxEncodedLen(n))
+	}
+	buf := e.packed[:cap(e.packed)]
 	buf[0] = opCompressed
-	z := s2.Encode(buf[1:], e.payload)
-	if 1+len(z) <= len(e.payload)-len(e.payload)/8 {
+	z := s2.Encode(buf[1:], e.raw)
+	if 1+len(z) <= n-n/8 {
 		e.payload = buf[:1+len(z)]
 	}
 	return e
 }
 
+// shrinks reports whether S2 saves at least an eighth of b.
+func shrinks(b []byte) bool {
+	est := s2.EstimateBlockSize(b) // -1: no saving at all
+	return est >= 0 && est <= len(b)-len(b)/8
+}
+
+// rawLen is the op's size before compression: what the snapshot trigger counts.
+func (e *encodedOp) rawLen() int { return len(e.raw) }
+
+// release returns the op's buffers for the next change.
 func (e *encodedOp) release() {
-	putOpBuf(e.raw)
-	putOpBuf(e.packed)
-	*e = encodedOp{}
+	e.payload = nil
+	if cap(e.raw) > maxPooledBuf {
+		e.raw = make([]byte, 0, 64<<10)
+	}
+	if cap(e.packed) > maxPooledBuf {
+		e.packed = nil
+	}
+	encodedOps.Put(e)
 }
 
 // decompress returns the op inside a compressed op's payload (p without its 'Z'), decoded
@@ -100,6 +120,3 @@ func decompress(buf, p []byte) ([]byte, error) {
 	}
 	return raw, nil
 }
-
-// appendTo appends the op's payload to the log's buffer (the log calls it under its lock).
-func (e *encodedOp) appendTo(dst []byte) []byte { return append(dst, e.payload...) }

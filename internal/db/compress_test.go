@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"testing"
+	"time"
 
 	"github.com/klauspost/compress/s2"
 
@@ -77,7 +78,7 @@ func TestEncodeOpLeavesOversizedOpsToTheLog(t *testing.T) {
 	op := encodeOp(func(b []byte) []byte { return appendInsert(b, sensorBatch(1000)) })
 	defer op.release()
 	if op.payload[0] != opInsert {
-		t.Fatalf("an op of %d bytes over the %d limit was logged as %q", len(*op.raw), maxOp, op.payload[0])
+		t.Fatalf("an op of %d bytes over the %d limit was logged as %q", len(op.raw), maxOp, op.payload[0])
 	}
 }
 
@@ -150,5 +151,106 @@ func TestCompressedLogReplays(t *testing.T) {
 	defer closeT(t, d)
 	if got := dump(d); got != want {
 		t.Fatalf("state after reopen differs:\nwant\n%s\ngot\n%s", want, got)
+	}
+}
+
+// BenchmarkEncodeOp: what logging a 1000-record insert costs before the change lock, for
+// compressible records and for random ones (the compression attempt wasted), against the
+// encoding alone.
+func BenchmarkEncodeOp(b *testing.B) {
+	random := sensorBatch(1000)
+	for i := range random {
+		random[i].Data = make([]byte, 64)
+		crand.Read(random[i].Data)
+	}
+	for _, tc := range []struct {
+		name string
+		recs []engine.Record
+	}{{"sensor", sensorBatch(1000)}, {"random", random}} {
+		b.Run(tc.name+"/encode-only", func(b *testing.B) {
+			var buf []byte
+			for b.Loop() {
+				buf = appendInsert(buf[:0], tc.recs)
+			}
+			b.SetBytes(int64(len(buf)))
+		})
+		b.Run(tc.name+"/encodeOp", func(b *testing.B) {
+			var raw int
+			for b.Loop() {
+				op := encodeOp(func(dst []byte) []byte { return appendInsert(dst, tc.recs) })
+				raw = len(op.raw)
+				op.release()
+			}
+			b.SetBytes(int64(raw))
+		})
+	}
+}
+
+// The snapshot trigger counts changes as they were before compression: the log passing
+// SnapshotBytes must mean that much data to replay, not several times more.
+func TestSnapshotTriggerCountsUncompressedBytes(t *testing.T) {
+	const threshold = 256 << 10
+	d := openT(t, t.TempDir(), func(c *Config) { c.SnapshotBytes = threshold; c.SnapshotCheck = 10 * time.Millisecond })
+	defer closeT(t, d)
+	raw := 0
+	for i := 0; raw < threshold+threshold/2; i++ {
+		recs := sensorBatch(1000)
+		for j := range recs {
+			recs[j].TS += int64(i * 1000)
+		}
+		raw += len(appendInsert(nil, recs))
+		if _, err := d.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if logged := d.p.log.Stats().BytesSinceCut; logged >= threshold {
+		t.Fatalf("the log holds %d bytes, over the %d threshold: the test needs compressible data", logged, threshold)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if _, ok := d.LastSnapshot(); ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no snapshot after %d bytes of changes (%d logged compressed) passed the %d byte threshold",
+				raw, d.p.log.Stats().BytesSinceCut, threshold)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A persistent change costs no allocation beyond what the engine and the log make: the
+// encoded op and its buffers are pooled.
+func TestSmallChangeAllocatesNoOpState(t *testing.T) {
+	d := openT(t, t.TempDir())
+	defer closeT(t, d)
+	recs := []engine.Record{{Collection: "c", Doc: "d", TS: 1, Data: []byte("x")}}
+	for range 100 { // warm the pools and the document
+		if _, err := d.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts := int64(1)
+	persistent := testing.AllocsPerRun(500, func() {
+		ts++
+		recs[0].TS = ts
+		if _, err := d.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	m, err := Open(Config{MasterKey: "master-secret-0123456789", Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	memory := testing.AllocsPerRun(500, func() {
+		ts++
+		recs[0].TS = ts
+		if _, err := m.Insert(recs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if persistent > memory+0.5 {
+		t.Errorf("a persistent insert allocates %.2f times, in memory %.2f: logging adds allocations", persistent, memory)
 	}
 }

@@ -4,10 +4,11 @@
 //
 // # Changes
 //
-// Every change goes through change(): under one mutex its op is (1) encoded into the log's
-// buffer (ops.go; docs/persistence.md has the layout), when persistence is on, (2) applied
-// to memory and (3) published to subscribers, so the log
-// order is exactly the apply order and a replay rebuilds the same state. Logging comes
+// Every change goes through change(). When persistence is on its op is first encoded, and
+// compressed when that pays, on the caller's goroutine (ops.go, compress.go;
+// docs/persistence.md has the layout); then, under one mutex, it is (1) copied into the log's
+// buffer, (2) applied to memory and (3) published to subscribers, so the log order is
+// exactly the apply order and a replay rebuilds the same state. Logging comes
 // first so that a change the disk refuses (full, I/O error) is rejected before anything
 // changed. The caller then waits for durability (Wait → wal.Log.Sync) before it
 // acknowledges, outside the mutex, so concurrent writers share one fsync (group commit).

@@ -33,8 +33,8 @@ func (d *DB) Collectors() []prometheus.Collector {
 		p.fsyncSeconds,
 		gauge("fluxiondb_wal_bytes", "Bytes in the log's segment files.", func() float64 { return float64(dirBytes(p.walDir)) }),
 		gauge("fluxiondb_wal_segments", "Segment files in the log.", func() float64 { return float64(p.log.Stats().Segments) }),
-		gauge("fluxiondb_wal_bytes_since_snapshot", "Log bytes appended since the last snapshot started (the size trigger).", func() float64 {
-			return float64(p.log.Stats().BytesSinceCut)
+		gauge("fluxiondb_wal_bytes_since_snapshot", "Bytes of changes logged since the last snapshot started, counted uncompressed (the size trigger).", func() float64 {
+			return float64(p.opBytes.Load())
 		}),
 		counter("fluxiondb_wal_fsyncs_total", "Log fsyncs.", func() float64 { return float64(p.log.Stats().Fsyncs) }),
 		counter("fluxiondb_wal_write_errors_total", "Log write or fsync failures (each puts the log in trouble until it recovers).", func() float64 {

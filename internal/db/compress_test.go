@@ -222,6 +222,9 @@ func TestSnapshotTriggerCountsUncompressedBytes(t *testing.T) {
 // A persistent change costs no allocation beyond what the engine and the log make: the
 // encoded op and its buffers are pooled.
 func TestSmallChangeAllocatesNoOpState(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts need a build without -race (make test's allocation step)")
+	}
 	d := openT(t, t.TempDir())
 	defer closeT(t, d)
 	recs := []engine.Record{{Collection: "c", Doc: "d", TS: 1, Data: []byte("x")}}

@@ -324,3 +324,41 @@ func TestBatchWriterHugeBatchSize(t *testing.T) {
 		t.Fatalf("two BatchWriters allocated %d MiB", grew>>20)
 	}
 }
+
+// TestBatchWriterCountsFrameBytes: WithBatchBytes counts what records take in the frame,
+// escapes included. 1000 records of 4,190 quotes are 4.19 MB as given but 16.8 MB in a
+// frame: with the default 4 MiB a batch of them all passed the server's default 16 MiB limit
+// and the connection was closed.
+func TestBatchWriterCountsFrameBytes(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	bw := c.NewBatchWriter()
+	data := strings.Repeat(`"`, 4190)
+	for i := range 1000 {
+		if err := bw.Write(ctx, InsertRecord{TS: int64(i + 1), Doc: "d", Col: "c", Data: data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bw.Close(ctx); err != nil {
+		t.Fatalf("batches of quote-heavy records: %v", err)
+	}
+	recs, err := c.History(ctx, HistoryQuery{Col: "c", Doc: "d", To: 2000})
+	if err != nil || len(recs) != 1000 {
+		t.Fatalf("stored %d records (%v), want 1000", len(recs), err)
+	}
+}
+
+// recordBytes is at least what appendInsertData writes for the record, for every kind of
+// character it escapes, and nestedLen is exactly the encoder's length.
+func TestRecordBytesCoversTheFrame(t *testing.T) {
+	for _, s := range []string{"", "plain", `"q"`, `back\slash`, "line\nfeed\r\t", "ctl\x01\x1f", "é中𝄞", "bad\xff\xfeutf8", "\x00\"\\\x7f"} {
+		if got, want := nestedLen(s), len(appendStringLiteral(nil, s, true))-4; got != want {
+			t.Errorf("nestedLen(%q) = %d, the encoder writes %d", s, got, want)
+		}
+		r := InsertRecord{TS: math.MinInt64, Doc: s, Data: s + s, Col: s}
+		if frame := len(appendInsertData(nil, []InsertRecord{r})) - len(`"[]"`); recordBytes(&r) < frame {
+			t.Errorf("recordBytes(%q) = %d, under its %d bytes in a frame", s, recordBytes(&r), frame)
+		}
+	}
+}

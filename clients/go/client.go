@@ -589,9 +589,10 @@ func (c *Client) lost(s *session, cause error) {
 		// This client's read limit refused a reply.
 		s.fail(fmt.Errorf("%w: a reply was larger than WithMaxMessageSize (%d bytes): %w", ErrConnectionLost, c.opts.maxMessageSize, cause))
 	case websocket.CloseStatus(cause) == websocket.StatusMessageTooBig:
-		// The server closes with 1009 when a request frame is over its size
-		// limit: say so, beside the loss. ErrTooLarge is an ErrInvalidRequest.
-		s.fail(fmt.Errorf("%w: %w: %w", ErrConnectionLost, tooLargeRequest, cause))
+		// The server closes with 1009 when a request frame is over its size limit. Only
+		// the requests over it are told so (ErrTooLarge is an ErrInvalidRequest: not to be
+		// retried); the others on the connection were lost with it, valid and safe to retry.
+		s.failTooLarge(cause)
 	default:
 		s.fail(fmt.Errorf("%w: %w", ErrConnectionLost, cause))
 	}
@@ -630,8 +631,9 @@ type session struct {
 }
 
 type pendingCall struct {
-	typ string
-	ch  chan reply // buffered 1: the read loop never blocks on it
+	typ  string
+	size int        // the request frame's bytes (requestLen): who a 1009 close was for
+	ch   chan reply // buffered 1: the read loop never blocks on it
 	// onReply, when set, runs in the read loop on a successful reply
 	// before any later frame is read: a sub reply registers its
 	// subscription id there, so the first event frame finds it.
@@ -744,7 +746,11 @@ func (s *session) route(frame []byte) {
 }
 
 // fail marks the session dead and fails every pending request with err.
-func (s *session) fail(err error) {
+func (s *session) fail(err error) { s.failEach(err, nil) }
+
+// failEach is fail with a request's own error where errFor gives one (non-nil); err
+// is what the session's later callers get.
+func (s *session) failEach(err error, errFor func(pendingCall) error) {
 	s.mu.Lock()
 	if s.err != nil {
 		s.mu.Unlock()
@@ -755,7 +761,13 @@ func (s *session) fail(err error) {
 	s.pending = nil
 	s.mu.Unlock()
 	for _, p := range pending {
-		p.ch <- reply{err: err}
+		e := err
+		if errFor != nil {
+			if own := errFor(p); own != nil {
+				e = own
+			}
+		}
+		p.ch <- reply{err: e}
 	}
 }
 
@@ -803,7 +815,7 @@ func (s *session) sendOn(ctx context.Context, typ string, data []byte, onReply f
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.pending[id] = pendingCall{typ: typ, ch: cl.ch, onReply: onReply}
+	s.pending[id] = pendingCall{typ: typ, size: requestLen(id, typ, data), ch: cl.ch, onReply: onReply}
 	s.mu.Unlock()
 
 	select {
@@ -851,8 +863,67 @@ func (s *session) writeFrame(bp *[]byte, frame []byte) {
 		framePool.Put(bp)
 	}
 	if err != nil {
+		// A server that refuses a frame closes the connection saying why (1009: over its
+		// size limit), and the write then fails with a bare "use of closed network
+		// connection". The read loop is about to report the close code, which says which
+		// requests were at fault: give it a moment to do so first.
+		t := time.NewTimer(closeVerdictWait)
+		select {
+		case <-s.ctx.Done():
+		case <-t.C:
+		}
+		t.Stop()
 		s.c.lost(s, fmt.Errorf("write: %w", err))
 	}
+}
+
+// closeVerdictWait bounds how long a failed write waits for the read loop to report why the
+// connection ended.
+const closeVerdictWait = 500 * time.Millisecond
+
+// failTooLarge fails the session's requests after the server closed it with 1009: those
+// whose frame is over the server's limit with ErrTooLarge, the others with ErrConnectionLost
+// alone. The limit is read from the close reason ("read limited at N bytes", the text of the
+// WebSocket library FluxionDB uses: the limit is N-1); when the reason does not say, the
+// largest request is the one blamed.
+func (s *session) failTooLarge(cause error) {
+	limit, known := closeReadLimit(cause)
+	s.mu.Lock()
+	if !known {
+		largest := 0
+		for _, p := range s.pending {
+			largest = max(largest, p.size)
+		}
+		limit = largest - 1
+	}
+	s.mu.Unlock()
+	tooLarge := fmt.Errorf("%w: %w: %w", ErrConnectionLost, tooLargeRequest, cause)
+	innocent := fmt.Errorf("%w: the server closed the connection because another request on it was over its --max-message-size; this one was not: %w", ErrConnectionLost, cause)
+	s.failEach(innocent, func(p pendingCall) error {
+		if p.size > limit {
+			return tooLarge
+		}
+		return nil
+	})
+}
+
+// closeReadLimit returns the size limit a 1009 close reason names: the WebSocket library
+// FluxionDB uses says "read limited at N bytes" when a frame passed N-1 bytes.
+func closeReadLimit(cause error) (int, bool) {
+	var ce websocket.CloseError
+	if !errors.As(cause, &ce) {
+		return 0, false
+	}
+	_, rest, ok := strings.Cut(ce.Reason, "read limited at ")
+	if !ok {
+		return 0, false
+	}
+	digits, _, _ := strings.Cut(rest, " ")
+	n, err := strconv.Atoi(digits)
+	if err != nil || n < 1 {
+		return 0, false
+	}
+	return n - 1, true
 }
 
 // wait blocks for the reply and decodes it into out.

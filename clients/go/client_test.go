@@ -585,6 +585,45 @@ func TestFrameTooLarge(t *testing.T) {
 	}
 }
 
+// TestFrameTooLargeBlamesOnlyItself: the server's 1009 close ends every request on the
+// connection, but only the one over the limit is ErrTooLarge (an ErrInvalidRequest, not to
+// be retried); the valid requests queued and in flight beside it are lost connections, safe
+// to retry. The oversized request is told so even when its own write fails first (the
+// server closes the socket under it). Legacy calls, as an application written for the
+// original client makes them.
+func TestFrameTooLargeBlamesOnlyItself(t *testing.T) {
+	srv := startServer(t, "--max-message-size=1MiB")
+	c := newTestClient(t, srv, fastReconnect)
+	for round := range 6 {
+		srv.freeze(t) // the big write blocks once the socket buffers fill
+		bigDone := make(chan error, 1)
+		go func() {
+			bigDone <- c.InsertMultipleDocumentRecords([]LTDBInsertMessageRequest{{TS: 1, Key: "big", Collection: "c", Data: strings.Repeat("x", 8<<20)}})
+		}()
+		time.Sleep(100 * time.Millisecond)
+		smallDone := make(chan error, 8)
+		for g := range 8 {
+			go func() {
+				smallDone <- c.InsertSingleDocumentRecord(LTDBInsertMessageRequest{TS: int64(round + 1), Key: fmt.Sprint("d", g), Collection: "c", Data: "small"})
+			}()
+		}
+		time.Sleep(100 * time.Millisecond)
+		srv.signal(syscall.SIGCONT)
+		if err := <-bigDone; !errors.Is(err, ErrTooLarge) || !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("round %d: the oversized batch: %v; want ErrTooLarge and ErrConnectionLost", round, err)
+		}
+		for range 8 {
+			err := <-smallDone
+			if errors.Is(err, ErrInvalidRequest) || (err != nil && !errors.Is(err, ErrConnectionLost)) {
+				t.Fatalf("round %d: a valid small insert beside it: %v; want success or ErrConnectionLost alone", round, err)
+			}
+		}
+		if err := c.Connect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestReplyOverMaxMessageSize: a reply over the client's own cap ends the connection with an
 // error that names the option; 0 keeps the default cap.
 func TestReplyOverMaxMessageSize(t *testing.T) {

@@ -52,6 +52,12 @@ func appendRequest(dst []byte, id, typ string, data []byte) []byte {
 	return append(dst, '}')
 }
 
+// requestLen is len(appendRequest(nil, id, typ, data)): ids and types are plain ASCII that
+// needs no escaping.
+func requestLen(id, typ string, data []byte) int {
+	return len(`{"id":""`) + len(id) + len(`,"type":""`) + len(typ) + len(`,"data":`) + len(data) + len(`}`)
+}
+
 // quoteData turns a request's JSON document (as encoding/json writes it) into the string
 // literal appendRequest sends as data.
 func quoteData(doc []byte) []byte {

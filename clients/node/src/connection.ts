@@ -59,6 +59,7 @@ interface Pending {
   readonly onReply?: (reply: Reply) => void;
   timer?: ReturnType<typeof setTimeout>;
   sent: boolean;
+  size?: number; // the frame's bytes once sent: who a 1009 close was for
 }
 
 interface Waiter {
@@ -223,6 +224,7 @@ export class Connection {
     p.sent = true;
     const frame = p.frame;
     p.frame = "";
+    p.size = byteLength(frame);
     try {
       sock.send(frame);
     } catch (err) {
@@ -538,8 +540,19 @@ export class Connection {
       return;
     }
     const err = new ConnectionError(detail, { cause });
+    const tooLarge = code === 1009 && !/max payload/i.test(describe(cause)) ? oversized(reason, this.pending.values()) : undefined;
     for (const p of [...this.pending.values()]) {
-      if (p.sent) this.settle(p, withRequestId(err, p.id));
+      if (!p.sent) continue;
+      if (tooLarge && !tooLarge(p)) {
+        // Lost with the connection, but valid: safe to send again.
+        const other = new ConnectionError(
+          `connection lost: the server closed the connection because another request on it was larger than its message size limit (code 1009${reason ? `: ${reason}` : ""}); this one was not`,
+          { cause },
+        );
+        this.settle(p, withRequestId(other, p.id));
+        continue;
+      }
+      this.settle(p, withRequestId(err, p.id));
     }
     this.lastError = err;
     if (code === 1000 && !this.someoneWaits() && !this.holdOpen?.()) {
@@ -720,4 +733,27 @@ function withoutSecret(err: unknown, secret: string): unknown {
   const copy = new Error(message);
   copy.name = err.name;
   return copy;
+}
+
+/** byteLength is a string's length in UTF-8 bytes (a frame's size on the wire). */
+function byteLength(s: string): number {
+  return typeof Buffer !== "undefined" ? Buffer.byteLength(s) : new TextEncoder().encode(s).length;
+}
+
+/**
+ * oversized tells which requests a 1009 close was for: those over the limit the close reason
+ * names ("read limited at N bytes", the text of the WebSocket library FluxionDB uses: the limit
+ * is N-1), or, when the reason does not say, the largest request in flight.
+ */
+function oversized(reason: string, pending: Iterable<Pending>): (p: Pending) => boolean {
+  const m = /read limited at (\d+) bytes/.exec(reason);
+  let limit: number;
+  if (m) {
+    limit = Number(m[1]) - 1;
+  } else {
+    let largest = 0;
+    for (const p of pending) if (p.sent) largest = Math.max(largest, p.size ?? 0);
+    limit = largest - 1;
+  }
+  return (p) => (p.size ?? 0) > limit;
 }

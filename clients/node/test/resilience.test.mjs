@@ -383,6 +383,44 @@ describe("oversized requests", () => {
   });
 });
 
+describe("oversized requests beside valid ones", () => {
+  test("a 1009 close names only the oversized request; the valid ones in flight are plain connection losses", async () => {
+    const s = await startServer({ args: ["--max-message-size=1MiB"] });
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, reconnectInterval: 20 });
+    try {
+      await client.connect();
+      await s.pause(); // the big frame stays in the socket buffers until the server runs again
+      const big = client.insertSingleRecord({ ts: 1, doc: "big", data: "x".repeat(8 << 20), col: "c" }).then(
+        () => null,
+        (e) => e,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const small = [];
+      for (let g = 0; g < 8; g++) {
+        small.push(
+          client.insertSingleRecord({ ts: 1, doc: `d${g}`, data: "small", col: "c" }).then(
+            () => null,
+            (e) => e,
+          ),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+      s.resume();
+      const bigErr = await big;
+      assert.ok(bigErr instanceof ConnectionError, `${bigErr?.name}: ${bigErr?.message}`);
+      assert.match(bigErr.message, /a request was larger than the server's message size limit/);
+      for (const err of await Promise.all(small)) {
+        if (err === null) continue;
+        assert.ok(err instanceof ConnectionError, `${err.name}: ${err.message}`);
+        assert.match(err.message, /another request on it was larger .*this one was not/);
+      }
+    } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+});
+
 describe("replies over maxMessageSize", () => {
   test("a reply over the client's maxMessageSize rejects with a ConnectionError that says so", async () => {
     const client = new FluxionDBClient(opts({ maxMessageSize: 1000 }));

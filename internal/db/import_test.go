@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
 	"github.com/volandoo/fluxiondb/internal/engine"
@@ -341,5 +342,24 @@ func TestRepairRefusesWhatAStartRefuses(t *testing.T) {
 				t.Fatalf("Repair = %v, want an error saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// Import's own open of the folder takes no background snapshot, whatever the thresholds: the
+// import ends with a snapshot of everything, and one taken part way through an input over
+// the trigger was a second full copy kept beside it.
+func TestImportOpenTakesNoBackgroundSnapshot(t *testing.T) {
+	d, err := Open(Config{Dir: t.TempDir(), Fsync: wal.SyncNever, Logger: quiet, importing: true,
+		SnapshotBytes: 1, SnapshotAge: time.Millisecond, SnapshotCheck: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeT(t, d)
+	if _, err := d.Insert(sensorBatch(100)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if s, ok := d.LastSnapshot(); ok {
+		t.Fatalf("a background snapshot was taken during the import: %+v", s)
 	}
 }

@@ -176,6 +176,12 @@ func (d *DB) openPersist(cfg Config) error {
 			"for it, and it can be neither removed nor re-scoped; after moving --secret-key to another " +
 			"secret its old scope applies again, so remove it then (keys remove) if it should not")
 	}
+	if cfg.importing {
+		// Import ends with a snapshot of everything it read. One taken in the background part
+		// way (an input over the 1 GiB trigger) would be a second full copy kept beside it.
+		close(p.done)
+		return nil
+	}
 	go d.snapshotLoop()
 	return nil
 }

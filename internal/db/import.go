@@ -170,6 +170,8 @@ type importSink struct {
 	ctx     context.Context
 	d       *DB
 	recs    []engine.Record
+	ends    []int  // recs[i].Data is arena[ends[i-1]:ends[i]], set by flush: the arena may move
+	arena   []byte // the batch's payloads, copied: a reader's bytes are valid only during its call
 	bytes   int
 	skipped []string
 	// skippedKeys counts the API keys listed in skipped; the others, what skipped entries of
@@ -228,7 +230,9 @@ func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
 				return err
 			}
 		}
-		s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS, Data: r.Data})
+		s.arena = append(s.arena, r.Data...)
+		s.ends = append(s.ends, len(s.arena))
+		s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS})
 		s.bytes += size
 		if len(s.recs) >= importBatch {
 			if err := s.flush(); err != nil {
@@ -247,11 +251,16 @@ func (s *importSink) flush() error {
 	if len(s.recs) == 0 {
 		return nil
 	}
+	start := 0
+	for i, end := range s.ends {
+		s.recs[i].Data = s.arena[start:end:end]
+		start = end
+	}
 	if _, err := s.d.Insert(s.recs); err != nil {
 		return fmt.Errorf("import records: %w", err)
 	}
 	clear(s.recs)
-	s.recs, s.bytes = s.recs[:0], 0
+	s.recs, s.ends, s.arena, s.bytes = s.recs[:0], s.ends[:0], s.arena[:0], 0
 	return nil
 }
 

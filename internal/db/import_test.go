@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -361,5 +362,36 @@ func TestImportOpenTakesNoBackgroundSnapshot(t *testing.T) {
 	time.Sleep(100 * time.Millisecond)
 	if s, ok := d.LastSnapshot(); ok {
 		t.Fatalf("a background snapshot was taken during the import: %+v", s)
+	}
+}
+
+// An import's memory follows the data it reads, not the size of fluxion.db: the original
+// server's file holds its data four times over (the table and four indexes) and keeps every
+// page its deletes freed. Here 32 MiB of pages no table reaches follow the fixture's tables;
+// read whole, the file cost its size in memory.
+func TestImportSQLiteMemoryFollowsTheData(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-512-rowid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const unused = 32 << 20
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), append(fixture, make([]byte, unused)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	rep, err := Import(context.Background(), old, dest, quiet)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Records != 802 {
+		t.Fatalf("imported %d records, want 802", rep.Records)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > unused/4 {
+		t.Errorf("the import allocated %d bytes for a %d-byte file holding %d records", alloc, len(fixture)+unused, rep.Records)
 	}
 }

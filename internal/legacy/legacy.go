@@ -215,7 +215,8 @@ type Record struct {
 
 // Sink receives what ReadV1 reads.
 type Sink interface {
-	// Document receives one document's records, ascending ts, each ts once.
+	// Document receives one document's records, ascending ts, each ts once. Their Data is
+	// valid only during the call (the SQLite reader hands out bytes of the mapped file).
 	Document(collection, doc string, recs []Record) error
 	Value(collection, key, value string) error
 }

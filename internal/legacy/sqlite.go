@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"unsafe"
 )
 
 // This file reads the tables of the later original server's SQLite file — enough of the
@@ -16,9 +18,10 @@ import (
 // its records, nothing more: no SQL, no indexes, no writing. A file with a hot journal or a
 // WAL file beside it is refused (its newest changes are not in the main file yet).
 
-// sqliteDB is an open fluxion.db, read whole into memory (a read-only, one-pass import).
+// sqliteDB is an open fluxion.db, mapped into memory (a read-only, one-pass import).
 type sqliteDB struct {
 	b        []byte
+	unmap    func() error // releases b
 	pageSize int
 	usable   int // page size less the reserved bytes at the end of each page
 	pages    int
@@ -58,11 +61,16 @@ func openSQLite(path string) (*sqliteDB, error) {
 				"sqlite3 (`sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE);'`), which folds them in, then import again", path, side, path)
 		}
 	}
-	b, err := os.ReadFile(path)
+	b, unmap, err := mapFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return parseSQLite(b)
+	db, err := parseSQLite(b)
+	if err != nil {
+		return nil, errors.Join(err, unmap())
+	}
+	db.unmap = unmap
+	return db, nil
 }
 
 func parseSQLite(b []byte) (*sqliteDB, error) {
@@ -453,12 +461,35 @@ type SQLiteSink interface {
 // sink.Document on its own; rows come in table order, not grouped), its KV entries and its
 // API keys. That server never stored its master key (--secret-key); a row marked not
 // deletable comes from an older build, whose server still took it, so it comes over too.
-func ReadSQLite(path string, sink SQLiteSink) (Report, error) {
+func ReadSQLite(path string, sink SQLiteSink) (rep Report, err error) {
 	db, err := openSQLite(path)
 	if err != nil {
 		return Report{}, err
 	}
+	defer func() { err = errors.Join(err, db.unmap()) }()
+	// The file is mapped: if it shrinks while being read (the original server still running,
+	// a copy still being written), a page past its new end faults. Such a fault becomes a
+	// panic here, recovered into an error; any other panic goes on.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			if f, ok := r.(interface{ Addr() uintptr }); ok && db.holds(f.Addr()) {
+				err = fmt.Errorf("%s: the file changed while it was read (is the original server still writing to it?): %v", path, r)
+				return
+			}
+			panic(r)
+		}
+	}()
 	return db.read(path, sink)
+}
+
+// holds reports whether addr is inside the file's bytes.
+func (db *sqliteDB) holds(addr uintptr) bool {
+	if len(db.b) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(db.b)))
+	return addr >= start && addr < start+uintptr(len(db.b))
 }
 
 func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {

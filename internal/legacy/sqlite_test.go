@@ -167,3 +167,37 @@ func FuzzReadSQLite(f *testing.F) {
 		_, _ = db.read("fuzz.db", newSQLiteSink())
 	})
 }
+
+// truncatingSink cuts the file it is being fed from at its first record, as a copy still
+// being written or a server still shrinking the file might.
+type truncatingSink struct {
+	*sqliteSink
+	path string
+	done bool
+}
+
+func (s *truncatingSink) Document(col, doc string, recs []Record) error {
+	if !s.done {
+		s.done = true
+		if err := os.Truncate(s.path, 8192); err != nil {
+			return err
+		}
+	}
+	return s.sqliteSink.Document(col, doc, recs)
+}
+
+// A file that shrinks while it is read (it is mapped) is an error that says so, not a crash.
+func TestReadSQLiteFileShrinkingUnderTheRead(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "fluxion-4k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "fluxion.db")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadSQLite(path, &truncatingSink{sqliteSink: newSQLiteSink(), path: path})
+	if err == nil || !strings.Contains(err.Error(), "changed while it was read") {
+		t.Fatalf("ReadSQLite of a file cut under it: %v; want an error saying it changed", err)
+	}
+}

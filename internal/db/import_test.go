@@ -395,3 +395,38 @@ func TestImportSQLiteMemoryFollowsTheData(t *testing.T) {
 		t.Errorf("the import allocated %d bytes for a %d-byte file holding %d records", alloc, len(fixture)+unused, rep.Records)
 	}
 }
+
+// An import report's figures are what the new folder holds. In a fluxion.db the rows of a
+// document whose name is not UTF-8 (which no request can name) were each counted as a skipped
+// document and subtracted from the distinct documents read (the report said -1 documents),
+// listed once per row, and their collections still counted.
+func TestImportSQLiteReportMatchesTheFolder(t *testing.T) {
+	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-nonutf8.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), fixture, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(t.TempDir(), "new")
+	rep, err := Import(context.Background(), old, dest, quiet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := openT(t, dest)
+	defer closeT(t, d)
+	st := d.Engine.Stats()
+	if int64(rep.Collections) != st.Collections || int64(rep.Documents) != st.Documents ||
+		int64(rep.Records) != st.Records || int64(rep.Values) != st.KVEntries {
+		t.Errorf("the report says %d collections, %d documents, %d records, %d values; the folder holds %d, %d, %d, %d",
+			rep.Collections, rep.Documents, rep.Records, rep.Values, st.Collections, st.Documents, st.Records, st.KVEntries)
+	}
+	skipped := strings.Join(rep.Skipped, "\n")
+	if n := strings.Count(skipped, `document "\xff\xfe"`); n != 1 {
+		t.Errorf("the document whose name is not UTF-8 is listed %d times, want once:\n%s", n, skipped)
+	}
+	if !strings.Contains(skipped, "3 records not imported") || !strings.Contains(skipped, "2 key_values rows whose collection or key is not UTF-8") {
+		t.Errorf("skipped list:\n%s", skipped)
+	}
+}

@@ -1,17 +1,23 @@
 package legacy
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 )
+
+// maxListed bounds the documents an import report lists one by one.
+const maxListed = 100
 
 // This file reads the tables of the later original server's SQLite file — enough of the
 // SQLite file format (sqlite.org/fileformat2.html) to walk a rowid table's b-tree and decode
@@ -515,7 +521,8 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 	}
 	cols := map[string]bool{}
 	docs := map[[2]string]bool{}
-	unnamed, unnamedKV := 0, 0
+	unnamed, unnamedKV, notUTF8KV := 0, 0, 0
+	notUTF8 := map[[2]string]int{} // records of documents whose names are not UTF-8
 	if t, ok, err := need("records", "collection", "doc", "ts", "data"); err != nil {
 		return rep, err
 	} else if ok {
@@ -527,6 +534,12 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 			}
 			if col == "" || doc == "" {
 				unnamed++ // no request can name it here: listed, not imported
+				return nil
+			}
+			if !utf8.ValidString(col) || !utf8.ValidString(doc) {
+				// A request's names are UTF-8 text: this one would read as U+FFFD and match
+				// nothing. Listed once per document, not imported, counted nowhere else.
+				notUTF8[[2]string{col, doc}]++
 				return nil
 			}
 			cols[col] = true
@@ -545,6 +558,10 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 			col := string(row["collection"].text())
 			if col == "" || len(row["key"].text()) == 0 {
 				unnamedKV++
+				return nil
+			}
+			if !utf8.ValidString(col) || !utf8.Valid(row["key"].text()) {
+				notUTF8KV++
 				return nil
 			}
 			cols[col] = true
@@ -572,6 +589,19 @@ func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {
 	}
 	if unnamedKV > 0 {
 		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d key_values rows with an empty collection or key", path, unnamedKV))
+	}
+	if notUTF8KV > 0 {
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d key_values rows whose collection or key is not UTF-8 (no request can name them)", path, notUTF8KV))
+	}
+	bad := slices.SortedFunc(maps.Keys(notUTF8), func(a, b [2]string) int {
+		return cmp.Or(strings.Compare(a[0], b[0]), strings.Compare(a[1], b[1]))
+	})
+	for i, d := range bad {
+		if i == maxListed {
+			rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: %d more documents whose names are not UTF-8, not imported", path, len(bad)-i))
+			break
+		}
+		rep.Skipped = append(rep.Skipped, fmt.Sprintf("%s: document %q of collection %q: %d records not imported (a name that is not UTF-8, which no request can name)", path, d[1], d[0], notUTF8[d]))
 	}
 	return rep, nil
 }

@@ -157,6 +157,8 @@ func newDataFolder(dest string) (created bool, err error) {
 		return true, nil
 	case err != nil:
 		return false, fmt.Errorf("data folder %s: %w", dest, err)
+	case slices.ContainsFunc(entries, func(e os.DirEntry) bool { return e.Name() == importIncomplete }):
+		return false, fmt.Errorf("data folder %s holds an import that did not finish (%s): remove the folder and import again", dest, importIncomplete)
 	case len(entries) > 0:
 		return false, fmt.Errorf("data folder %s is not empty: import into a new or empty folder", dest)
 	}
@@ -283,7 +285,12 @@ func (s *importSink) Value(col, key, value string) error {
 // cannot take (no secret, a scope it does not know) is reported as skipped.
 func (s *importSink) Key(k legacy.Key) error {
 	scope, ok := auth.ParseScope(k.Scope)
-	if k.Secret == "" || !ok {
+	switch {
+	case k.Secret == "":
+		s.skipped = append(s.skipped, fmt.Sprintf("an API key with an empty secret (scope %q): no client can send it", k.Scope))
+		s.skippedKeys++
+		return nil
+	case !ok:
 		s.skipped = append(s.skipped, fmt.Sprintf("API key %s: scope %q is not readonly, read_write or read_write_delete", auth.Hint(k.Secret), k.Scope))
 		s.skippedKeys++
 		return nil

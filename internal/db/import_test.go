@@ -426,7 +426,22 @@ func TestImportSQLiteReportMatchesTheFolder(t *testing.T) {
 	if n := strings.Count(skipped, `document "\xff\xfe"`); n != 1 {
 		t.Errorf("the document whose name is not UTF-8 is listed %d times, want once:\n%s", n, skipped)
 	}
-	if !strings.Contains(skipped, "3 records not imported") || !strings.Contains(skipped, "2 key_values rows whose collection or key is not UTF-8") {
+	if !strings.Contains(skipped, "3 records not imported") || !strings.Contains(skipped, "2 key_values rows whose collection or key is not UTF-8") ||
+		!strings.Contains(skipped, "an API key with an empty secret") || rep.Keys != 0 {
 		t.Errorf("skipped list:\n%s", skipped)
+	}
+}
+
+// A second import into the folder of one that did not finish (killed) says so, not merely
+// "not empty".
+func TestImportIntoAnUnfinishedImport(t *testing.T) {
+	old := oldFolder(t)
+	dest := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dest, importIncomplete), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Import(context.Background(), old, dest, quiet)
+	if err == nil || !strings.Contains(err.Error(), "did not finish") || !strings.Contains(err.Error(), importIncomplete) {
+		t.Fatalf("Import into an unfinished import's folder: %v", err)
 	}
 }

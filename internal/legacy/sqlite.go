@@ -139,8 +139,11 @@ func (db *sqliteDB) walk(root int, fn func(rowid int64, payload []byte) error) e
 		hdr := 8
 		if kind == 0x05 {
 			hdr = 12
+		} else if kind == 0x02 || kind == 0x0a {
+			return fmt.Errorf("page %d: an index b-tree page where a table's was expected (type %d; WITHOUT ROWID tables cannot be read)", n, kind)
 		} else if kind != 0x0d {
-			return fmt.Errorf("page %d: not a table b-tree page (type %d; WITHOUT ROWID tables cannot be read)", n, kind)
+			// 0x02, 0x05, 0x0a and 0x0d are the only page types a b-tree has.
+			return fmt.Errorf("page %d: not a b-tree page (type byte %d): the file is damaged", n, kind)
 		}
 		ptrs := h + hdr
 		if ptrs+2*ncells > db.usable {

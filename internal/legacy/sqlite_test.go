@@ -201,3 +201,22 @@ func TestReadSQLiteFileShrinkingUnderTheRead(t *testing.T) {
 		t.Fatalf("ReadSQLite of a file cut under it: %v; want an error saying it changed", err)
 	}
 }
+
+// A page whose type byte is none of a b-tree's is damage, and said to be (a zeroed page was
+// reported as a WITHOUT ROWID table).
+func TestReadSQLiteZeroedPage(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "fluxion-512-rowid.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := int(binary.BigEndian.Uint16(b[16:18]))
+	clear(b[ps : 2*ps]) // page 2
+	db, err := parseSQLite(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = db.read("x.db", newSQLiteSink())
+	if err == nil || !strings.Contains(err.Error(), "not a b-tree page (type byte 0): the file is damaged") {
+		t.Fatalf("a zeroed page: %v", err)
+	}
+}

@@ -14,3 +14,4 @@ INSERT INTO records VALUES ('c2', CAST(X'FF' AS TEXT), 3, 'only a bad doc');
 INSERT INTO key_values VALUES (CAST(X'FF' AS TEXT), 'k', 'v');
 INSERT INTO key_values VALUES ('c', CAST(X'FE' AS TEXT), 'v');
 INSERT INTO key_values VALUES ('c', 'k', 'v');
+INSERT INTO api_keys VALUES ('', 'readonly', 1);

@@ -133,14 +133,7 @@ func TestImportFailureLeavesNothing(t *testing.T) {
 // TestImportSQLite: the later format's records, values and API keys (hashed) come over, the
 // row marked not deletable too (that server took it as a key like the others).
 func TestImportSQLite(t *testing.T) {
-	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-512-rowid.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := t.TempDir()
-	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), fixture, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	old := sqliteFolder(t, "fluxion-512-rowid.db", 0)
 	dest := filepath.Join(t.TempDir(), "new")
 	rep, err := Import(context.Background(), old, dest, nil)
 	if err != nil {
@@ -370,15 +363,8 @@ func TestImportOpenTakesNoBackgroundSnapshot(t *testing.T) {
 // page its deletes freed. Here 32 MiB of pages no table reaches follow the fixture's tables;
 // read whole, the file cost its size in memory.
 func TestImportSQLiteMemoryFollowsTheData(t *testing.T) {
-	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-512-rowid.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	const unused = 32 << 20
-	old := t.TempDir()
-	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), append(fixture, make([]byte, unused)...), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	old := sqliteFolder(t, "fluxion-512-rowid.db", unused)
 	dest := filepath.Join(t.TempDir(), "new")
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -392,7 +378,7 @@ func TestImportSQLiteMemoryFollowsTheData(t *testing.T) {
 		t.Fatalf("imported %d records, want 802", rep.Records)
 	}
 	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > unused/4 {
-		t.Errorf("the import allocated %d bytes for a %d-byte file holding %d records", alloc, len(fixture)+unused, rep.Records)
+		t.Errorf("the import allocated %d bytes for a file with %d unused bytes holding %d records", alloc, unused, rep.Records)
 	}
 }
 
@@ -401,14 +387,7 @@ func TestImportSQLiteMemoryFollowsTheData(t *testing.T) {
 // document and subtracted from the distinct documents read (the report said -1 documents),
 // listed once per row, and their collections still counted.
 func TestImportSQLiteReportMatchesTheFolder(t *testing.T) {
-	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", "fluxion-nonutf8.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := t.TempDir()
-	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), fixture, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	old := sqliteFolder(t, "fluxion-nonutf8.db", 0)
 	dest := filepath.Join(t.TempDir(), "new")
 	rep, err := Import(context.Background(), old, dest, quiet)
 	if err != nil {
@@ -444,4 +423,19 @@ func TestImportIntoAnUnfinishedImport(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "did not finish") || !strings.Contains(err.Error(), importIncomplete) {
 		t.Fatalf("Import into an unfinished import's folder: %v", err)
 	}
+}
+
+// sqliteFolder returns a folder holding the legacy package's fixture name as fluxion.db,
+// followed by unused zero bytes (pages no table reaches).
+func sqliteFolder(t *testing.T, name string, unused int) string {
+	t.Helper()
+	fixture, err := os.ReadFile(filepath.Join("..", "legacy", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := t.TempDir()
+	if err := os.WriteFile(filepath.Join(old, "fluxion.db"), append(fixture, make([]byte, unused)...), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return old
 }

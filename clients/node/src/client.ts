@@ -213,7 +213,7 @@ export class BaseClient<B extends boolean = false> {
     const p = params as FetchLatestRecordsParams & Loose;
     const reply = await this.call(
       T.latest,
-      { col: col(p), ts: p.ts, doc: p.doc ?? p.key ?? "", from: p.from ?? 0, where: p.where, filter: p.filter },
+      { col: col(p), ts: p.ts, doc: doc(p), from: p.from ?? 0, where: p.where, filter: p.filter },
       timeout,
     );
     return objectField(reply, "records") as LatestRecords<B>;
@@ -303,12 +303,12 @@ export class BaseClient<B extends boolean = false> {
 
   /** setValue stores `value` under `key` in the collection's key-value store. */
   async setValue(params: SetValueParams, timeout?: number): Promise<void> {
-    await this.call(T.setValue, { col: col(params), key: params.key, value: params.value }, timeout);
+    await this.call(T.setValue, { col: col(params), key: name(params.key, "key"), value: params.value }, timeout);
   }
 
   /** getValue returns the value of `key`, or "" when there is none. */
   async getValue(params: GetValueParams, timeout?: number): Promise<string> {
-    const reply = await this.call(T.getValue, { col: col(params), key: params.key }, timeout);
+    const reply = await this.call(T.getValue, { col: col(params), key: name(params.key, "key") }, timeout);
     return typeof reply.value === "string" ? reply.value : "";
   }
 
@@ -333,7 +333,7 @@ export class BaseClient<B extends boolean = false> {
 
   /** deleteValue removes one key-value entry. */
   async deleteValue(params: DeleteValueParams, timeout?: number): Promise<void> {
-    await this.call(T.deleteValue, { col: col(params), key: params.key }, timeout);
+    await this.call(T.deleteValue, { col: col(params), key: name(params.key, "key") }, timeout);
   }
 
   // ---- management ---------------------------------------------------------------------------
@@ -616,11 +616,30 @@ export class BaseClient<B extends boolean = false> {
 }
 
 function col(p: { col?: string; collection?: string }): string {
-  return p.col ?? p.collection ?? "";
+  return name(p.col ?? p.collection ?? "", "collection");
 }
 
 function doc(p: { doc?: string; key?: string }): string {
-  return p.doc ?? p.key ?? "";
+  return name(p.doc ?? p.key ?? "", "document");
+}
+
+/**
+ * name refuses a name that is not well-formed UTF-16 (a lone surrogate): the server reads it
+ * as U+FFFD, so two such names that differ only there would be one document or key, and the
+ * later write would silently replace the earlier one.
+ */
+function name<T>(s: T, what: string): T {
+  if (typeof s === "string" && !wellFormed(s)) {
+    throw new TypeError(`${what} name ${JSON.stringify(s)} holds a lone surrogate (not valid Unicode): the server would store it as U+FFFD`);
+  }
+  return s;
+}
+
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function wellFormed(s: string): boolean {
+  const native = (s as unknown as { isWellFormed?: () => boolean }).isWellFormed;
+  return native ? native.call(s) : !loneSurrogate.test(s);
 }
 
 function nonNegative(v: number | undefined, dflt: number): number {

@@ -25,6 +25,7 @@ import {
   ClosedError,
   ConnectionError,
   FluxionDBError,
+  InvalidRequestError,
   TimeoutError,
   serverError,
 } from "./errors.js";
@@ -119,7 +120,11 @@ export class Connection {
 
   constructor(cfg: ConnectionConfig) {
     this.cfg = cfg;
+    this.shownUrl = redactUrl(cfg.url);
   }
+
+  /** shownUrl is the server URL as errors and logs show it: no query string, no password. */
+  private readonly shownUrl: string;
 
   /** state tells whether the connection is idle, connecting, open, or closed by close(). */
   get state(): ConnectionState {
@@ -330,11 +335,11 @@ export class Connection {
       // A malformed URL: retrying cannot help. The constructor's message quotes the URL it
       // was given, key and all: the cause keeps it without the key, so logging the error
       // does not leak it.
-      this.giveUp(new ConnectionError(`cannot connect to ${this.cfg.url}`, { cause: withoutSecret(err, this.cfg.apiKey) }));
+      this.giveUp(new ConnectionError(`cannot connect to ${this.shownUrl}`, { cause: withoutSecret(err, this.cfg.apiKey) }));
       return;
     }
     this.attemptSock = sock;
-    this.log("debug", "connecting", { url: this.cfg.url });
+    this.log("debug", "connecting", { url: this.shownUrl });
 
     let ready = false;
     let done = false;
@@ -354,7 +359,7 @@ export class Connection {
     const timer =
       this.cfg.connectTimeout > 0
         ? setTimeout(
-            () => fail(new TimeoutError(`no ready frame from ${this.cfg.url} within ${this.cfg.connectTimeout}ms`)),
+            () => fail(new TimeoutError(`no ready frame from ${this.shownUrl} within ${this.cfg.connectTimeout}ms`)),
             this.cfg.connectTimeout,
           )
         : undefined;
@@ -372,7 +377,7 @@ export class Connection {
         const finish = () => {
           if (refusal) return;
           refusal = { status, body: body.trim().slice(0, 200) };
-          fail(refusalError(this.cfg.url, refusal));
+          fail(refusalError(this.shownUrl, refusal));
         };
         res.on("end", finish);
         res.on("error", finish);
@@ -435,7 +440,7 @@ export class Connection {
           const hint = /wrong version number|EPROTO/.test(detail) && /^wss:/i.test(this.cfg.url)
             ? " (the server does not speak TLS on this port: use a ws:// URL)"
             : "";
-          fail(new ConnectionError(`could not connect to ${this.cfg.url}: ${detail}${hint}`, { cause: socketError }));
+          fail(new ConnectionError(`could not connect to ${this.shownUrl}: ${detail}${hint}`, { cause: socketError }));
         }
         return;
       }
@@ -458,7 +463,7 @@ export class Connection {
     this.failures = 0;
     this.lastError = undefined;
     this.everOpened = true;
-    this.log("info", "connected", { url: this.cfg.url });
+    this.log("info", "connected", { url: this.shownUrl });
     this.heartbeat(sock);
     for (const w of this.waiters) {
       clearTimeout(w.timer);
@@ -550,6 +555,18 @@ export class Connection {
           { cause },
         );
         this.settle(p, withRequestId(other, p.id));
+        continue;
+      }
+      if (tooLarge) {
+        // This request is the one the server refused: an invalid request, not to be sent again
+        // as it is (a retry would close the connection again, for everyone on it).
+        this.settle(
+          p,
+          new InvalidRequestError(`request frame over the server's --max-message-size: ${detail}`, "too_large", {
+            cause: err,
+            requestId: p.id,
+          }),
+        );
         continue;
       }
       this.settle(p, withRequestId(err, p.id));
@@ -756,4 +773,20 @@ function oversized(reason: string, pending: Iterable<Pending>): (p: Pending) => 
     limit = largest - 1;
   }
   return (p) => (p.size ?? 0) > limit;
+}
+
+/**
+ * redactUrl is url without its query string (the form `?api-key=…` carries the key) and with
+ * any password masked, for errors and logs.
+ */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "redacted";
+    u.search = "";
+    u.hash = "";
+    return u.toString();
+  } catch {
+    return url.replace(/[?#].*$/s, "").replace(/\/\/[^/@]*@/, "//[redacted]@");
+  }
 }

@@ -318,3 +318,26 @@ describe("timestamps", () => {
     assert.equal(recs[1].ts, Number(max)); // 2^63 as a double: documented precision loss
   });
 });
+
+describe("names that are not valid Unicode", () => {
+  test("a name with a lone surrogate is refused: the server would merge it with others", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key });
+    try {
+      for (const call of [
+        () => client.insertSingleDocumentRecord({ ts: 1, key: "\ud800", data: "one", collection: "surr" }),
+        () => client.insertSingleRecord({ ts: 1, doc: "d", data: "x", col: "c\udc00" }),
+        () => client.setValue({ collection: "c", key: "k\ud801", value: "v" }),
+        () => client.fetchLatestRecords({ col: "c", ts: 1, doc: "\ud800x" }),
+      ]) {
+        await assert.rejects(call(), (err) => err instanceof TypeError && /lone surrogate/.test(err.message));
+      }
+      // Well-formed astral characters are fine.
+      await client.insertSingleRecord({ ts: 1, doc: "\u{1F600}", data: "ok", col: "surr" });
+      assert.deepEqual(await client.fetchDocument({ col: "surr", doc: "\u{1F600}", to: 5 }), [{ ts: 1, data: "ok" }]);
+    } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+});

@@ -13,6 +13,7 @@ import FluxionDBClient, {
   ClosedError,
   ConnectionError,
   FluxionDBError,
+  InvalidRequestError,
   TimeoutError,
 } from "@volandoo/fluxiondb-client";
 import { startServer, rejectsWith, packageDir } from "./helpers/server.mjs";
@@ -363,7 +364,7 @@ describe("disconnects", () => {
 });
 
 describe("oversized requests", () => {
-  test("a frame over the server's limit (close 1009) rejects with ConnectionError; the client reconnects", async () => {
+  test("a frame over the server's limit (close 1009) rejects as too_large (InvalidRequestError); the client reconnects", async () => {
     const s = await startServer({ args: ["--max-message-size=4096"] });
     const client = new FluxionDBClient({ url: s.url, apiKey: s.key, reconnectInterval: 20 });
     try {
@@ -372,8 +373,8 @@ describe("oversized requests", () => {
         client.insertSingleRecord({ ts: 1, doc: "d", data: "x".repeat(10_000), col: "big" }),
         FluxionDBError,
       );
-      assert.ok(err instanceof ConnectionError || err.code === "too_large", `${err.name}: ${err.message}`);
-      if (err instanceof ConnectionError) assert.match(err.message, /larger than the server's message size limit/);
+      assert.ok(err instanceof InvalidRequestError && err.code === "too_large", `${err.name}: ${err.message}`);
+      assert.match(err.message, /larger than the server's message size limit/);
       await client.insertSingleRecord({ ts: 1, doc: "d", data: "small", col: "big" });
       assert.deepEqual(await client.fetchDocument({ col: "big", doc: "d", to: 5 }), [{ ts: 1, data: "small" }]);
     } finally {
@@ -407,8 +408,12 @@ describe("oversized requests beside valid ones", () => {
       await new Promise((r) => setTimeout(r, 100));
       s.resume();
       const bigErr = await big;
-      assert.ok(bigErr instanceof ConnectionError, `${bigErr?.name}: ${bigErr?.message}`);
+      // The oversized request is an invalid one (too_large), not a connection loss to retry:
+      // sent again, it would close the connection again for everyone on it.
+      assert.ok(bigErr instanceof InvalidRequestError, `${bigErr?.name}: ${bigErr?.message}`);
+      assert.equal(bigErr.code, "too_large");
       assert.match(bigErr.message, /a request was larger than the server's message size limit/);
+      assert.ok(bigErr.cause instanceof ConnectionError);
       for (const err of await Promise.all(small)) {
         if (err === null) continue;
         assert.ok(err instanceof ConnectionError, `${err.name}: ${err.message}`);
@@ -417,6 +422,29 @@ describe("oversized requests beside valid ones", () => {
     } finally {
       await client.close();
       await s.stop();
+    }
+  });
+});
+
+describe("secrets in the URL", () => {
+  test("errors and logs never quote the API key when the URL carries it (?api-key= or user:pass@)", async () => {
+    for (const url of ["ws://127.0.0.1:1?api-key=TOPSECRET", "ws://user:TOPSECRET@127.0.0.1:1"]) {
+      const logged = [];
+      const rec = (...a) => logged.push(a);
+      const client = new FluxionDBClient({
+        url,
+        apiKey: "TOPSECRET",
+        maxReconnectAttempts: 1,
+        logger: { debug: rec, info: rec, warn: rec, error: rec },
+      });
+      const err = await client.connect().then(
+        () => assert.fail("connected to a closed port"),
+        (e) => e,
+      );
+      await client.close();
+      assert.ok(!inspect(err, { depth: 10 }).includes("TOPSECRET"), `error quotes the key: ${err.message}`);
+      assert.ok(!JSON.stringify(logged).includes("TOPSECRET"), `logger got the key: ${JSON.stringify(logged)}`);
+      assert.match(err.message, /127\.0\.0\.1:1/); // the address is still there
     }
   });
 });

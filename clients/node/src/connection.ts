@@ -109,6 +109,8 @@ export class Connection {
   private attemptSock: WebSocketLike | null = null;
   private readonly pending = new Map<string, Pending>();
   private queue: Pending[] = [];
+  // drainTimer, while set, sends the queue's requests as the socket's send buffer empties.
+  private drainTimer: ReturnType<typeof setTimeout> | undefined;
   private readonly waiters = new Set<Waiter>();
   private failures = 0;
   private everOpened = false;
@@ -182,7 +184,15 @@ export class Connection {
       if (timeout > 0) p.timer = setTimeout(() => this.expire(p, timeout), timeout);
       this.pending.set(id, p);
       if (this.st === "open" && this.sock) {
-        this.transmit(p, this.sock);
+        if (this.queue.length === 0 && !backedUp(this.sock)) {
+          this.transmit(p, this.sock);
+        } else {
+          // The socket's send buffer is full (a stalled server or link): wait in the queue, in
+          // order, unsent, so that a timeout drops a request that was never sent (and so never
+          // applied) and its frame is not held by the socket.
+          this.queue.push(p);
+          this.scheduleDrain();
+        }
       } else {
         this.queue.push(p);
         this.ensureConnecting();
@@ -202,6 +212,8 @@ export class Connection {
     this.generation++;
     clearTimeout(this.backoffTimer);
     this.backoffTimer = undefined;
+    clearTimeout(this.drainTimer);
+    this.drainTimer = undefined;
     this.failAll(new ClosedError("client closed"), true);
     const socks = [this.sock, this.attemptSock].filter((s): s is WebSocketLike => s !== null);
     this.sock = null;
@@ -225,6 +237,26 @@ export class Connection {
     }
   }
 
+  private scheduleDrain(): void {
+    if (this.drainTimer) return;
+    this.drainTimer = setTimeout(() => {
+      this.drainTimer = undefined;
+      this.drain();
+    }, drainPoll);
+  }
+
+  /** drain sends queued requests while the socket's send buffer has room. */
+  private drain(): void {
+    const sock = this.sock;
+    if (this.st !== "open" || !sock) return; // opened() sends the queue on the next connection
+    while (this.queue.length > 0 && !backedUp(sock)) {
+      const p = this.queue.shift()!;
+      if (this.pending.get(p.id) !== p) continue; // settled (timed out) while queued
+      this.transmit(p, sock);
+    }
+    if (this.queue.length > 0) this.scheduleDrain();
+  }
+
   private transmit(p: Pending, sock: WebSocketLike): void {
     p.sent = true;
     const frame = p.frame;
@@ -241,7 +273,12 @@ export class Connection {
     if (this.pending.get(p.id) !== p) return;
     const err = p.sent
       ? new TimeoutError(`no reply within ${timeout}ms`, { requestId: p.id })
-      : this.lastError
+      : this.st === "open"
+        ? new TimeoutError(
+            `not sent within ${timeout}ms: the connection's send buffer stayed full (the server is not reading); the request was not sent`,
+            { requestId: p.id },
+          )
+        : this.lastError
         ? new ConnectionError(`not connected within ${timeout}ms: ${this.lastError.message}`, {
             cause: this.lastError,
             requestId: p.id,
@@ -474,12 +511,13 @@ export class Connection {
     this.queue = [];
     for (const p of queued) {
       if (this.pending.get(p.id) !== p) continue; // expired while waiting
-      if (this.sock !== sock) {
-        this.queue.push(p); // the socket closed during the flush
+      if (this.sock !== sock || this.queue.length > 0 || backedUp(sock)) {
+        this.queue.push(p); // the socket closed during the flush, or its buffer is full
         continue;
       }
       this.transmit(p, sock);
     }
+    if (this.queue.length > 0 && this.sock === sock) this.scheduleDrain();
     this.notify(() => this.onOpen?.());
   }
 
@@ -789,4 +827,19 @@ function redactUrl(url: string): string {
   } catch {
     return url.replace(/[?#].*$/s, "").replace(/\/\/[^/@]*@/, "//[redacted]@");
   }
+}
+
+/**
+ * sendHighWater: above this many bytes waiting in the socket's send buffer, requests wait in
+ * the client's queue instead (FIFO, unsent). A stalled server or link otherwise let every
+ * request's frame pile up in the socket, held until the heartbeat dropped it, and delivered
+ * (applied) if the server resumed after the calls had timed out.
+ */
+const sendHighWater = 8 << 20;
+
+/** drainPoll is how often a backed-up queue looks for room in the send buffer, in ms. */
+const drainPoll = 5;
+
+function backedUp(sock: WebSocketLike): boolean {
+  return (sock.bufferedAmount ?? 0) > sendHighWater;
 }

@@ -133,6 +133,8 @@ export interface Logger {
 /** WebSocketLike is the part of the WHATWG WebSocket API the client uses. */
 export interface WebSocketLike {
   readonly readyState: number;
+  /** bytes handed to send() not yet written to the network (both `ws` and browsers have it). */
+  readonly bufferedAmount?: number;
   send(data: string): void;
   close(code?: number, reason?: string): void;
   addEventListener(type: string, listener: (event: any) => void): void;

@@ -5,6 +5,8 @@ import { test, before, after, describe } from "node:test";
 import assert from "node:assert/strict";
 import { createServer } from "node:net";
 import { inspect } from "node:util";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { spawn } from "node:child_process";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,6 +21,7 @@ import FluxionDBClient, {
 import { startServer, rejectsWith, packageDir } from "./helpers/server.mjs";
 
 const here = dirname(fileURLToPath(import.meta.url));
+setFlagsFromString("--expose-gc"); // for the stalled-server test's memory figures
 
 // Every console method is watched for the whole file: the client must print nothing.
 const printed = [];
@@ -420,6 +423,45 @@ describe("oversized requests beside valid ones", () => {
         assert.match(err.message, /another request on it was larger .*this one was not/);
       }
     } finally {
+      await client.close();
+      await s.stop();
+    }
+  });
+});
+
+describe("a stalled server", () => {
+  test("requests wait unsent in the client once the socket's send buffer is full: a timeout drops them, and their frames are not held", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, requestTimeout: 300 });
+    const gc = runInNewContext("gc");
+    try {
+      await client.connect();
+      gc();
+      const base = process.memoryUsage();
+      await s.pause();
+      const data = "x".repeat(256 * 1024);
+      const results = await Promise.all(
+        Array.from({ length: 256 }, (_, i) =>
+          client.insertSingleRecord({ ts: i + 1, doc: "d", col: "stall", data: data + i }).then(
+            () => null,
+            (e) => e,
+          ),
+        ),
+      );
+      assert.ok(results.every((e) => e instanceof TimeoutError), String(results.find((e) => !(e instanceof TimeoutError))));
+      const unsent = results.filter((e) => /was not sent/.test(e.message)).length;
+      assert.ok(unsent > 200, `${unsent} of 256 timed-out calls say they were not sent`);
+      await new Promise((r) => setTimeout(r, 50));
+      gc();
+      const now = process.memoryUsage();
+      const grown = (now.external + now.heapUsed - base.external - base.heapUsed) / 1048576;
+      assert.ok(grown < 24, `${grown.toFixed(1)} MiB still held by 256 calls of 256 KiB that all timed out`);
+      s.resume();
+      // The calls reported as not sent were not applied once the server ran again.
+      const stored = await client.fetchDocument({ col: "stall", doc: "d", from: 0, to: 1000 });
+      assert.ok(stored.length <= 256 - unsent, `${stored.length} records stored, though ${unsent} calls were never sent`);
+    } finally {
+      s.resume();
       await client.close();
       await s.stop();
     }

@@ -181,6 +181,9 @@ export class Connection {
         onReply,
         sent: false,
       };
+      // The timer's closure shares this scope: drop the data, or it lives until the call
+      // settles although the frame holding it is released once sent.
+      data = "";
       if (timeout > 0) p.timer = setTimeout(() => this.expire(p, timeout), timeout);
       this.pending.set(id, p);
       if (this.st === "open" && this.sock) {

@@ -468,6 +468,36 @@ describe("a stalled server", () => {
   });
 });
 
+describe("memory of a call in flight", () => {
+  test("once its frame is handed to the socket, a call waiting for its reply keeps no encoded copy of its request", async () => {
+    const s = await startServer();
+    const client = new FluxionDBClient({ url: s.url, apiKey: s.key, requestTimeout: 5000 });
+    const gc = runInNewContext("gc");
+    try {
+      await client.connect();
+      await s.pause();
+      gc();
+      const base = process.memoryUsage().heapUsed;
+      const call = client.insertSingleRecord({ ts: 1, doc: "d", col: "mem", data: "y".repeat(12 << 20) }).then(
+        () => null,
+        (e) => e,
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      gc();
+      const held = (process.memoryUsage().heapUsed - base) / 1048576;
+      s.resume();
+      assert.equal(await call, null);
+      // The caller's own 12 MiB string stays (the call's arguments hold it until it settles);
+      // the encoded request (another 12 MiB) must not.
+      assert.ok(held < 18, `${held.toFixed(1)} MiB of heap held by one sent call of 12 MiB awaiting its reply`);
+    } finally {
+      s.resume();
+      await client.close();
+      await s.stop();
+    }
+  });
+});
+
 describe("secrets in the URL", () => {
   test("errors and logs never quote the API key when the URL carries it (?api-key= or user:pass@)", async () => {
     for (const url of ["ws://127.0.0.1:1?api-key=TOPSECRET", "ws://user:TOPSECRET@127.0.0.1:1"]) {

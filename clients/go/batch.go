@@ -208,12 +208,20 @@ func (c *Client) NewBatchWriter(opts ...BatchOption) *BatchWriter {
 
 // Write queues records. It blocks while the queue is full; it fails with
 // ErrClosed after Close (or after the Client closed), and with the context's
-// error when ctx ends first (records queued before that stay queued).
+// error when ctx ends first (records queued before that stay queued). Records
+// naming a collection or document that is not valid UTF-8 are refused, none
+// of the call's records queued, with ErrInvalidRequest.
 func (b *BatchWriter) Write(ctx context.Context, records ...InsertRecord) error {
 	b.closeMu.RLock()
 	defer b.closeMu.RUnlock()
 	if b.closed {
 		return ErrClosed
+	}
+	for i := range records {
+		// Refused here, whole, rather than failing the batch it would have joined.
+		if err := checkNames("batch write", records[i].Col, records[i].Doc); err != nil {
+			return err
+		}
 	}
 	for _, r := range records {
 		select {

@@ -642,3 +642,35 @@ func TestReplyOverMaxMessageSize(t *testing.T) {
 		t.Fatalf("WithMaxMessageSize(0): %v", err)
 	}
 }
+
+// TestNamesThatAreNotUTF8AreRefused: a change naming a collection, document or key that is
+// not valid UTF-8 is refused before it is sent: the server would read "\xff" and "\xfe" both
+// as U+FFFD, so the second insert would replace the first document's data.
+func TestNamesThatAreNotUTF8AreRefused(t *testing.T) {
+	srv := startServer(t)
+	c := newTestClient(t, srv, fastReconnect)
+	ctx := testCtx(t)
+	for name, call := range map[string]func() error{
+		"insert":     func() error { return c.Insert(ctx, InsertRecord{Col: "c", Doc: "\xff", TS: 1, Data: "one"}) },
+		"insert col": func() error { return c.Insert(ctx, InsertRecord{Col: "c\xfe", Doc: "d", TS: 1, Data: "one"}) },
+		"legacy insert": func() error {
+			return c.InsertSingleDocumentRecord(LTDBInsertMessageRequest{TS: 1, Key: "\xfe", Collection: "c", Data: "x"})
+		},
+		"remove doc":     func() error { return c.RemoveDocument(ctx, "c", "\xff") },
+		"remove records": func() error { return c.RemoveRecords(ctx, RecordRef{Col: "c", Doc: "\xff", TS: 1}) },
+		"kv set":         func() error { return c.KVSet(ctx, "c", "k\xff", "v") },
+		"batch write": func() error {
+			bw := c.NewBatchWriter()
+			defer bw.Close(ctx)
+			return bw.Write(ctx, InsertRecord{Col: "c", Doc: "ok", TS: 1, Data: "x"}, InsertRecord{Col: "c", Doc: "\xff", TS: 2, Data: "y"})
+		},
+	} {
+		if err := call(); !errors.Is(err, ErrInvalidRequest) || !strings.Contains(err.Error(), "not valid UTF-8") {
+			t.Errorf("%s: %v; want ErrInvalidRequest naming the bad name", name, err)
+		}
+	}
+	recs, err := c.Latest(ctx, LatestQuery{Col: "c", TS: 10})
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("something was stored: %v (%v)", recs, err)
+	}
+}

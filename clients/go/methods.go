@@ -3,12 +3,19 @@ package fluxiondb
 import (
 	"context"
 	"fmt"
+	"strings"
+	"unicode/utf8"
 )
 
 // Insert stores records (message ins). The batch is applied whole or not
 // at all. A record with the same document and TS as an existing one
 // replaces it. For high rates use a BatchWriter.
 func (c *Client) Insert(ctx context.Context, records ...InsertRecord) error {
+	for i := range records {
+		if err := checkNames("insert", records[i].Col, records[i].Doc); err != nil {
+			return err
+		}
+	}
 	return c.do(ctx, typeInsert, quotedData(appendInsertData(nil, records)), nil)
 }
 
@@ -56,18 +63,27 @@ func (c *Client) Collections(ctx context.Context) ([]string, error) {
 // RemoveDocument deletes document doc with all its records from collection
 // col, or from every collection when col is "" (message ddoc).
 func (c *Client) RemoveDocument(ctx context.Context, col, doc string) error {
+	if err := checkNames("ddoc", col, doc); err != nil {
+		return err
+	}
 	return c.do(ctx, typeDeleteDoc, deleteDocParams{Doc: doc, Col: col}, nil)
 }
 
 // RemoveCollection deletes collection col: its documents and its KV
 // entries (message dcol). A missing collection is not an error.
 func (c *Client) RemoveCollection(ctx context.Context, col string) error {
+	if err := checkNames("dcol", col); err != nil {
+		return err
+	}
 	return c.do(ctx, typeDeleteCol, collectionParams{Col: col}, nil)
 }
 
 // RemoveRecord deletes the one record ref names (message drec). A missing
 // record is not an error.
 func (c *Client) RemoveRecord(ctx context.Context, ref RecordRef) error {
+	if err := checkNames("drec", ref.Col, ref.Doc); err != nil {
+		return err
+	}
 	return c.do(ctx, typeDeleteRecord, ref, nil)
 }
 
@@ -77,18 +93,29 @@ func (c *Client) RemoveRecords(ctx context.Context, refs ...RecordRef) error {
 	if refs == nil {
 		refs = []RecordRef{}
 	}
+	for _, ref := range refs {
+		if err := checkNames("dmrec", ref.Col, ref.Doc); err != nil {
+			return err
+		}
+	}
 	return c.do(ctx, typeDeleteMany, refs, nil)
 }
 
 // RemoveRange deletes the records of one document with from <= ts <= to
 // (message drrng).
 func (c *Client) RemoveRange(ctx context.Context, col, doc string, from, to int64) error {
+	if err := checkNames("drrng", col, doc); err != nil {
+		return err
+	}
 	return c.do(ctx, typeDeleteRange, deleteRangeParams{Doc: doc, Col: col, FromTS: from, ToTS: to}, nil)
 }
 
 // KVSet sets key to value in collection col's key-value store (message
 // sval), creating the collection if needed.
 func (c *Client) KVSet(ctx context.Context, col, key, value string) error {
+	if err := checkNames("sval", col, key); err != nil {
+		return err
+	}
 	return c.do(ctx, typeSetValue, kvParams{Col: col, Key: key, Value: value}, nil)
 }
 
@@ -136,6 +163,9 @@ func (c *Client) KVKeys(ctx context.Context, col string) ([]string, error) {
 // KVDelete removes key from col (message rval); a missing key is not an
 // error.
 func (c *Client) KVDelete(ctx context.Context, col, key string) error {
+	if err := checkNames("rval", col, key); err != nil {
+		return err
+	}
 	return c.do(ctx, typeRemoveValue, kvParams{Col: col, Key: key}, nil)
 }
 
@@ -200,4 +230,18 @@ func nonNilMap(m map[string]string) map[string]string {
 		return map[string]string{}
 	}
 	return m
+}
+
+// checkNames refuses, before anything is sent, a change naming a collection, document or
+// key that is not valid UTF-8: the server reads such a name with U+FFFD in place of the bad
+// bytes, so two names that differ only there are one, and the write would land on (or the
+// delete remove) the other. ErrInvalidRequest, as the server's own refusals.
+func checkNames(op string, names ...string) error {
+	for _, n := range names {
+		if !utf8.ValidString(n) {
+			return fmt.Errorf("%w: %s: name %q is not valid UTF-8 (the server would read it as %q, and names that differ only there are one)",
+				ErrInvalidRequest, op, n, strings.ToValidUTF8(n, "\uFFFD"))
+		}
+	}
+	return nil
 }

@@ -119,7 +119,7 @@ func TestReadSQLiteRefusesDamage(t *testing.T) {
 			binary.BigEndian.PutUint32(p[8:], uint32(root)) // right-most child: itself
 			return b
 		}, "loops"},
-		{"page type", func(b []byte) []byte { rootPage(b)[0] = 0x0a; return b }, "not a table b-tree page"},
+		{"page type", func(b []byte) []byte { rootPage(b)[0] = 0x0a; return b }, "an index b-tree page where a table's was expected"},
 		{"cell offset", func(b []byte) []byte {
 			p := rootPage(b)
 			binary.BigEndian.PutUint16(p[12:], 2) // first cell inside the header

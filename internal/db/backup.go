@@ -214,6 +214,18 @@ func opCheck() func(uint64, []byte) error {
 	}
 }
 
+// payloadCheck returns a check for wal.RepairFrom: a frame whose change start-up could not
+// decode (its CRC sound) is damage, where repair cuts the log.
+func payloadCheck() func(uint64, []byte) error {
+	var dec opDecoder
+	return func(_ uint64, payload []byte) error {
+		if err := dec.decode(payload, discard{}); err != nil {
+			return fmt.Errorf("%w: %w", wal.ErrBadPayload, err)
+		}
+		return nil
+	}
+}
+
 // discard is a target that applies nothing.
 type discard struct{}
 

@@ -70,7 +70,7 @@ func Repair(dir string, logger *slog.Logger) ([]string, error) {
 	}
 	var out []string
 	if _, err := os.Stat(walDir); err == nil {
-		rep, err := wal.RepairFrom(walDir, base.seq)
+		rep, err := wal.RepairFrom(walDir, base.seq, payloadCheck())
 		if err != nil {
 			return out, fmt.Errorf("repair the log: %w", err)
 		}

@@ -37,6 +37,12 @@ func (e *CorruptionError) Error() string {
 		e.File, e.Offset, e.Reason, RepairCommand)
 }
 
+// ErrBadPayload marks an error that says a frame's payload cannot be decoded although its CRC
+// checks out: damage the CRC did not catch, or a change written by a newer build. Replay turns
+// a callback's error wrapping it into a *CorruptionError naming the frame's file and offset, and
+// RepairFrom's check cuts the log there.
+var ErrBadPayload = errors.New("the frame's payload cannot be decoded")
+
 // IsCorruption reports whether err is or wraps a *CorruptionError.
 func IsCorruption(err error) bool {
 	var ce *CorruptionError

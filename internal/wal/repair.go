@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -29,7 +30,7 @@ type RepairReport struct {
 // log, which is why this is an explicit operator action and never automatic. The log must
 // not be open (the folder lock is taken).
 func Repair(dir string) (RepairReport, error) {
-	return repair(osFS{}, dir, time.Now(), 0)
+	return repair(osFS{}, dir, time.Now(), 0, nil)
 }
 
 // RepairFrom is Repair for a log that start-up replays from fromSeq (the snapshot's
@@ -37,24 +38,28 @@ func Repair(dir string) (RepairReport, error) {
 // gaps among them are left alone — cutting there would throw away every frame after them.
 // The caller holds the folder's lock (Lock): it takes it before it touches anything else of
 // the data folder, so that a repair run against a folder in use changes nothing.
-func RepairFrom(dir string, fromSeq uint64) (RepairReport, error) {
-	return repairLocked(osFS{}, dir, time.Now(), fromSeq)
+//
+// check, when not nil, is called for every frame from fromSeq on; the first frame it refuses
+// (an error wrapping ErrBadPayload: a payload start-up could not decode although its CRC checks
+// out) is damage, cut like a bad CRC.
+func RepairFrom(dir string, fromSeq uint64, check func(seq uint64, payload []byte) error) (RepairReport, error) {
+	return repairLocked(osFS{}, dir, time.Now(), fromSeq, check)
 }
 
 // Lock takes the log folder's exclusive lock, the one an open Log holds: it fails while a
 // server uses the folder. Close releases it.
 func Lock(dir string) (io.Closer, error) { return lockDir(dir) }
 
-func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairReport, error) {
+func repair(fs fileSystem, dir string, now time.Time, fromSeq uint64, check func(uint64, []byte) error) (RepairReport, error) {
 	lock, err := lockDir(dir)
 	if err != nil {
 		return RepairReport{}, err
 	}
 	defer lock.Close()
-	return repairLocked(fs, dir, now, fromSeq)
+	return repairLocked(fs, dir, now, fromSeq, check)
 }
 
-func repairLocked(fs fileSystem, dir string, now time.Time, fromSeq uint64) (RepairReport, error) {
+func repairLocked(fs fileSystem, dir string, now time.Time, fromSeq uint64, check func(uint64, []byte) error) (RepairReport, error) {
 	segs, err := listSegments(fs, dir)
 	if err != nil {
 		return RepairReport{}, err
@@ -77,6 +82,24 @@ func repairLocked(fs fileSystem, dir string, now time.Time, fromSeq uint64) (Rep
 			return RepairReport{}, fmt.Errorf("wal: repair: read %s: %w", path, err)
 		}
 		n, _, p := countFrames(data)
+		if check != nil {
+			// A payload start-up cannot decode is damage too, before any later frame problem.
+			seq := first
+			var bad *frameProblem
+			scanFrames(data, func(off int, payload []byte) error {
+				if seq >= fromSeq {
+					if err := check(seq, payload); err != nil && errors.Is(err, ErrBadPayload) {
+						bad = &frameProblem{off: off, reason: fmt.Sprintf("frame %d: %v", seq, err)}
+						return err
+					}
+				}
+				seq++
+				return nil
+			})
+			if bad != nil {
+				p = bad
+			}
+		}
 		if p != nil {
 			cutSeg, cutOff, reason = i, int64(p.off), p.reason
 			break

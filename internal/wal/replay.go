@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"errors"
 	"fmt"
 )
 
@@ -49,6 +50,9 @@ func (l *Log) Replay(fromSeq uint64, fn func(seq uint64, payload []byte) error) 
 			}
 			if seq >= fromSeq {
 				if err := fn(seq, payload); err != nil {
+					if errors.Is(err, ErrBadPayload) {
+						return &CorruptionError{File: path, Offset: int64(off), Reason: fmt.Sprintf("frame %d: %v", seq, err)}
+					}
 					return fmt.Errorf("wal: replay seq %d: %w", seq, err)
 				}
 			}

@@ -93,7 +93,7 @@ func (d *DB) openPersist(cfg Config) error {
 		// 1 GiB of changes (counted uncompressed: opBytes), like PostgreSQL's max_wal_size: a
 		// snapshot rewrites all the data, so taking one every 256 MiB cost a 10M-record ingest
 		// about a third more CPU, while replaying 1 GiB of changes (~16M records of 50 B) takes
-		// about 4 s (4.2–4.3M records/s from a compressed log, BENCHMARKS.md).
+		// about 4–7 s (2.2–4.3M records/s from a compressed log, BENCHMARKS.md).
 		cfg.SnapshotBytes = 1 << 30
 	}
 	if cfg.SnapshotAge <= 0 {

@@ -257,7 +257,7 @@ export class BaseClient<B extends boolean = false> {
   /** deleteDocument removes a document from its collection, or from every collection when none is named. */
   async deleteDocument(params: DeleteDocumentParams, timeout?: number): Promise<void> {
     const p = params as DeleteDocumentParams & Loose;
-    await this.call(T.deleteDocument, { doc: doc(p), col: p.col ?? p.collection ?? "" }, timeout);
+    await this.call(T.deleteDocument, { doc: doc(p), col: col(p) }, timeout);
   }
 
   /** deleteCollection removes a collection with its records and key-value entries. */
@@ -472,7 +472,7 @@ export class BaseClient<B extends boolean = false> {
       // stopped server. The unsub still completes on the server if it answers later.
       // (requestTimeout 0 means no limit, which must not lift the cap.)
       const wait = this.requestTimeout > 0 ? Math.min(this.requestTimeout, UNSUB_WAIT_MS) : UNSUB_WAIT_MS;
-      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), wait);
+      await this.conn.request(T.unsubscribe, stringify({ sub: unsubId }), wait, undefined, true);
     } catch {
       // not_found: the server had already ended it; a lost connection ended it too; timed out.
     }
@@ -481,7 +481,7 @@ export class BaseClient<B extends boolean = false> {
   private unsubOrphan(id: string): void {
     if (this.orphans.has(id) || this.conn.state !== "open") return;
     this.orphans.add(id);
-    this.conn.request(T.unsubscribe, stringify({ sub: id }), this.requestTimeout).catch(() => undefined);
+    this.conn.request(T.unsubscribe, stringify({ sub: id }), this.requestTimeout, undefined, true).catch(() => undefined);
   }
 
   // onPush routes the server's pushed frames: events and overflow signals.

@@ -168,7 +168,13 @@ export class Connection {
    * request sends one request and resolves with its reply; a reply carrying `error` rejects
    * with the ServerError subclass its code names. `timeout` <= 0 means no time limit.
    */
-  request(type: string, data: string, timeout: number, onReply?: (reply: Reply) => void): Promise<Reply> {
+  request(
+    type: string,
+    data: string,
+    timeout: number,
+    onReply?: (reply: Reply) => void,
+    socketBound = false,
+  ): Promise<Reply> {
     if (this.st === "closed") return Promise.reject(new ClosedError("client is closed"));
     return new Promise<Reply>((resolve, reject) => {
       this.seq = (this.seq + 1) % Number.MAX_SAFE_INTEGER;
@@ -186,6 +192,17 @@ export class Connection {
       data = "";
       if (timeout > 0) p.timer = setTimeout(() => this.expire(p, timeout), timeout);
       this.pending.set(id, p);
+      if (socketBound) {
+        // A request that names something of this socket (an unsub's subscription id): sent now,
+        // ahead of any backlog, or not at all — queued, it could reach the next connection,
+        // where the same id names another subscription.
+        if (this.st === "open" && this.sock) {
+          this.transmit(p, this.sock);
+        } else {
+          this.settle(p, new ConnectionError("not connected: the request names something of the connection that was lost", { requestId: id }));
+        }
+        return;
+      }
       if (this.st === "open" && this.sock) {
         if (this.queue.length === 0 && !backedUp(this.sock)) {
           this.transmit(p, this.sock);
@@ -780,10 +797,10 @@ function closeSocket(sock: WebSocketLike): Promise<void> {
 }
 
 // withoutSecret returns err, or a copy of it whose message no longer holds secret (as given or
-// as a query parameter encodes it).
+// as a query parameter encodes it) nor a URL's password.
 function withoutSecret(err: unknown, secret: string): unknown {
   if (!secret || !(err instanceof Error)) return err;
-  let message = err.message;
+  let message = err.message.replace(/(\/\/[^/@:\s]*):[^/@\s]*@/g, "$1:[redacted]@"); // a URL's password
   for (const form of new Set([secret, encodeURIComponent(secret), new URLSearchParams({ k: secret }).toString().slice(2)])) {
     message = message.split(form).join("[redacted]");
   }
@@ -793,9 +810,20 @@ function withoutSecret(err: unknown, secret: string): unknown {
   return copy;
 }
 
-/** byteLength is a string's length in UTF-8 bytes (a frame's size on the wire). */
+/** byteLength is a string's length in UTF-8 bytes (a frame's size on the wire), without copying it. */
 function byteLength(s: string): number {
-  return typeof Buffer !== "undefined" ? Buffer.byteLength(s) : new TextEncoder().encode(s).length;
+  if (typeof Buffer !== "undefined") return Buffer.byteLength(s);
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length && (s.charCodeAt(i + 1) & 0xfc00) === 0xdc00) {
+      n += 4; // a surrogate pair: one 4-byte character
+      i++;
+    } else n += 3;
+  }
+  return n;
 }
 
 /**

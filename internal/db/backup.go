@@ -220,6 +220,9 @@ func payloadCheck() func(uint64, []byte) error {
 	var dec opDecoder
 	return func(_ uint64, payload []byte) error {
 		if err := dec.decode(payload, discard{}); err != nil {
+			if errors.Is(err, errNewerOp) {
+				return nil // a newer build's change is not damage: repair leaves it
+			}
 			return fmt.Errorf("%w: %w", wal.ErrBadPayload, err)
 		}
 		return nil

@@ -328,3 +328,36 @@ func TestUndecodableFrameIsCorruptionRepairCuts(t *testing.T) {
 		}
 	}
 }
+
+// A frame a newer build wrote (an op this build does not know, its CRC sound) is not damage:
+// the start says to use that build, not to run repair, and repair leaves it and every later
+// change where they are.
+func TestNewerBuildFrameIsNotCutByRepair(t *testing.T) {
+	dir := t.TempDir()
+	d := openT(t, dir)
+	if _, err := d.Insert([]engine.Record{{Collection: "c", Doc: "d", TS: 1, Data: []byte("a")}}); err != nil {
+		t.Fatal(err)
+	}
+	closeT(t, d)
+	l, err := wal.Open(filepath.Join(dir, walSubdir), wal.Options{Policy: wal.SyncAlways, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append([]byte{'Q', 1, 2, 3}); err != nil { // a newer build's op
+		t.Fatal(err)
+	}
+	if _, err := l.Append(appendInsert(nil, []engine.Record{{Collection: "c", Doc: "d", TS: 2, Data: []byte("b")}})); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Open(Config{Dir: dir, Logger: quiet})
+	if err == nil || wal.IsCorruption(err) || !strings.Contains(err.Error(), "newer version") || strings.Contains(err.Error(), wal.RepairCommand) {
+		t.Fatalf("start on a log with a newer build's change: %v; want an error naming the newer version, not corruption", err)
+	}
+	lines := repairT(t, dir, logClean)
+	if strings.Contains(strings.Join(lines, "\n"), "moved") {
+		t.Fatalf("repair moved a newer build's change aside: %q", lines)
+	}
+}

@@ -259,6 +259,10 @@ func (c *nameCache) get(b []byte) string {
 	return s
 }
 
+// errNewerOp is an op this build does not know: a change written by a newer build, not
+// damage. Start-up says to run that build, and repair does not cut the log there.
+var errNewerOp = errors.New("written by a newer version of FluxionDB: start the data folder with that version")
+
 // target receives decoded ops. *DB's apply methods implement it for replay; tests
 // implement it to compare against what was encoded.
 type target interface {
@@ -375,7 +379,7 @@ func (d *opDecoder) decode(p []byte, t target) error {
 		}
 		t.removeKey(h)
 	default:
-		return fmt.Errorf("decode op: unknown op 0x%02x (written by a newer version?)", op)
+		return fmt.Errorf("decode op: unknown op 0x%02x: %w", op, errNewerOp)
 	}
 	return nil
 }

@@ -236,6 +236,9 @@ func (d *DB) recover(p *persist, log *wal.Log, info snapshot.Info) error {
 	var dec opDecoder
 	err := log.Replay(info.Seq, func(seq uint64, payload []byte) error {
 		if err := dec.decode(payload, a); err != nil {
+			if errors.Is(err, errNewerOp) {
+				return err // not damage: nothing to repair
+			}
 			// A corruption the log reports with the frame's file and offset, and repair cuts.
 			return fmt.Errorf("%w: %w", wal.ErrBadPayload, err)
 		}

@@ -247,6 +247,11 @@ func (db *sqliteDB) localSize(total int) int {
 // leafCell decodes a table leaf cell at p[off:]: rowid and the whole payload, overflow
 // pages followed.
 func (db *sqliteDB) leafCell(p []byte, off int) (int64, []byte, error) {
+	// checkCells vetted off, but the file is mapped: a process writing to it can change the
+	// pointer between that check and this read.
+	if off < 0 || off >= db.usable || db.usable > len(p) {
+		return 0, nil, errors.New("cell outside the page (the file changed while it was read?)")
+	}
 	cell := p[off:db.usable]
 	size, n := sqliteVarint(cell)
 	if n == 0 || size > uint64(len(db.b)) { // a payload is never larger than its file

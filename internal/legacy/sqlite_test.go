@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -218,5 +219,83 @@ func TestReadSQLiteZeroedPage(t *testing.T) {
 	_, err = db.read("x.db", newSQLiteSink())
 	if err == nil || !strings.Contains(err.Error(), "not a b-tree page (type byte 0): the file is damaged") {
 		t.Fatalf("a zeroed page: %v", err)
+	}
+}
+
+// rewritingSink overwrites bytes of the file it is fed from (as the original server, still
+// running, rewriting a page in place would) at its first record.
+type rewritingSink struct {
+	*sqliteSink
+	path string
+	off  int64
+	b    []byte
+	done bool
+}
+
+func (s *rewritingSink) Document(col, doc string, recs []Record) error {
+	if !s.done {
+		s.done = true
+		f, err := os.OpenFile(s.path, os.O_WRONLY, 0)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if _, err := f.WriteAt(s.b, s.off); err != nil {
+			return err
+		}
+	}
+	return s.sqliteSink.Document(col, doc, recs)
+}
+
+// The file is mapped: a page rewritten in place while it is read (the original server still
+// running) can change a cell pointer between checkCells and leafCell. That is an error, not a
+// panic out of the page's bounds.
+func TestReadSQLiteFileRewrittenInPlace(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "fluxion-4k.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := parseSQLite(append([]byte(nil), b...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tabs, err := db.tables()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The first leaf page walk meets in the records table: follow cell 0 down.
+	n := tabs["records"].root
+	var p []byte
+	var h int
+	for {
+		p = b[(n-1)*db.pageSize : n*db.pageSize]
+		h = 0
+		if n == 1 {
+			h = 100
+		}
+		if p[h] != 0x05 {
+			break
+		}
+		off := int(binary.BigEndian.Uint16(p[h+12:]))
+		n = int(binary.BigEndian.Uint32(p[off:]))
+	}
+	if p[h] != 0x0d || binary.BigEndian.Uint16(p[h+3:]) < 2 {
+		t.Fatalf("page %d: not a leaf with 2 cells", n)
+	}
+	path := filepath.Join(t.TempDir(), "fluxion.db")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sink := &rewritingSink{sqliteSink: newSQLiteSink(), path: path,
+		off: int64((n-1)*db.pageSize + h + 8 + 2), b: []byte{0xff, 0xff}} // cell 1's pointer
+	defer func() {
+		if r := recover(); r != nil {
+			t.Log(string(debug.Stack()))
+			t.Fatalf("ReadSQLite of a file rewritten under it panicked: %v; want an error", r)
+		}
+	}()
+	_, err = ReadSQLite(path, sink)
+	if err == nil {
+		t.Fatalf("ReadSQLite of a file rewritten under it: no error")
 	}
 }

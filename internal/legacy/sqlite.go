@@ -27,7 +27,6 @@ const maxListed = 100
 // sqliteDB is an open fluxion.db, mapped into memory (a read-only, one-pass import).
 type sqliteDB struct {
 	b        []byte
-	unmap    func() error // releases b
 	pageSize int
 	usable   int // page size less the reserved bytes at the end of each page
 	pages    int
@@ -60,23 +59,15 @@ func (t sqliteTable) names() string {
 	return strings.Join(n, ", ")
 }
 
-func openSQLite(path string) (*sqliteDB, error) {
+// checkSides refuses a file whose newest changes are still in a -wal or -journal beside it.
+func checkSides(path string) error {
 	for _, side := range []string{"-wal", "-journal"} {
 		if fi, err := os.Stat(path + side); err == nil && fi.Size() > 0 {
-			return nil, fmt.Errorf("%s%s is there: the file's newest changes are not in it yet. Open it once with "+
+			return fmt.Errorf("%s%s is there: the file's newest changes are not in it yet. Open it once with "+
 				"sqlite3 (`sqlite3 %s 'PRAGMA wal_checkpoint(TRUNCATE);'`), which folds them in, then import again", path, side, path)
 		}
 	}
-	b, unmap, err := mapFile(path)
-	if err != nil {
-		return nil, err
-	}
-	db, err := parseSQLite(b)
-	if err != nil {
-		return nil, errors.Join(err, unmap())
-	}
-	db.unmap = unmap
-	return db, nil
+	return nil
 }
 
 func parseSQLite(b []byte) (*sqliteDB, error) {
@@ -476,34 +467,41 @@ type SQLiteSink interface {
 // API keys. That server never stored its master key (--secret-key); a row marked not
 // deletable comes from an older build, whose server still took it, so it comes over too.
 func ReadSQLite(path string, sink SQLiteSink) (rep Report, err error) {
-	db, err := openSQLite(path)
+	if err := checkSides(path); err != nil {
+		return Report{}, err
+	}
+	b, unmap, err := mapFile(path)
 	if err != nil {
 		return Report{}, err
 	}
-	defer func() { err = errors.Join(err, db.unmap()) }()
+	defer func() { err = errors.Join(err, unmap()) }()
 	// The file is mapped: if it shrinks while being read (the original server still running,
-	// a copy still being written), a page past its new end faults. Such a fault becomes a
-	// panic here, recovered into an error; any other panic goes on.
+	// a copy still being written), a page past its new end faults, from its header on. Such a
+	// fault becomes a panic here, recovered into an error; any other panic goes on.
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if r := recover(); r != nil {
-			if f, ok := r.(interface{ Addr() uintptr }); ok && db.holds(f.Addr()) {
+			if f, ok := r.(interface{ Addr() uintptr }); ok && holds(b, f.Addr()) {
 				err = fmt.Errorf("%s: the file changed while it was read (is the original server still writing to it?): %v", path, r)
 				return
 			}
 			panic(r)
 		}
 	}()
+	db, err := parseSQLite(b)
+	if err != nil {
+		return Report{}, err
+	}
 	return db.read(path, sink)
 }
 
-// holds reports whether addr is inside the file's bytes.
-func (db *sqliteDB) holds(addr uintptr) bool {
-	if len(db.b) == 0 {
+// holds reports whether addr is inside b.
+func holds(b []byte, addr uintptr) bool {
+	if len(b) == 0 {
 		return false
 	}
-	start := uintptr(unsafe.Pointer(unsafe.SliceData(db.b)))
-	return addr >= start && addr < start+uintptr(len(db.b))
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return addr >= start && addr < start+uintptr(len(b))
 }
 
 func (db *sqliteDB) read(path string, sink SQLiteSink) (Report, error) {

@@ -217,15 +217,13 @@ func opCheck() func(uint64, []byte) error {
 // payloadCheck returns a check for wal.RepairFrom: a frame whose change start-up could not
 // decode (its CRC sound) is damage, where repair cuts the log.
 func payloadCheck() func(uint64, []byte) error {
-	var dec opDecoder
-	return func(_ uint64, payload []byte) error {
-		if err := dec.decode(payload, discard{}); err != nil {
-			if errors.Is(err, errNewerOp) {
-				return nil // a newer build's change is not damage: repair leaves it
-			}
-			return fmt.Errorf("%w: %w", wal.ErrBadPayload, err)
+	check := opCheck()
+	return func(seq uint64, payload []byte) error {
+		err := check(seq, payload)
+		if err == nil || errors.Is(err, errNewerOp) {
+			return nil // a newer build's change is not damage: repair leaves it
 		}
-		return nil
+		return fmt.Errorf("%w: %w", wal.ErrBadPayload, err)
 	}
 }
 

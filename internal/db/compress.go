@@ -83,9 +83,6 @@ func shrinks(b []byte) bool {
 	return est >= 0 && est <= len(b)-len(b)/8
 }
 
-// rawLen is the op's size before compression: what the snapshot trigger counts.
-func (e *encodedOp) rawLen() int { return len(e.raw) }
-
 // release returns the op's buffers for the next change.
 func (e *encodedOp) release() {
 	e.payload = nil

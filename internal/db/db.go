@@ -147,7 +147,7 @@ func (d *DB) change(encode func([]byte) []byte, apply func(), events func() []pu
 			return 0, fmt.Errorf("log the change: %w", err)
 		}
 		c = Commit(seq)
-		d.p.opBytes.Add(int64(wal.FrameHeaderSize + op.rawLen()))
+		d.p.opBytes.Add(int64(wal.FrameHeaderSize + len(op.raw)))
 	}
 	apply()
 	d.seq++

@@ -15,7 +15,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/volandoo/fluxiondb/internal/auth"
-	"github.com/volandoo/fluxiondb/internal/engine"
 	"github.com/volandoo/fluxiondb/internal/legacy"
 	"github.com/volandoo/fluxiondb/internal/snapshot"
 	"github.com/volandoo/fluxiondb/internal/wal"
@@ -171,9 +170,7 @@ func newDataFolder(dest string) (created bool, err error) {
 type importSink struct {
 	ctx     context.Context
 	d       *DB
-	recs    []engine.Record
-	ends    []int  // recs[i].Data is arena[ends[i-1]:ends[i]], set by flush: the arena may move
-	arena   []byte // the batch's payloads, copied: a reader's bytes are valid only during its call
+	batch   recordBatch // payloads copied: a reader's bytes are valid only during its call
 	bytes   int
 	skipped []string
 	// skippedKeys counts the API keys listed in skipped; the others, what skipped entries of
@@ -232,11 +229,9 @@ func (s *importSink) Document(col, doc string, recs []legacy.Record) error {
 				return err
 			}
 		}
-		s.arena = append(s.arena, r.Data...)
-		s.ends = append(s.ends, len(s.arena))
-		s.recs = append(s.recs, engine.Record{Collection: col, Doc: doc, TS: r.TS})
+		s.batch.add(col, doc, r.TS, r.Data)
 		s.bytes += size
-		if len(s.recs) >= importBatch {
+		if len(s.batch.recs) >= importBatch {
 			if err := s.flush(); err != nil {
 				return err
 			}
@@ -250,19 +245,14 @@ func (s *importSink) flush() error {
 	if err := s.ctx.Err(); err != nil {
 		return err
 	}
-	if len(s.recs) == 0 {
+	if len(s.batch.recs) == 0 {
 		return nil
 	}
-	start := 0
-	for i, end := range s.ends {
-		s.recs[i].Data = s.arena[start:end:end]
-		start = end
-	}
-	if _, err := s.d.Insert(s.recs); err != nil {
+	if _, err := s.d.Insert(s.batch.records()); err != nil {
 		return fmt.Errorf("import records: %w", err)
 	}
-	clear(s.recs)
-	s.recs, s.ends, s.arena, s.bytes = s.recs[:0], s.ends[:0], s.arena[:0], 0
+	s.batch.reset()
+	s.bytes = 0
 	return nil
 }
 

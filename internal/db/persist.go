@@ -338,12 +338,22 @@ func (b *recordBatch) apply(e *engine.Store) {
 	if len(b.recs) == 0 {
 		return
 	}
+	e.Insert(b.records())
+	b.reset()
+}
+
+// records returns the gathered records, their Data pointing into the arena (valid until reset).
+func (b *recordBatch) records() []engine.Record {
 	start := 0
 	for i, end := range b.ends {
 		b.recs[i].Data = b.arena[start:end:end]
 		start = end
 	}
-	e.Insert(b.recs)
+	return b.recs
+}
+
+// reset empties the batch, keeping its buffers.
+func (b *recordBatch) reset() {
 	clear(b.recs)
 	b.recs, b.ends, b.arena = b.recs[:0], b.ends[:0], b.arena[:0]
 }

@@ -81,25 +81,7 @@ func repairLocked(fs fileSystem, dir string, now time.Time, fromSeq uint64, chec
 		if err != nil {
 			return RepairReport{}, fmt.Errorf("wal: repair: read %s: %w", path, err)
 		}
-		n, _, p := countFrames(data)
-		if check != nil {
-			// A payload start-up cannot decode is damage too, before any later frame problem.
-			seq := first
-			var bad *frameProblem
-			scanFrames(data, func(off int, payload []byte) error {
-				if seq >= fromSeq {
-					if err := check(seq, payload); err != nil && errors.Is(err, ErrBadPayload) {
-						bad = &frameProblem{off: off, reason: fmt.Sprintf("frame %d: %v", seq, err)}
-						return err
-					}
-				}
-				seq++
-				return nil
-			})
-			if bad != nil {
-				p = bad
-			}
-		}
+		n, p := checkSegment(data, first, fromSeq, check)
 		if p != nil {
 			cutSeg, cutOff, reason = i, int64(p.off), p.reason
 			break
@@ -203,4 +185,25 @@ func writeFileSync(fs fileSystem, name string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// checkSegment counts the valid frames of the segment starting at first and returns its first
+// problem: a bad frame, or, with check, an earlier frame from fromSeq whose payload check
+// refuses (an error wrapping ErrBadPayload). One pass over the segment.
+func checkSegment(data []byte, first, fromSeq uint64, check func(uint64, []byte) error) (n uint64, p *frameProblem) {
+	var bad *frameProblem
+	_, p, _ = scanFrames(data, func(off int, payload []byte) error {
+		if seq := first + n; check != nil && seq >= fromSeq {
+			if err := check(seq, payload); errors.Is(err, ErrBadPayload) {
+				bad = &frameProblem{off: off, reason: fmt.Sprintf("frame %d: %v", seq, err)}
+				return err
+			}
+		}
+		n++
+		return nil
+	})
+	if bad != nil {
+		return n, bad
+	}
+	return n, p
 }
